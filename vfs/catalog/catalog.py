@@ -1,0 +1,642 @@
+"""Catalog: typed access to the SQLite catalog (the only module that speaks SQL).
+
+Every mutating method is one transaction that first inserts a `commits` row; its number (`CommitNo`)
+then names the new state of the whole tree. Reading methods take `at` (a commit number; LIVE means the
+present). Methods are thread-safe: one connection guarded by a lock, short transactions only, so the
+trio loop may call them inline while ingest threads call `has_chunk`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import struct
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from vfs.catalog.schema import LIVE, SCHEMA_VERSION, TABLES
+from vfs.errors import (
+    Exists,
+    InvalidArgument,
+    IsADirectory,
+    MissingChunk,
+    NameTooLong,
+    NoData,
+    NotADirectory,
+    NotAStore,
+    NotEmpty,
+    NotFound,
+    NotPermitted,
+    SchemaTooNew,
+    StoreError,
+)
+from vfs.store import ChunkLocation, Ingested
+from vfs.types import ROOT_INO, ChunkId, CommitNo, InodeNo, PackNo, VersionNo
+
+NAME_MAX = 255
+_CHUNK_REF = struct.Struct("<32sI")
+
+
+def encode_chunk_list(chunks: Iterable[tuple[ChunkId, int]]) -> bytes:
+    return b"".join(_CHUNK_REF.pack(cid, n) for cid, n in chunks)
+
+
+def decode_chunk_list(blob: bytes) -> list[tuple[ChunkId, int]]:
+    return [(ChunkId(cid), n) for cid, n in _CHUNK_REF.iter_unpack(blob)]
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    ino: InodeNo
+    mode: int
+    uid: int
+    gid: int
+    rdev: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    vno: VersionNo  # content version (files); 0 when empty or not a file
+    nlink: int
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    ino: InodeNo
+    vno: VersionNo
+    commit_no: CommitNo
+    time_ns: int  # when it was committed
+    size: int
+    hash: bytes
+    chunks: list[tuple[ChunkId, int]]
+    mtime_ns: int
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    cookie: int  # pass back as `after` to continue a listing
+    name: bytes
+    ino: InodeNo
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    name: str
+    commit_no: CommitNo
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    no: CommitNo
+    time_ns: int
+
+
+_STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno"
+_STATE_KEYS = tuple(c.strip() for c in _STATE_COLS.split(","))
+CATALOG_FILE = "catalog.db"
+
+
+class Catalog:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._db = conn
+        self.path = path
+        self._lock = threading.RLock()
+        self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def initialize(cls, path: Path, store_id: str, config: dict[str, object], uid: int, gid: int) -> Catalog:
+        """Create a new catalog at `path` with an empty root directory (mode 0755)."""
+        conn = _connect(path)
+        conn.executescript("BEGIN;" + TABLES + "COMMIT;")
+        cat = cls(conn, path)
+        with cat._write() as c:
+            cat._db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("store_id", store_id), ("config", json.dumps(config))],
+            )
+            cat._db.execute("INSERT INTO inodes(ino, kind, created) VALUES (?, ?, ?)", (ROOT_INO, stat.S_IFDIR, c.no))
+            cat._insert_state(c, ROOT_INO, dict(mode=stat.S_IFDIR | 0o755, uid=uid, gid=gid, rdev=0, size=0,
+                                                atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns, vno=0))
+        return cat
+
+    @classmethod
+    def open(cls, path: Path) -> Catalog:
+        if not path.is_file():
+            raise NotAStore(f"{path.parent} is not a vfs store (no {path.name})")
+        try:
+            conn = _connect(path)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"catalog {path} cannot be read: {e}") from None
+        if row is None:
+            raise NotAStore(f"{path} is not a vfs catalog (no schema version)")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"store {path.parent} has schema version {row[0]}; this vfs reads up to {SCHEMA_VERSION}:"
+                " upgrade vfs"
+            )
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def meta(self, key: str) -> str:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        if row is None:
+            raise StoreError(f"catalog {self.path} lacks meta key {key!r}")
+        return str(row[0])
+
+    # -- transactions ----------------------------------------------------------------------------
+    @contextmanager
+    def _write(self, *, durable: bool = False) -> Iterator[Commit]:
+        """One transaction with a new commit number; `durable` also fsyncs the WAL at commit."""
+        with self._lock:
+            db = self._db
+            if durable:
+                db.execute("PRAGMA synchronous = FULL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                now = max(time.time_ns(), self._last_time_ns)
+                no = db.execute("INSERT INTO commits(time_ns) VALUES (?)", (now,)).lastrowid
+                assert no is not None
+                yield Commit(CommitNo(no), now)
+                db.execute("COMMIT")
+                self._last_time_ns = now
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            finally:
+                if durable:
+                    db.execute("PRAGMA synchronous = NORMAL")
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[object, ...] | None:
+        with self._lock:
+            row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
+            return row
+
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- commits, time, snapshots ----------------------------------------------------------------
+    def head(self) -> Commit:
+        row = self._one("SELECT commit_no, time_ns FROM commits ORDER BY commit_no DESC LIMIT 1")
+        assert row is not None
+        return Commit(CommitNo(int(row[0])), int(row[1]))  # type: ignore[call-overload]
+
+    def commit_at_time(self, time_ns: int) -> CommitNo | None:
+        """The last commit made at or before `time_ns` (None if the store is younger)."""
+        row = self._one(
+            "SELECT commit_no FROM commits WHERE time_ns <= ? ORDER BY time_ns DESC, commit_no DESC LIMIT 1",
+            (time_ns,),
+        )
+        return CommitNo(int(row[0])) if row else None  # type: ignore[call-overload]
+
+    def commit_time(self, no: int) -> int | None:
+        row = self._one("SELECT time_ns FROM commits WHERE commit_no = ?", (no,))
+        return int(row[0]) if row else None  # type: ignore[call-overload]
+
+    def create_snapshot(self, name: str) -> Snapshot:
+        """Name the current tree. O(1): one row; the snapshot's tree is the tree at its commit."""
+        with self._write() as c:
+            if self._db.execute("SELECT 1 FROM snapshots WHERE name = ?", (name,)).fetchone():
+                raise Exists(f"snapshot {name!r} exists already")
+            self._db.execute("INSERT INTO snapshots(name, commit_no, time_ns) VALUES (?, ?, ?)", (name, c.no, c.time_ns))
+            return Snapshot(name, c.no, c.time_ns)
+
+    def delete_snapshot(self, name: str) -> None:
+        with self._write():
+            if self._db.execute("DELETE FROM snapshots WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no snapshot named {name!r}")
+
+    def snapshot(self, name: str) -> Snapshot | None:
+        row = self._one("SELECT name, commit_no, time_ns FROM snapshots WHERE name = ?", (name,))
+        return Snapshot(*row) if row else None  # type: ignore[arg-type]
+
+    def snapshots(self) -> list[Snapshot]:
+        return [Snapshot(*r) for r in self._all("SELECT name, commit_no, time_ns FROM snapshots ORDER BY commit_no")]  # type: ignore[arg-type]
+
+    # -- reading the tree ------------------------------------------------------------------------
+    def lookup(self, parent: InodeNo, name: bytes, at: int = LIVE) -> InodeNo | None:
+        """The inode `name` points to in directory `parent` at commit `at`."""
+        row = self._one(
+            "SELECT ino, commit_to FROM dirents WHERE parent = ? AND name = ? AND commit_from <= ?"
+            " ORDER BY commit_from DESC LIMIT 1",
+            (parent, name, at),
+        )
+        if row is None or int(row[1]) <= at:  # type: ignore[call-overload]
+            return None
+        return InodeNo(int(row[0]))  # type: ignore[call-overload]
+
+    def readdir(self, parent: InodeNo, after: int = 0, limit: int = 1000, at: int = LIVE) -> list[DirEntry]:
+        """Entries of `parent` with cookie > `after`, in cookie order (stable under concurrent change)."""
+        if at == LIVE:
+            rows = self._all(
+                "SELECT id, name, ino FROM dirents WHERE parent = ? AND commit_to = ? AND id > ? ORDER BY id LIMIT ?",
+                (parent, LIVE, after, limit),
+            )
+        else:
+            rows = self._all(
+                "SELECT id, name, ino FROM dirents WHERE parent = ? AND commit_to > ? AND commit_from <= ?"
+                " AND id > ? ORDER BY id LIMIT ?",
+                (parent, at, at, after, limit),
+            )
+        return [DirEntry(int(i), bytes(n), InodeNo(int(o))) for i, n, o in rows]  # type: ignore[call-overload,arg-type]
+
+    def parent_of(self, ino: InodeNo, at: int = LIVE) -> InodeNo | None:
+        """The directory holding a (directory) inode at commit `at`."""
+        if ino == ROOT_INO:
+            return ROOT_INO
+        row = self._one(
+            "SELECT parent FROM dirents WHERE ino = ? AND commit_to > ? AND commit_from <= ? LIMIT 1", (ino, at, at)
+        )
+        return InodeNo(int(row[0])) if row else None  # type: ignore[call-overload]
+
+    def exists(self, ino: InodeNo) -> bool:
+        return self._one("SELECT 1 FROM inodes WHERE ino = ?", (ino,)) is not None
+
+    def attr(self, ino: InodeNo, at: int = LIVE) -> Attr:
+        """Attributes of `ino` at commit `at` (NotFound if it did not exist then)."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_STATE_COLS} FROM inode_states WHERE ino = ? AND commit_from <= ?"
+                " ORDER BY commit_from DESC LIMIT 1",
+                (ino, at),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"inode {ino} does not exist at commit {at}")
+            if stat.S_ISDIR(row[0]):
+                nlink = 1  # like btrfs: tools then do not infer a subdirectory count from it
+            elif at == LIVE:
+                nlink = self._db.execute(
+                    "SELECT count(*) FROM dirents WHERE ino = ? AND commit_to = ?", (ino, LIVE)
+                ).fetchone()[0]
+            else:
+                nlink = self._db.execute(
+                    "SELECT count(*) FROM dirents WHERE ino = ? AND commit_to > ? AND commit_from <= ?", (ino, at, at)
+                ).fetchone()[0]
+        return Attr(InodeNo(ino), *row, nlink=nlink)
+
+    def readlink(self, ino: InodeNo) -> bytes:
+        row = self._one("SELECT target FROM inodes WHERE ino = ?", (ino,))
+        if row is None or row[0] is None:
+            raise InvalidArgument(f"inode {ino} is not a symlink")
+        return bytes(row[0])  # type: ignore[arg-type]
+
+    def inode_count(self) -> int:
+        row = self._one("SELECT count(DISTINCT ino) FROM dirents WHERE commit_to = ?", (LIVE,))
+        return int(row[0]) + 1 if row else 1  # type: ignore[call-overload]
+
+    # -- changing the tree -----------------------------------------------------------------------
+    def _live_dirent(self, parent: InodeNo, name: bytes) -> tuple[int, InodeNo] | None:
+        row = self._db.execute(
+            "SELECT id, ino FROM dirents WHERE parent = ? AND name = ? AND commit_to = ?", (parent, name, LIVE)
+        ).fetchone()
+        return (int(row[0]), InodeNo(int(row[1]))) if row else None
+
+    def _current_state(self, ino: InodeNo) -> dict[str, int]:
+        row = self._db.execute(
+            f"SELECT {_STATE_COLS} FROM inode_states WHERE ino = ? ORDER BY commit_from DESC LIMIT 1", (ino,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"inode {ino} does not exist")
+        return dict(zip(_STATE_KEYS, row, strict=True))
+
+    def _insert_state(self, c: Commit, ino: InodeNo, state: dict[str, int]) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (ino, c.no, *(state[k] for k in _STATE_KEYS)),
+        )
+
+    def _change_state(self, c: Commit, ino: InodeNo, **changes: int) -> dict[str, int]:
+        state = self._current_state(ino)
+        state.update(changes)
+        self._insert_state(c, ino, state)
+        return state
+
+    def _add_dirent(self, c: Commit, parent: InodeNo, name: bytes, ino: InodeNo) -> None:
+        self._db.execute(
+            "INSERT INTO dirents(parent, name, ino, commit_from, commit_to) VALUES (?, ?, ?, ?, ?)",
+            (parent, name, ino, c.no, LIVE),
+        )
+
+    def _end_dirent(self, c: Commit, dirent_id: int) -> None:
+        self._db.execute("UPDATE dirents SET commit_to = ? WHERE id = ?", (c.no, dirent_id))
+
+    def _touch_dir(self, c: Commit, parent: InodeNo) -> None:
+        self._change_state(c, parent, mtime_ns=c.time_ns, ctime_ns=c.time_ns)
+
+    def _check_new_name(self, parent: InodeNo, name: bytes) -> None:
+        if len(name) > NAME_MAX:
+            raise NameTooLong(f"name of {len(name)} bytes is longer than {NAME_MAX}")
+        if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+            raise InvalidArgument(f"invalid name {name!r}")
+        if self._live_dirent(parent, name) is not None:
+            raise Exists(f"{name!r} exists in directory {parent}")
+
+    def _require_dir(self, ino: InodeNo) -> None:
+        if not stat.S_ISDIR(self._current_state(ino)["mode"]):
+            raise NotADirectory(f"inode {ino} is not a directory")
+
+    def create(
+        self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0, target: bytes | None = None
+    ) -> Attr:
+        """Create a file, directory, symlink (`target`), fifo, socket or device node named `name`."""
+        with self._write() as c:
+            self._require_dir(parent)
+            self._check_new_name(parent, name)
+            kind = stat.S_IFMT(mode)
+            cur = self._db.execute(
+                "INSERT INTO inodes(kind, created, target) VALUES (?, ?, ?)", (kind, c.no, target)
+            )
+            ino = InodeNo(int(cur.lastrowid or 0))
+            size = len(target) if target is not None else 0
+            self._insert_state(c, ino, dict(mode=mode, uid=uid, gid=gid, rdev=rdev, size=size,
+                                            atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns, vno=0))
+            self._add_dirent(c, parent, name, ino)
+            self._touch_dir(c, parent)
+        return self.attr(ino)
+
+    def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
+        with self._write() as c:
+            if stat.S_ISDIR(self._current_state(ino)["mode"]):
+                raise NotPermitted("hard links to directories are not allowed")
+            self._require_dir(parent)
+            self._check_new_name(parent, name)
+            self._add_dirent(c, parent, name, ino)
+            self._change_state(c, ino, ctime_ns=c.time_ns)
+            self._touch_dir(c, parent)
+        return self.attr(ino)
+
+    def unlink(self, parent: InodeNo, name: bytes, *, rmdir: bool = False) -> InodeNo:
+        """Remove a name (unlink, or rmdir when `rmdir`); returns the inode it pointed to."""
+        with self._write() as c:
+            found = self._live_dirent(parent, name)
+            if found is None:
+                raise NotFound(f"{name!r} not found in directory {parent}")
+            dirent_id, ino = found
+            is_dir = stat.S_ISDIR(self._current_state(ino)["mode"])
+            if rmdir and not is_dir:
+                raise NotADirectory(f"{name!r} is not a directory")
+            if not rmdir and is_dir:
+                raise IsADirectory(f"{name!r} is a directory")
+            if is_dir and self._has_children(ino):
+                raise NotEmpty(f"directory {name!r} is not empty")
+            self._end_dirent(c, dirent_id)
+            self._change_state(c, ino, ctime_ns=c.time_ns)
+            self._touch_dir(c, parent)
+            return ino
+
+    def _has_children(self, ino: InodeNo) -> bool:
+        return self._db.execute(
+            "SELECT 1 FROM dirents WHERE parent = ? AND commit_to = ? LIMIT 1", (ino, LIVE)
+        ).fetchone() is not None
+
+    def _is_ancestor(self, maybe_ancestor: InodeNo, ino: InodeNo) -> bool:
+        while True:
+            if ino == maybe_ancestor:
+                return True
+            if ino == ROOT_INO:
+                return False
+            row = self._db.execute(
+                "SELECT parent FROM dirents WHERE ino = ? AND commit_to = ? LIMIT 1", (ino, LIVE)
+            ).fetchone()
+            if row is None:
+                return False
+            ino = InodeNo(int(row[0]))
+
+    def rename(
+        self, old_parent: InodeNo, old_name: bytes, new_parent: InodeNo, new_name: bytes,
+        *, noreplace: bool = False, exchange: bool = False,
+    ) -> InodeNo | None:
+        """Rename with POSIX semantics (plus RENAME_NOREPLACE / RENAME_EXCHANGE).
+
+        Returns the inode whose name was replaced (it may now have no names left), else None.
+        """
+        with self._write() as c:
+            src = self._live_dirent(old_parent, old_name)
+            if src is None:
+                raise NotFound(f"{old_name!r} not found in directory {old_parent}")
+            self._require_dir(new_parent)
+            dst = self._live_dirent(new_parent, new_name)
+            src_dir = stat.S_ISDIR(self._current_state(src[1])["mode"])
+            if exchange:
+                if dst is None:
+                    raise NotFound(f"{new_name!r} not found in directory {new_parent}")
+                dst_dir = stat.S_ISDIR(self._current_state(dst[1])["mode"])
+                if (src_dir and self._is_ancestor(src[1], new_parent)) or (
+                    dst_dir and self._is_ancestor(dst[1], old_parent)
+                ):
+                    raise InvalidArgument("cannot move a directory into itself")
+                self._end_dirent(c, src[0])
+                self._end_dirent(c, dst[0])
+                self._add_dirent(c, old_parent, old_name, dst[1])
+                self._add_dirent(c, new_parent, new_name, src[1])
+                for ino in (src[1], dst[1]):
+                    self._change_state(c, ino, ctime_ns=c.time_ns)
+                for p in {old_parent, new_parent}:
+                    self._touch_dir(c, p)
+                return None
+            if len(new_name) > NAME_MAX:
+                raise NameTooLong(f"name of {len(new_name)} bytes is longer than {NAME_MAX}")
+            if src_dir and self._is_ancestor(src[1], new_parent):
+                raise InvalidArgument("cannot move a directory into itself")
+            replaced = None
+            if dst is not None:
+                if noreplace:
+                    raise Exists(f"{new_name!r} exists in directory {new_parent}")
+                if dst[1] == src[1]:
+                    return None  # both names are links to one inode: POSIX says do nothing
+                dst_dir = stat.S_ISDIR(self._current_state(dst[1])["mode"])
+                if src_dir and not dst_dir:
+                    raise NotADirectory(f"{new_name!r} is not a directory")
+                if dst_dir and not src_dir:
+                    raise IsADirectory(f"{new_name!r} is a directory")
+                if dst_dir and self._has_children(dst[1]):
+                    raise NotEmpty(f"directory {new_name!r} is not empty")
+                self._end_dirent(c, dst[0])
+                self._change_state(c, dst[1], ctime_ns=c.time_ns)
+                replaced = dst[1]
+            else:
+                self._check_new_name(new_parent, new_name)
+            self._end_dirent(c, src[0])
+            self._add_dirent(c, new_parent, new_name, src[1])
+            self._change_state(c, src[1], ctime_ns=c.time_ns)
+            for p in {old_parent, new_parent}:
+                self._touch_dir(c, p)
+            return replaced
+
+    def set_attr(
+        self, ino: InodeNo, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+        atime_ns: int | None = None, mtime_ns: int | None = None,
+    ) -> Attr:
+        """Change metadata (a new state row: part of time travel, not a content version)."""
+        with self._write() as c:
+            changes: dict[str, int] = {"ctime_ns": c.time_ns}
+            if mode is not None:
+                changes["mode"] = (self._current_state(ino)["mode"] & stat.S_IFMT(0o170000)) | stat.S_IMODE(mode)
+            for key, value in (("uid", uid), ("gid", gid), ("atime_ns", atime_ns), ("mtime_ns", mtime_ns)):
+                if value is not None:
+                    changes[key] = value
+            self._change_state(c, ino, **changes)
+        return self.attr(ino)
+
+    # -- versions ------------------------------------------------------------------------------
+    def has_chunk(self, chunk_id: ChunkId) -> bool:
+        return self._one("SELECT 1 FROM chunks WHERE id = ?", (chunk_id,)) is not None
+
+    def locate(self, chunk_id: ChunkId) -> ChunkLocation:
+        row = self._one("SELECT pack, offset, codec, stored_len, plain_len FROM chunks WHERE id = ?", (chunk_id,))
+        if row is None:
+            raise MissingChunk(f"chunk {chunk_id.hex()} is referenced but no pack holds it")
+        return ChunkLocation(chunk_id, PackNo(row[0]), *row[1:])  # type: ignore[arg-type, call-overload]
+
+    def commit_version(
+        self, ino: InodeNo, ingested: Ingested, *, mtime_ns: int | None = None, origin: str = "write",
+        durable: bool = False,
+    ) -> Version:
+        """Record ingested content as the next version of `ino` (the chunks must be durable already).
+
+        The version's chunk locations, the version and the inode's new state are one transaction.
+        """
+        with self._write(durable=durable) as c:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO chunks(id, pack, offset, codec, stored_len, plain_len) VALUES (?,?,?,?,?,?)",
+                [(x.chunk_id, x.pack, x.offset, x.codec, x.stored_len, x.plain_len) for x in ingested.new],
+            )
+            vno = VersionNo(self._db.execute("SELECT coalesce(max(vno), 0) + 1 FROM versions WHERE ino = ?",
+                                             (ino,)).fetchone()[0])
+            mtime = c.time_ns if mtime_ns is None else mtime_ns
+            self._db.execute(
+                "INSERT INTO versions(ino, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (ino, vno, c.no, ingested.size, ingested.content_hash, encode_chunk_list(ingested.chunks), mtime,
+                 origin),
+            )
+            self._change_state(c, ino, size=ingested.size, vno=vno, mtime_ns=mtime, ctime_ns=c.time_ns)
+            return Version(ino, vno, c.no, c.time_ns, ingested.size, ingested.content_hash, ingested.chunks,
+                           mtime, origin)
+
+    _VERSION_COLS = (
+        "v.ino, v.vno, v.commit_no, c.time_ns, v.size, v.hash, v.chunks, v.mtime_ns, v.origin"
+        " FROM versions v JOIN commits c ON c.commit_no = v.commit_no"
+    )
+
+    @staticmethod
+    def _version(row: tuple[object, ...]) -> Version:
+        ino, vno, commit_no, time_ns, size, hash_, chunks, mtime_ns, origin = row
+        return Version(InodeNo(ino), VersionNo(vno), CommitNo(commit_no), time_ns, size, bytes(hash_),  # type: ignore[arg-type]
+                       decode_chunk_list(chunks), mtime_ns, origin)  # type: ignore[arg-type]
+
+    def version(self, ino: InodeNo, vno: int) -> Version | None:
+        row = self._one(f"SELECT {self._VERSION_COLS} WHERE v.ino = ? AND v.vno = ?", (ino, vno))
+        return self._version(row) if row else None
+
+    def versions(self, ino: InodeNo) -> list[Version]:
+        return [self._version(r) for r in self._all(f"SELECT {self._VERSION_COLS} WHERE v.ino = ? ORDER BY v.vno", (ino,))]
+
+    def version_at(self, ino: InodeNo, at: int = LIVE) -> Version | None:
+        """The content version current at commit `at` (None for an empty or never-written file)."""
+        vno = self.attr(ino, at).vno
+        return self.version(ino, vno) if vno else None
+
+    def version_by_hash(self, content_hash: bytes) -> Version | None:
+        row = self._one(f"SELECT {self._VERSION_COLS} WHERE v.hash = ? LIMIT 1", (content_hash,))
+        return self._version(row) if row else None
+
+    # -- extended attributes ---------------------------------------------------------------------
+    def getxattr(self, ino: InodeNo, name: bytes, at: int = LIVE) -> bytes:
+        row = self._one(
+            "SELECT value, commit_to FROM xattrs WHERE ino = ? AND name = ? AND commit_from <= ?"
+            " ORDER BY commit_from DESC LIMIT 1",
+            (ino, name, at),
+        )
+        if row is None or int(row[1]) <= at:  # type: ignore[call-overload]
+            raise NoData(f"no attribute {name!r}")
+        return bytes(row[0])  # type: ignore[arg-type]
+
+    def listxattr(self, ino: InodeNo, at: int = LIVE) -> list[bytes]:
+        rows = self._all(
+            "SELECT name FROM xattrs WHERE ino = ? AND commit_to > ? AND commit_from <= ? ORDER BY name", (ino, at, at)
+        )
+        return [bytes(r[0]) for r in rows]  # type: ignore[arg-type]
+
+    def setxattr(self, ino: InodeNo, name: bytes, value: bytes, *, create: bool = False, replace: bool = False) -> None:
+        with self._write() as c:
+            row = self._db.execute(
+                "SELECT rowid FROM xattrs WHERE ino = ? AND name = ? AND commit_to = ?", (ino, name, LIVE)
+            ).fetchone()
+            if row and create:
+                raise Exists(f"attribute {name!r} exists")
+            if not row and replace:
+                raise NoData(f"no attribute {name!r}")
+            if row:
+                self._db.execute("UPDATE xattrs SET commit_to = ? WHERE rowid = ?", (c.no, row[0]))
+            self._db.execute(
+                "INSERT INTO xattrs(ino, name, value, commit_from, commit_to) VALUES (?,?,?,?,?)",
+                (ino, name, value, c.no, LIVE),
+            )
+            self._change_state(c, ino, ctime_ns=c.time_ns)
+
+    def removexattr(self, ino: InodeNo, name: bytes) -> None:
+        with self._write() as c:
+            n = self._db.execute(
+                "UPDATE xattrs SET commit_to = ? WHERE ino = ? AND name = ? AND commit_to = ?", (c.no, ino, name, LIVE)
+            ).rowcount
+            if n == 0:
+                raise NoData(f"no attribute {name!r}")
+            self._change_state(c, ino, ctime_ns=c.time_ns)
+
+    # -- consistency -----------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Catalog-internal consistency problems (empty when consistent)."""
+        problems = []
+        for (name, ino) in self._all(
+            "SELECT d.name, d.ino FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL"
+        ):
+            problems.append(f"directory entry {name!r} points to missing inode {ino}")
+        for (parent,) in self._all(
+            "SELECT DISTINCT d.parent FROM dirents d WHERE d.commit_to = ? AND d.parent != ? AND NOT EXISTS"
+            " (SELECT 1 FROM dirents p WHERE p.ino = d.parent AND p.commit_to = ?)",
+            (LIVE, ROOT_INO, LIVE),
+        ):
+            problems.append(f"live entries under directory {parent}, which has no live name")
+        for (ino, vno) in self._all(
+            "SELECT s.ino, s.vno FROM inode_states s WHERE s.vno != 0 AND NOT EXISTS"
+            " (SELECT 1 FROM versions v WHERE v.ino = s.ino AND v.vno = s.vno)"
+        ):
+            problems.append(f"inode {ino} state points to missing version {vno}")
+        with self._lock:
+            known = {bytes(r[0]) for r in self._db.execute("SELECT id FROM chunks")}
+            for ino, vno, blob in self._db.execute("SELECT ino, vno, chunks FROM versions"):
+                for cid, _ in decode_chunk_list(blob):
+                    if cid not in known:
+                        problems.append(f"version {vno} of inode {ino} uses unknown chunk {cid.hex()}")
+        return problems
+
+    def chunk_locations(self) -> list[ChunkLocation]:
+        return [ChunkLocation(ChunkId(bytes(r[0])), PackNo(r[1]), *r[2:])  # type: ignore[arg-type, call-overload]
+                for r in self._all("SELECT id, pack, offset, codec, stored_len, plain_len FROM chunks")]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL survives a killed process (the WAL is in the OS); fsync'd commits switch to FULL.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn

@@ -1,0 +1,114 @@
+"""The catalog's SQLite schema: the one definition of every table and column.
+
+Time travel rests on two ideas. Every change is one transaction that inserts a row into `commits`, so
+a commit number names a state of the whole tree. Rows that can stop being true (directory entries,
+xattrs) carry the range of commits [commit_from, commit_to) in which they held; rows that describe a
+new state of something (inode_states, versions) carry the commit that made them, and hold until a
+later row for the same thing. "The tree at commit S" is then a set of indexed queries, never a copy.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# commit_to of a row that still holds ("live"): larger than any real commit number.
+LIVE = 1 << 62
+
+TABLES = f"""
+-- Facts about the store as a whole: 'schema_version', 'store_id' (random hex, names the volume),
+-- 'config' (JSON of the StoreConfig the store was created with).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- One row per catalog transaction.
+CREATE TABLE commits (
+    commit_no INTEGER PRIMARY KEY, -- strictly increasing; 1 is the store's creation
+    time_ns   INTEGER NOT NULL     -- wall clock, ns since the epoch; never less than the previous row's
+);
+CREATE INDEX commits_time ON commits(time_ns);
+
+-- What never changes about an inode.
+CREATE TABLE inodes (
+    ino     INTEGER PRIMARY KEY, -- 1 is the root directory
+    kind    INTEGER NOT NULL,    -- file type bits of st_mode (S_IFREG, S_IFDIR, S_IFLNK, ...)
+    created INTEGER NOT NULL,    -- commit that created it
+    target  BLOB                 -- symlink target; NULL for every other kind
+);
+
+-- Successive attribute states of an inode: the state at commit S is the row with the greatest
+-- commit_from <= S. A content version, chmod, chown, utimens, truncate or link change adds a row.
+CREATE TABLE inode_states (
+    ino         INTEGER NOT NULL REFERENCES inodes(ino),
+    commit_from INTEGER NOT NULL, -- commit that made this state
+    mode        INTEGER NOT NULL, -- full st_mode (type bits and permission bits)
+    uid         INTEGER NOT NULL,
+    gid         INTEGER NOT NULL,
+    rdev        INTEGER NOT NULL, -- device number for device nodes, else 0
+    size        INTEGER NOT NULL, -- bytes; for files equals versions.size of `vno` (0 when vno is 0)
+    atime_ns    INTEGER NOT NULL,
+    mtime_ns    INTEGER NOT NULL,
+    ctime_ns    INTEGER NOT NULL,
+    vno         INTEGER NOT NULL, -- content version of a file in this state; 0 = empty / not a file
+    PRIMARY KEY (ino, commit_from)
+) WITHOUT ROWID;
+
+-- Committed contents of files. Immutable once written; numbered 1, 2, 3 ... per inode.
+CREATE TABLE versions (
+    ino       INTEGER NOT NULL REFERENCES inodes(ino),
+    vno       INTEGER NOT NULL,  -- 1 is the first version; never reused or renumbered
+    commit_no INTEGER NOT NULL,  -- commit that created it
+    size      INTEGER NOT NULL,  -- content length in bytes
+    hash      BLOB NOT NULL,     -- BLAKE3-256 of the whole content
+    chunks    BLOB NOT NULL,     -- the content's chunks in order: (32-byte chunk id, u32 LE plain length)*
+    mtime_ns  INTEGER NOT NULL,  -- the file's mtime when the version was committed
+    origin    TEXT NOT NULL,     -- how it came to be: 'write', 'rename', 'restore', 'clone'
+    PRIMARY KEY (ino, vno)
+) WITHOUT ROWID;
+CREATE INDEX versions_commit ON versions(ino, commit_no);
+CREATE INDEX versions_hash ON versions(hash);
+
+-- Names in directories, with the commits during which each name pointed to its inode.
+CREATE TABLE dirents (
+    id          INTEGER PRIMARY KEY, -- readdir cookie: grows with each new entry, never reused
+    parent      INTEGER NOT NULL,    -- directory inode
+    name        BLOB NOT NULL,       -- raw name bytes (no '/', no NUL, at most 255 bytes)
+    ino         INTEGER NOT NULL,    -- inode the name points to
+    commit_from INTEGER NOT NULL,    -- first commit in which the entry exists
+    commit_to   INTEGER NOT NULL     -- first commit in which it no longer exists; {LIVE} while it does
+);
+CREATE INDEX dirents_name ON dirents(parent, name, commit_from);
+CREATE INDEX dirents_list ON dirents(parent, commit_to, id);
+CREATE INDEX dirents_ino ON dirents(ino, commit_to);
+
+-- Extended attributes, versioned like directory entries.
+CREATE TABLE xattrs (
+    ino         INTEGER NOT NULL,
+    name        BLOB NOT NULL,
+    value       BLOB NOT NULL,
+    commit_from INTEGER NOT NULL, -- first commit with this value
+    commit_to   INTEGER NOT NULL  -- first commit without it; {LIVE} while it holds
+);
+CREATE INDEX xattrs_name ON xattrs(ino, name, commit_from);
+CREATE INDEX xattrs_live ON xattrs(ino, commit_to);
+
+-- Named snapshots: a snapshot is a name for a commit, nothing is copied.
+CREATE TABLE snapshots (
+    name      TEXT PRIMARY KEY,
+    commit_no INTEGER NOT NULL,  -- the tree of the snapshot is the tree at this commit
+    time_ns   INTEGER NOT NULL   -- when it was taken
+);
+
+-- Where each stored chunk is. A row is inserted in the same transaction as the first version that
+-- uses the chunk, after the pack bytes are durable.
+CREATE TABLE chunks (
+    id         BLOB PRIMARY KEY,  -- BLAKE3-256 of the plain bytes
+    pack       INTEGER NOT NULL,  -- local pack number
+    offset     INTEGER NOT NULL,  -- of the entry header in the pack
+    codec      INTEGER NOT NULL,  -- 0 raw, 1 zstd
+    stored_len INTEGER NOT NULL,  -- bytes in the pack after the entry header
+    plain_len  INTEGER NOT NULL   -- bytes after decoding
+) WITHOUT ROWID;
+CREATE INDEX chunks_pack ON chunks(pack);
+"""

@@ -1,0 +1,122 @@
+"""The one exception tree of vfs.
+
+Core code raises these; the FUSE adapter maps them to errno in one function and the CLI prints their
+message (no traceback) and exits with the class's `exit_code`.
+"""
+
+from __future__ import annotations
+
+import errno
+
+
+class VfsError(Exception):
+    """Base of every error vfs raises on purpose."""
+
+    exit_code = 1
+    errno = errno.EIO
+
+
+class UsageError(VfsError):
+    """The user asked for something malformed (a bad argument, a bad history spec)."""
+
+    exit_code = 2
+    errno = errno.EINVAL
+
+
+class StoreError(VfsError):
+    """The store on disk is missing, unreadable or damaged."""
+
+    exit_code = 3
+
+
+class NotAStore(StoreError):
+    """The path holds no vfs store."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer vfs than this one."""
+
+
+class StoreLocked(StoreError):
+    """Another live process has the store open."""
+
+    exit_code = 4
+
+
+class CorruptChunk(StoreError):
+    """Bytes read back from a pack do not match their chunk id, or the pack is truncated."""
+
+
+class MissingChunk(StoreError):
+    """The catalog points to a chunk that no pack holds."""
+
+
+class NoSpace(VfsError):
+    """The disk under the store is full."""
+
+    errno = errno.ENOSPC
+
+
+# Filesystem-level errors: each carries the errno a local filesystem would return.
+class FsError(VfsError):
+    errno = errno.EIO
+
+
+class NotFound(FsError):
+    errno = errno.ENOENT
+
+
+class Exists(FsError):
+    errno = errno.EEXIST
+
+
+class NotEmpty(FsError):
+    errno = errno.ENOTEMPTY
+
+
+class IsADirectory(FsError):
+    errno = errno.EISDIR
+
+
+class NotADirectory(FsError):
+    errno = errno.ENOTDIR
+
+
+class NameTooLong(FsError):
+    errno = errno.ENAMETOOLONG
+
+
+class ReadOnly(FsError):
+    errno = errno.EROFS
+
+
+class InvalidArgument(FsError):
+    errno = errno.EINVAL
+
+
+class NoData(FsError):
+    errno = errno.ENODATA
+
+
+class PermissionDenied(FsError):
+    errno = errno.EACCES
+
+
+class NotPermitted(FsError):
+    errno = errno.EPERM
+
+
+class CrossDevice(FsError):
+    errno = errno.EXDEV
+
+
+class TooManyLinks(FsError):
+    errno = errno.EMLINK
+
+
+class RangeError(FsError):
+    errno = errno.ERANGE
+
+
+class Busy(FsError):
+    errno = errno.EBUSY

@@ -1,0 +1,145 @@
+"""Repository: one store directory, its catalog and its chunk store, opened together.
+
+Layout of a store directory:
+
+    catalog.db    the SQLite catalog (WAL mode: also catalog.db-wal, catalog.db-shm)
+    packs/        pack files (see vfs.store.packs)
+    staging/      work files of open files (owned by the filesystem layer)
+    lock          flock()ed by the one process that has the store open; holds its pid
+
+Write ordering (the invariant that makes a killed process harmless): chunk bytes are appended to a
+pack and fsync'd, and only then does one catalog transaction record their locations together with
+the version that uses them. A crash in between leaves unreferenced pack bytes, never a version that
+points to missing data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import fcntl
+import itertools
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+from vfs.catalog import Catalog, Version
+from vfs.catalog.catalog import CATALOG_FILE
+from vfs.config import StoreConfig
+from vfs.errors import NotAStore, StoreError, StoreLocked
+from vfs.store import ChunkStore, Ingested
+from vfs.types import InodeNo
+
+
+class Repository:
+    def __init__(self, path: Path, catalog: Catalog, lock_fd: int | None, threads: int | None = None) -> None:
+        self.path = path
+        self.catalog = catalog
+        self._lock_fd = lock_fd
+        self.config = StoreConfig(**json.loads(catalog.meta("config")))
+        self.store_id = catalog.meta("store_id")
+        self.chunks = ChunkStore(path / "packs", self.config, threads=threads)
+        self.staging = path / "staging"
+        self.staging.mkdir(exist_ok=True)
+
+    @classmethod
+    def init(cls, path: Path | str, config: StoreConfig | None = None) -> Repository:
+        """Create a new, empty store at `path` (which may exist if empty)."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise StoreError(f"cannot create a store at {path}: it exists and is not an empty directory")
+        path.mkdir(parents=True, exist_ok=True)
+        lock_fd = _lock(path)
+        config = config or StoreConfig()
+        catalog = Catalog.initialize(path / CATALOG_FILE, uuid.uuid4().hex, asdict(config), os.getuid(), os.getgid())
+        return cls(path, catalog, lock_fd)
+
+    @classmethod
+    def open(cls, path: Path | str, *, lock: bool = True, threads: int | None = None) -> Repository:
+        """Open an existing store; with `lock`, refuse if another live process has it open."""
+        path = Path(path)
+        if not (path / CATALOG_FILE).is_file():
+            raise NotAStore(f"{path} is not a vfs store (no {CATALOG_FILE}); create one with 'vfs init {path}'")
+        lock_fd = _lock(path) if lock else None
+        try:
+            return cls(path, Catalog.open(path / CATALOG_FILE), lock_fd, threads=threads)
+        except BaseException:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+
+    def close(self) -> None:
+        self.chunks.close()
+        self.catalog.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------
+    def ingest(self, staging_file: Path | str) -> Ingested:
+        """Store a staging file's chunks durably (thread-safe; the slow half of a commit)."""
+        return self.chunks.ingest(staging_file, self.catalog.has_chunk)
+
+    def commit_file(
+        self, ino: InodeNo, staging_file: Path | str, *, mtime_ns: int | None = None, origin: str = "write",
+        durable: bool = False,
+    ) -> Version:
+        """Commit a finished staging file as the next version of `ino`."""
+        ingested = self.ingest(staging_file)
+        return self.catalog.commit_version(ino, ingested, mtime_ns=mtime_ns, origin=origin, durable=durable)
+
+    def commit_bytes(self, ino: InodeNo, data: bytes, *, origin: str = "write") -> Version:
+        ingested = self.chunks.ingest_bytes(data, self.catalog.has_chunk)
+        return self.catalog.commit_version(ino, ingested, origin=origin)
+
+    # -- reading -------------------------------------------------------------------------------
+    def read(self, version: Version, offset: int, size: int) -> bytes:
+        """Bytes [offset, offset+size) of a version (short at the end of the content)."""
+        end = min(offset + size, version.size)
+        if offset >= end:
+            return b""
+        starts = _chunk_starts(version.ino, version.vno, tuple(n for _, n in version.chunks))
+        first = bisect.bisect_right(starts, offset) - 1
+        last = bisect.bisect_left(starts, end)
+        locs = [self.catalog.locate(cid) for cid, _ in version.chunks[first:last]]
+        data = b"".join(self.chunks.read_chunks(locs))
+        base = starts[first]
+        return data[offset - base : end - base]
+
+    def iter_content(self, version: Version) -> Iterator[bytes]:
+        """The whole content of a version, chunk by chunk (decoded in parallel)."""
+        locs = (self.catalog.locate(cid) for cid, _ in version.chunks)
+        # read_chunks takes a list; feed it in windows so a huge file is not located all at once.
+        while batch := list(itertools.islice(locs, 256)):
+            yield from self.chunks.read_chunks(batch)
+
+
+@lru_cache(maxsize=256)
+def _chunk_starts(ino: int, vno: int, lengths: tuple[int, ...]) -> list[int]:
+    return [0, *itertools.accumulate(lengths)][:-1]
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            raise StoreLocked(f"store {path} is in use by pid {holder} (is it mounted already?)") from None
+        raise
+    # The kernel drops a flock when its holder dies, so a killed daemon's lock is simply taken over.
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

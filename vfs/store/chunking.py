@@ -1,0 +1,31 @@
+"""Content-defined cut points (FastCDC), so that an insertion shifts only the chunks around it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pyfastcdc import FastCDC
+
+from vfs.config import StoreConfig
+
+
+class Chunker:
+    def __init__(self, config: StoreConfig) -> None:
+        self._config = config
+
+    def cut(self, buf: memoryview) -> Iterator[tuple[int, int]]:
+        """Yield (offset, length) of each chunk of `buf`; a buffer below the minimum is one chunk."""
+        n = len(buf)
+        if n == 0:
+            return
+        if n <= self._config.chunk_min:
+            yield 0, n
+            return
+        # FastCDC objects are not safe to share between threads; they are cheap to make.
+        cdc = FastCDC(
+            avg_size=self._config.chunk_avg,
+            min_size=self._config.chunk_min,
+            max_size=self._config.chunk_max,
+        )
+        for chunk in cdc.cut_buf(buf):
+            yield chunk.offset, chunk.length

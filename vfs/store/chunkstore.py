@@ -1,0 +1,146 @@
+"""ChunkStore: turn a staging file into stored chunks, and read chunks back verified.
+
+Ingest is a pipeline over an mmap of the staging file: the calling thread finds cut points, a small
+pool hashes and compresses chunks (blake3 and zstd release the GIL, so both cores work), and the
+calling thread appends new chunks to the open pack in file order. Chunks the catalog already knows
+(`known`) or that appeared earlier in the same file are not stored again.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vfs.config import StoreConfig
+from vfs.store import codec
+from vfs.store.chunking import Chunker
+from vfs.store.packs import ChunkLocation, PackReader, PackWriter
+from vfs.types import ChunkId
+
+# Chunks in flight between the cutter and the writer: bounds memory to ~window x max chunk size.
+_WINDOW = 16
+
+
+@dataclass
+class Ingested:
+    """What ingesting one staging file produced."""
+
+    size: int
+    content_hash: bytes  # BLAKE3 of the whole content
+    chunks: list[tuple[ChunkId, int]]  # the file's chunk ids and plain lengths, in order
+    new: list[ChunkLocation] = field(default_factory=list)  # chunks this ingest wrote to a pack
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(loc.stored_len for loc in self.new)
+
+
+@dataclass
+class _Work:
+    chunk_id: ChunkId
+    plain_len: int
+    encoded: tuple[int, bytes | memoryview] | None  # None: another worker or the catalog has it
+
+
+class ChunkStore:
+    def __init__(self, root: Path, config: StoreConfig, threads: int | None = None) -> None:
+        self.config = config
+        self._chunker = Chunker(config)
+        self._writer = PackWriter(root, config.pack_target)
+        self._reader = PackReader(root)
+        self._pool = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2, thread_name_prefix="chunk")
+        self._claim_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._writer.close()
+        self._reader.close()
+
+    # -- writing -------------------------------------------------------------------------------
+    def ingest(self, path: Path | str, known: Callable[[ChunkId], bool]) -> Ingested:
+        """Chunk, hash, dedup and pack the file at `path`; its new chunks are durable on return.
+
+        `known(chunk_id)` says whether the catalog already has a chunk (may be called from pool
+        threads). The caller commits the result to the catalog only after this returns.
+        """
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                return Ingested(0, codec.file_hasher().digest(), [])
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                try:
+                    result = self._ingest_view(view, known)
+                finally:
+                    view.release()
+        self._writer.sync()
+        return result
+
+    def ingest_bytes(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
+        """As `ingest`, for content already in memory."""
+        result = self._ingest_view(memoryview(data), known) if data else Ingested(0, codec.file_hasher().digest(), [])
+        self._writer.sync()
+        return result
+
+    def _ingest_view(self, view: memoryview, known: Callable[[ChunkId], bool]) -> Ingested:
+        claimed: set[ChunkId] = set()  # ids this ingest stores; later duplicates are skipped
+        level = self.config.zstd_level
+
+        def work(piece: memoryview) -> _Work:
+            cid = codec.chunk_id(piece)
+            with self._claim_lock:
+                fresh = cid not in claimed
+                claimed.add(cid)
+            if not fresh or known(cid):
+                return _Work(cid, len(piece), None)
+            return _Work(cid, len(piece), codec.encode(piece, level))
+
+        file_hash = self._pool.submit(_hash_whole, view)
+        result = Ingested(len(view), b"", [])
+        pending: deque[Future[_Work]] = deque()
+
+        def drain_one() -> None:
+            w = pending.popleft().result()
+            result.chunks.append((w.chunk_id, w.plain_len))
+            if w.encoded is not None:
+                result.new.append(self._writer.append(w.chunk_id, w.encoded[0], w.encoded[1], w.plain_len))
+
+        for off, length in self._chunker.cut(view):
+            pending.append(self._pool.submit(work, view[off : off + length]))
+            if len(pending) >= _WINDOW:
+                drain_one()
+        while pending:
+            drain_one()
+        result.content_hash = file_hash.result()
+        return result
+
+    def sync(self) -> None:
+        self._writer.sync()
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_chunk(self, loc: ChunkLocation) -> bytes:
+        """The plain bytes of a chunk, verified against its id (CorruptChunk otherwise)."""
+        stored = self._reader.read_entry(loc)
+        return codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
+
+    def read_chunks(self, locs: list[ChunkLocation]) -> Iterator[bytes]:
+        """`read_chunk` over many locations, decoded in parallel, yielded in order."""
+        pending: deque[Future[bytes]] = deque()
+        for loc in locs:
+            pending.append(self._pool.submit(self.read_chunk, loc))
+            if len(pending) >= _WINDOW:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _hash_whole(view: memoryview) -> bytes:
+    h = codec.file_hasher()
+    h.update(view)
+    return h.digest()

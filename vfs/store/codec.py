@@ -1,0 +1,66 @@
+"""Chunk ids (BLAKE3) and chunk compression (zstd): the only importer of blake3 and zstandard."""
+
+from __future__ import annotations
+
+import threading
+from typing import Final
+
+import blake3
+import zstandard
+
+from vfs.errors import CorruptChunk
+from vfs.types import ChunkId
+
+RAW: Final = 0
+ZSTD: Final = 1
+
+_local = threading.local()
+
+
+def chunk_id(data: bytes | memoryview) -> ChunkId:
+    return ChunkId(blake3.blake3(data).digest())
+
+
+def file_hasher() -> blake3.blake3:
+    """An incremental BLAKE3 for whole-file content hashes (same function as chunk ids)."""
+    return blake3.blake3()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    # One compressor per thread and level: ZstdCompressor is not thread-safe.
+    cache: dict[int, zstandard.ZstdCompressor] = getattr(_local, "compressors", None) or {}
+    _local.compressors = cache
+    if level not in cache:
+        cache[level] = zstandard.ZstdCompressor(level=level)
+    return cache[level]
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = zstandard.ZstdDecompressor()
+    return d
+
+
+def encode(data: bytes | memoryview, level: int) -> tuple[int, bytes | memoryview]:
+    """Compress `data`; keep it raw when compression would not save at least 1/32 of it."""
+    packed = _compressor(level).compress(data)
+    if len(packed) + (len(data) >> 5) < len(data):
+        return ZSTD, packed
+    return RAW, data
+
+
+def decode(codec: int, stored: bytes, plain_len: int, expected: ChunkId, where: str) -> bytes:
+    """Undo `encode` and check the result against its chunk id; raise CorruptChunk naming `where`."""
+    try:
+        if codec == ZSTD:
+            plain = _decompressor().decompress(stored, max_output_size=plain_len)
+        elif codec == RAW:
+            plain = stored
+        else:
+            raise CorruptChunk(f"chunk {expected.hex()} in {where}: unknown codec {codec}")
+    except zstandard.ZstdError as e:
+        raise CorruptChunk(f"chunk {expected.hex()} in {where}: cannot decompress ({e})") from None
+    if len(plain) != plain_len or chunk_id(plain) != expected:
+        raise CorruptChunk(f"chunk {expected.hex()} in {where}: content does not match its BLAKE3 id")
+    return plain

@@ -1,0 +1,191 @@
+"""Pack files: append-only local files of chunk entries.
+
+Layout of `packs/NN/NNNNNNNN.pack` (NN = pack number // 1000, so no folder grows huge):
+
+    header  16 bytes: b"VFSPACK\\0", format version (1), key id (0 = plain), 6 reserved zero bytes
+    entry*  41-byte header (chunk id 32, codec u8, stored length u32, plain length u32) + stored bytes
+
+Entries are self-describing, so a pack can be scanned without the catalog. The highest-numbered pack is
+the *open* one and receives appends; every other pack is *sealed* and never changes again. Bytes after
+the last entry the catalog knows of (a crash between write and commit) are garbage, never read.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from vfs.errors import CorruptChunk, MissingChunk, NoSpace
+from vfs.types import ChunkId, PackNo
+
+PACK_MAGIC = b"VFSPACK\0"
+PACK_FORMAT = 1
+PACK_HEADER = PACK_MAGIC + bytes([PACK_FORMAT, 0]) + bytes(6)
+ENTRY = struct.Struct("<32sBII")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLocation:
+    chunk_id: ChunkId
+    pack: PackNo
+    offset: int  # of the entry header in the pack file
+    codec: int
+    stored_len: int
+    plain_len: int
+
+
+def pack_path(root: Path, pack: int) -> Path:
+    return root / f"{pack // 1000:04d}" / f"{pack:08d}.pack"
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise NoSpace("no space left on the store's disk") from None
+            raise
+        view = view[n:]
+
+
+class PackWriter:
+    """Appends entries to the open pack; rotates to a new pack past the target size. Thread-safe."""
+
+    def __init__(self, root: Path, target: int) -> None:
+        self._root = root
+        self._target = target
+        self._lock = threading.Lock()
+        self._unsynced: set[int] = set()  # fds written since their last fsync (kept open until synced)
+        root.mkdir(parents=True, exist_ok=True)
+        existing = list_packs(root)
+        self._pack = PackNo(existing[-1] if existing else 0)
+        self._fd = -1
+        self._size = 0
+        if existing and os.path.getsize(pack_path(root, self._pack)) < target:
+            self._open(self._pack, new=False)
+        else:
+            self._open(PackNo(self._pack + 1), new=True)
+
+    def _open(self, pack: PackNo, *, new: bool) -> None:
+        path = pack_path(self._root, pack)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self._pack = pack
+        self._size = os.fstat(self._fd).st_size
+        if new or self._size < len(PACK_HEADER):
+            os.ftruncate(self._fd, 0)
+            _write_all(self._fd, PACK_HEADER)
+            self._size = len(PACK_HEADER)
+            if new:
+                _fsync_dir(path.parent)
+
+    def append(self, chunk_id: ChunkId, codec: int, stored: bytes | memoryview, plain_len: int) -> ChunkLocation:
+        header = ENTRY.pack(chunk_id, codec, len(stored), plain_len)
+        with self._lock:
+            offset = self._size
+            _write_all(self._fd, header + bytes(stored) if len(stored) < 65536 else header)
+            if len(stored) >= 65536:
+                _write_all(self._fd, stored)
+            self._size += len(header) + len(stored)
+            loc = ChunkLocation(chunk_id, self._pack, offset, codec, len(stored), plain_len)
+            self._unsynced.add(self._fd)
+            if self._size >= self._target:
+                # Sealed: the fd stays in _unsynced until sync() makes it durable and closes it.
+                self._open(PackNo(self._pack + 1), new=True)
+            return loc
+
+    def sync(self) -> None:
+        """Make every appended entry durable (before the catalog may point to it)."""
+        with self._lock:
+            fds, self._unsynced = self._unsynced, set()
+        for fd in fds:
+            os.fsync(fd)
+            if fd != self._fd:
+                os.close(fd)
+
+    def close(self) -> None:
+        self.sync()
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    @property
+    def open_pack(self) -> PackNo:
+        return self._pack
+
+
+class PackReader:
+    """Reads entries back by location, with a cache of read-only descriptors. Thread-safe."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._lock = threading.Lock()
+        self._fds: dict[int, int] = {}
+
+    def _fd(self, pack: int) -> int:
+        with self._lock:
+            fd = self._fds.get(pack)
+            if fd is None:
+                try:
+                    fd = os.open(pack_path(self._root, pack), os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    raise MissingChunk(f"pack {pack} is missing ({pack_path(self._root, pack)})") from None
+                self._fds[pack] = fd
+            return fd
+
+    def read_entry(self, loc: ChunkLocation) -> bytes:
+        """The stored bytes of `loc`, after checking the entry header agrees with the location."""
+        where = f"pack {loc.pack} at offset {loc.offset}"
+        want = ENTRY.size + loc.stored_len
+        data = os.pread(self._fd(loc.pack), want, loc.offset)
+        if len(data) < want:
+            raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: pack is truncated")
+        cid, codec, stored_len, plain_len = ENTRY.unpack_from(data)
+        if (cid, codec, stored_len, plain_len) != (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len):
+            raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: entry header does not match")
+        return data[ENTRY.size :]
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+
+def list_packs(root: Path) -> list[int]:
+    """Numbers of all pack files under `root`, ascending."""
+    if not root.exists():
+        return []
+    return sorted(int(p.stem) for p in root.glob("*/*.pack"))
+
+
+def scan_pack(path: Path) -> list[ChunkLocation]:
+    """Every complete entry of a pack file, in order (stops at a torn tail)."""
+    pack = PackNo(int(path.stem))
+    data = path.read_bytes()
+    if not data.startswith(PACK_MAGIC):
+        raise CorruptChunk(f"pack {pack} ({path}) has no pack header")
+    out = []
+    pos = len(PACK_HEADER)
+    while pos + ENTRY.size <= len(data):
+        cid, codec, stored_len, plain_len = ENTRY.unpack_from(data, pos)
+        if pos + ENTRY.size + stored_len > len(data):
+            break
+        out.append(ChunkLocation(ChunkId(cid), pack, pos, codec, stored_len, plain_len))
+        pos += ENTRY.size + stored_len
+    return out
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
