@@ -65,9 +65,13 @@ class Repository:
         if not (path / CATALOG_FILE).is_file():
             raise NotAStore(f"{path} is not a vfs store (no {CATALOG_FILE}); create one with 'vfs init {path}'")
         lock_fd = _lock(path) if lock else None
+        catalog = None
         try:
-            return cls(path, Catalog.open(path / CATALOG_FILE), lock_fd, threads=threads)
+            catalog = Catalog.open(path / CATALOG_FILE)
+            return cls(path, catalog, lock_fd, threads=threads)
         except BaseException:
+            if catalog is not None:
+                catalog.close()
             if lock_fd is not None:
                 os.close(lock_fd)
             raise
@@ -95,8 +99,16 @@ class Repository:
         durable: bool = False,
     ) -> Version:
         """Commit a finished staging file as the next version of `ino`."""
-        ingested = self.ingest(staging_file)
-        return self.catalog.commit_version(ino, ingested, mtime_ns=mtime_ns, origin=origin, durable=durable)
+        return self.commit_files([(ino, staging_file, mtime_ns)], origin=origin, durable=durable)[0]
+
+    def commit_files(
+        self, items: list[tuple[InodeNo, Path | str, int | None]], *, origin: str = "write", durable: bool = False
+    ) -> list[Version]:
+        """Commit many staging files as new versions: one pack fsync and one catalog transaction."""
+        ingested = [(ino, self.chunks.ingest(path, self.catalog.has_chunk, sync=False), mtime)
+                    for ino, path, mtime in items]
+        self.chunks.sync()  # data durable before the catalog points to it
+        return self.catalog.commit_versions(ingested, origin=origin, durable=durable)
 
     def commit_bytes(self, ino: InodeNo, data: bytes, *, origin: str = "write") -> Version:
         ingested = self.chunks.ingest_bytes(data, self.catalog.has_chunk)

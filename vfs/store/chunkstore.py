@@ -52,19 +52,24 @@ class ChunkStore:
     def __init__(self, root: Path, config: StoreConfig, threads: int | None = None) -> None:
         self.config = config
         self._chunker = Chunker(config)
-        self._writer = PackWriter(root, config.pack_target)
+        self._root = root
+        self._pack_writer: PackWriter | None = None  # made on the first write: see _writer
+        self._writer_lock = threading.Lock()
         self._reader = PackReader(root)
         self._pool = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2, thread_name_prefix="chunk")
         self._claim_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        self._writer.close()
+        if self._pack_writer is not None:
+            self._pack_writer.close()
         self._reader.close()
 
     # -- writing -------------------------------------------------------------------------------
-    def ingest(self, path: Path | str, known: Callable[[ChunkId], bool]) -> Ingested:
+    def ingest(self, path: Path | str, known: Callable[[ChunkId], bool], *, sync: bool = True) -> Ingested:
         """Chunk, hash, dedup and pack the file at `path`; its new chunks are durable on return.
+
+        With `sync=False` they are durable only after a later `sync()` (to batch many small files).
 
         `known(chunk_id)` says whether the catalog already has a chunk (may be called from pool
         threads). The caller commits the result to the catalog only after this returns.
@@ -79,7 +84,8 @@ class ChunkStore:
                     result = self._ingest_view(view, known)
                 finally:
                     view.release()
-        self._writer.sync()
+        if sync:
+            self._writer.sync()
         return result
 
     def ingest_bytes(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
@@ -121,7 +127,17 @@ class ChunkStore:
         return result
 
     def sync(self) -> None:
-        self._writer.sync()
+        if self._pack_writer is not None:
+            self._pack_writer.sync()
+
+    @property
+    def _writer(self) -> PackWriter:
+        """The pack writer, opened on first use: a store opened only to read (perhaps without the
+        store lock, next to a running daemon) must never create, rewrite or truncate a pack."""
+        with self._writer_lock:
+            if self._pack_writer is None:
+                self._pack_writer = PackWriter(self._root, self.config.pack_target)
+            return self._pack_writer
 
     # -- reading -------------------------------------------------------------------------------
     def read_chunk(self, loc: ChunkLocation) -> bytes:

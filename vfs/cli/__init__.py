@@ -1,0 +1,1 @@
+"""The vfs command line: builds concrete objects and wires them; nothing imports it."""

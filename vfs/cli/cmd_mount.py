@@ -1,0 +1,141 @@
+"""vfs mount [STORE] MOUNTPOINT, and vfs umount MOUNTPOINT.
+
+`vfs mount` starts the daemon in the background and returns once the mount answers (or prints why
+it could not). `vfs umount` detaches the mount and waits until the daemon has committed everything
+and released the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from vfs.errors import NotAStore, StoreError, UsageError, VfsError
+from vfs.repository import Repository
+
+log = logging.getLogger(__name__)
+LOG_FILE = "vfs.log"
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("mount", help="mount a store as a directory")
+    p.add_argument("paths", nargs="+", metavar="[STORE] MOUNTPOINT", help="store (optional) and mount point")
+    p.add_argument("-f", "--foreground", action="store_true", help="stay attached and log to stderr")
+    p.add_argument("--version-interval", type=float, default=300.0, metavar="SECONDS",
+                   help="record a version of a file kept open and dirty at least this often (default 300)")
+    p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(run=run_mount)
+
+    u: argparse.ArgumentParser = sub.add_parser("umount", help="unmount, after committing everything")
+    u.add_argument("mountpoint", type=Path)
+    u.set_defaults(run=run_umount)
+
+
+def _check_mountpoint(mnt: Path) -> None:
+    if not mnt.exists():
+        raise UsageError(f"mount point {mnt} does not exist")
+    if not mnt.is_dir():
+        raise UsageError(f"mount point {mnt} is not a directory")
+    if any(mnt.iterdir()):
+        raise UsageError(f"mount point {mnt} is not empty")
+    if not os.path.exists("/dev/fuse"):
+        raise VfsError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or install fuse3")
+
+
+def run_mount(args: argparse.Namespace) -> int:
+    from vfs.cli.main import default_store
+
+    if len(args.paths) > 2:
+        raise UsageError("expected [STORE] MOUNTPOINT")
+    mnt = Path(args.paths[-1]).absolute()
+    if len(args.paths) == 2:
+        store = Path(args.paths[0]).absolute()
+    else:
+        store = default_store().absolute()
+        try:
+            Repository.open(store, lock=False).close()
+        except NotAStore:
+            Repository.init(store).close()
+    if args.ready_fd is not None:
+        return _daemon(store, mnt, args)
+    _check_mountpoint(mnt)
+    Repository.open(store, lock=False).close()  # a clear error now if it is no store
+    if args.foreground:
+        return _daemon(store, mnt, args)
+    return _spawn(store, mnt, args)
+
+
+def _daemon(store: Path, mnt: Path, args: argparse.Namespace) -> int:
+    from vfs.fuse.daemon import serve
+    from vfs.log import setup_logging
+
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    ready_fd = args.ready_fd
+
+    def ready() -> None:
+        if ready_fd is not None:
+            os.write(ready_fd, b"ok\n")
+            os.close(ready_fd)
+
+    try:
+        serve(store, mnt, version_interval=args.version_interval, ready=ready)
+    except VfsError as e:
+        if ready_fd is not None:
+            try:
+                os.write(ready_fd, f"{e}\n".encode())
+            except OSError:
+                pass
+        raise
+    return 0
+
+
+def _spawn(store: Path, mnt: Path, args: argparse.Namespace) -> int:
+    r, w = os.pipe()
+    cmd = [sys.executable, "-m", "vfs.cli.main", *(["-v"] if args.verbose else []), "mount", str(store), str(mnt),
+           "--version-interval", str(args.version_interval), "--ready-fd", str(w)]
+    with open(store / LOG_FILE, "ab") as logf:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(w,),
+                                start_new_session=True)
+    os.close(w)
+    with os.fdopen(r, "rb") as reader:
+        answer = reader.read().decode(errors="replace").strip()
+    if answer == "ok":
+        return 0
+    code = proc.wait()
+    raise VfsError(answer or f"the daemon exited with status {code}; see {store / LOG_FILE}")
+
+
+def _find_mount(mnt: Path) -> Path:
+    """The store behind a vfs mount point (its fsname), from /proc/self/mountinfo."""
+    target = os.path.realpath(mnt)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            point = fields[4].encode().decode("unicode_escape")
+            if point == target and fields[sep + 1] == "fuse.vfs":
+                return Path(fields[sep + 2].encode().decode("unicode_escape"))
+    raise UsageError(f"{mnt} is not a vfs mount point")
+
+
+def run_umount(args: argparse.Namespace) -> int:
+    store = _find_mount(args.mountpoint)
+    done = subprocess.run(["fusermount3", "-u", str(args.mountpoint)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StoreError(f"cannot unmount {args.mountpoint}: {done.stderr.strip() or 'fusermount3 failed'}")
+    # The daemon holds the store's lock until everything is committed and the store is closed.
+    try:
+        fd = os.open(store / "lock", os.O_RDWR)
+    except FileNotFoundError:
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)
+    return 0

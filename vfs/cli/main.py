@@ -1,0 +1,48 @@
+"""Entry point of the `vfs` command: argument parsing, dispatch, and error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from vfs.errors import UsageError, VfsError
+from vfs.log import setup_logging
+
+
+def default_store() -> Path:
+    home = os.environ.get("VFS_HOME")
+    return Path(home) if home else Path.home() / ".local" / "share" / "vfs" / "default"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vfs.cli import cmd_init, cmd_mount
+
+    parser = argparse.ArgumentParser(prog="vfs", description="A versioned, content-addressed FUSE filesystem.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cmd_init.register(sub)
+    cmd_mount.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        result: int = args.run(args)
+        return result
+    except UsageError as e:
+        parser.exit(e.exit_code, f"vfs: error: {e}\n")
+    except VfsError as e:
+        print(f"vfs: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

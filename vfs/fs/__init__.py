@@ -1,0 +1,1 @@
+"""Filesystem semantics, independent of FUSE."""

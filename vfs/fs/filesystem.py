@@ -1,0 +1,497 @@
+"""FileSystem: what the mounted tree means, independent of FUSE.
+
+Vocabulary. A *handle* is one open() of an inode. A file with uncommitted or in-progress content has a
+*staging file* `staging/<ino>` on local disk holding its whole current content; writes are plain
+pwrites into it and reads of that inode come from it. Without a staging file, reads come from the
+inode's committed version in the store.
+
+Versions. When the last writable handle of a modified file is released, the inode is queued for the
+*committer*, which ingests staging files in a thread (hashing and compression off the trio loop) and
+commits many of them in one catalog transaction. A file that stays open and dirty is also committed
+every `version_interval` seconds. Writes to an inode wait while its staging file is being ingested,
+so a version is never a torn mix of two states.
+
+Durability. Staging files are the journal of uncommitted content: after `kill -9` of the daemon they
+are still there (the page cache survives a process), and `recover()` at the next start commits every
+one that differs from its inode's latest version. fsync(2) fsyncs the staging file and the catalog's
+WAL, which makes the data survive a power loss as well.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import trio
+
+from vfs.catalog import Attr, Version
+from vfs.catalog.catalog import NAME_MAX
+from vfs.errors import (
+    FsError,
+    InvalidArgument,
+    IsADirectory,
+    NameTooLong,
+    NoSpace,
+    NotFound,
+)
+from vfs.repository import Repository
+from vfs.types import InodeNo
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Small files commit in large batches: one pack fsync and one transaction for all of them.
+_COMMIT_BATCH = 512
+
+
+@dataclass
+class Staging:
+    """The local file holding an inode's current content while it is being written."""
+
+    fd: int
+    path: Path
+    size: int
+    mtime_ns: int
+    dirty: bool = False
+    dirty_since: float = 0.0
+    fsynced_dir: bool = False
+
+
+@dataclass
+class Live:
+    """In-memory state of an inode that has handles or a staging file."""
+
+    ino: InodeNo
+    opens: int = 0
+    writers: int = 0
+    staging: Staging | None = None
+    committing: trio.Event | None = None  # set while the committer ingests the staging file
+    materializing: trio.Lock = field(default_factory=trio.Lock)
+
+
+@dataclass
+class Handle:
+    ino: InodeNo
+    writable: bool
+    version: Version | None = None  # committed content read when there is no staging file
+
+
+@dataclass(frozen=True)
+class StatFs:
+    block_size: int
+    blocks: int
+    blocks_free: int
+    blocks_avail: int
+    files: int
+    files_free: int
+    name_max: int
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+def _check_name(name: bytes) -> None:
+    if len(name) > NAME_MAX:
+        raise NameTooLong(f"name of {len(name)} bytes is longer than {NAME_MAX}")
+
+
+class FileSystem:
+    def __init__(self, repo: Repository, *, version_interval: float = 300.0) -> None:
+        self.repo = repo
+        self.catalog = repo.catalog
+        self.version_interval = version_interval
+        self._live: dict[InodeNo, Live] = {}
+        self._handles: dict[int, Handle] = {}
+        self._next_fh = 1
+        self._pending: set[InodeNo] = set()  # inodes queued for the committer
+        self._wakeup = trio.Event()
+        self._commit_lock = trio.Lock()
+        self._threads = trio.CapacityLimiter(2)
+        # Called when an inode's content changes by a path other than the kernel's own writes.
+        self.invalidate: Callable[[InodeNo], None] = lambda ino: None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background work: the committer and the version-interval timer. Cancel to stop."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._committer)
+            nursery.start_soon(self._interval_timer)
+            task_status.started()
+
+    async def _committer(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            if not await self.commit_pending():
+                await trio.sleep(1)  # back off; what failed is still pending
+                self._wakeup.set()
+
+    async def _interval_timer(self) -> None:
+        while True:
+            await trio.sleep(min(self.version_interval, 30.0) / 2)
+            cutoff = time.monotonic() - self.version_interval
+            for live in self._live.values():
+                st = live.staging
+                if st is not None and st.dirty and st.dirty_since <= cutoff:
+                    self._queue(live.ino)
+
+    def _queue(self, ino: InodeNo) -> None:
+        self._pending.add(ino)
+        self._wakeup.set()
+
+    async def commit_pending(self) -> bool:
+        """Commit every queued dirty inode (also those queued meanwhile); False if a batch failed."""
+        async with self._commit_lock:
+            while self._pending:
+                batch: list[Live] = []
+                while self._pending and len(batch) < _COMMIT_BATCH:
+                    live = self._live.get(self._pending.pop())
+                    if live is not None and live.staging is not None and live.staging.dirty:
+                        batch.append(live)
+                if batch and not await self._commit_batch(batch):
+                    return False
+        return True
+
+    async def _commit_batch(self, batch: list[Live]) -> bool:
+        items: list[tuple[InodeNo, Path | str, int | None]] = []
+        for live in batch:
+            st = live.staging
+            assert st is not None
+            live.committing = trio.Event()
+            st.dirty = False
+            items.append((live.ino, st.path, st.mtime_ns))
+        committed = False
+        try:
+            await trio.to_thread.run_sync(self.repo.commit_files, items, limiter=self._threads)
+            committed = True
+        except Exception:
+            log.exception("committing %d file(s) failed; they stay dirty and will be retried", len(items))
+        finally:
+            for live in batch:
+                assert live.staging is not None and live.committing is not None
+                if not committed:  # also when cancelled: nothing may be forgotten
+                    live.staging.dirty = True
+                    self._pending.add(live.ino)
+                live.committing.set()
+                live.committing = None
+        if committed:
+            for live in batch:
+                self._maybe_forget_staging(live)
+        return committed
+
+    async def flush_all(self) -> bool:
+        """Commit every dirty staging file, open or not; False if some could not be committed."""
+        for live in self._live.values():
+            if live.staging is not None and live.staging.dirty:
+                self._pending.add(live.ino)
+        return await self.commit_pending()
+
+    async def close(self) -> None:
+        """Commit everything and release staging files (unmount); the repository stays open.
+
+        What cannot be committed now (a full disk) stays in staging/ and is recovered at next start.
+        """
+        if not await self.flush_all():
+            log.error("some files could not be committed; they stay in %s for the next mount", self.repo.staging)
+        for live in list(self._live.values()):
+            live.opens = live.writers = 0
+            if live.staging is not None and live.staging.dirty:
+                os.close(live.staging.fd)  # keep the file: it is the journal of that content
+                del self._live[live.ino]
+            else:
+                self._maybe_forget_staging(live)
+
+    async def recover(self) -> int:
+        """Commit staging files left by a killed daemon; returns how many became versions."""
+
+        def work() -> int:
+            committed = 0
+            for path in sorted(self.repo.staging.iterdir()):
+                try:
+                    ino = InodeNo(int(path.name))
+                    attr = self.catalog.attr(ino)
+                except (ValueError, NotFound):
+                    path.unlink()
+                    continue
+                if attr.nlink > 0:
+                    current = self.catalog.version_at(ino)
+                    ingested = self.repo.ingest(path)
+                    if current is None and ingested.size == 0 or current and current.hash == ingested.content_hash:
+                        pass
+                    else:
+                        mtime = path.stat().st_mtime_ns
+                        self.catalog.commit_versions([(ino, ingested, mtime)], origin="recovery")
+                        committed += 1
+                        log.info("recovered uncommitted content of inode %d (%d bytes)", ino, ingested.size)
+                path.unlink()
+            return committed
+
+        return await trio.to_thread.run_sync(work, limiter=self._threads)
+
+    # -- attributes --------------------------------------------------------------------------------
+    def getattr(self, ino: InodeNo) -> Attr:
+        attr = self.catalog.attr(ino)
+        live = self._live.get(ino)
+        if live is not None and live.staging is not None:
+            st = live.staging
+            attr = Attr(attr.ino, attr.mode, attr.uid, attr.gid, attr.rdev, st.size, attr.atime_ns,
+                        st.mtime_ns, attr.ctime_ns, attr.vno, attr.nlink)
+        return attr
+
+    def lookup(self, parent: InodeNo, name: bytes) -> Attr:
+        _check_name(name)
+        ino = self.catalog.lookup(parent, name)
+        if ino is None:
+            raise NotFound(f"{name!r} not found")
+        return self.getattr(ino)
+
+    async def setattr(
+        self, ino: InodeNo, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+        size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
+    ) -> Attr:
+        if size is not None:
+            attr = self.catalog.attr(ino)
+            if attr.is_dir:
+                raise IsADirectory("cannot truncate a directory")
+            if not stat.S_ISREG(attr.mode):
+                raise InvalidArgument("can only truncate regular files")
+            live = self._get_live(ino)
+            st = await self._staging(live, empty=size == 0)
+            _os_call(os.ftruncate, st.fd, size)
+            st.size = size
+            self._mark_dirty(live, mtime_ns if mtime_ns is not None else _now())
+            if live.writers == 0:
+                self._queue(ino)
+            mtime_ns = None
+        live_ = self._live.get(ino)
+        if mtime_ns is not None and live_ is not None and live_.staging is not None and live_.staging.dirty:
+            # The pending version records it; the catalog's state row comes with that commit.
+            live_.staging.mtime_ns = mtime_ns
+            mtime_ns = None
+        if any(v is not None for v in (mode, uid, gid, atime_ns, mtime_ns)):
+            self.catalog.set_attr(ino, mode=mode, uid=uid, gid=gid, atime_ns=atime_ns, mtime_ns=mtime_ns)
+            if mtime_ns is not None and live_ is not None and live_.staging is not None:
+                live_.staging.mtime_ns = mtime_ns
+        return self.getattr(ino)
+
+    # -- directories -------------------------------------------------------------------------------
+    def readdir(self, ino: InodeNo, after: int, limit: int = 256) -> list[tuple[int, bytes, Attr]]:
+        return [(e.cookie, e.name, self.getattr(e.ino)) for e in self.catalog.readdir(ino, after, limit)]
+
+    def mkdir(self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int) -> Attr:
+        return self.catalog.create(parent, name, stat.S_IFDIR | stat.S_IMODE(mode), uid, gid)
+
+    def mknod(self, parent: InodeNo, name: bytes, mode: int, rdev: int, uid: int, gid: int) -> Attr:
+        return self.catalog.create(parent, name, mode, uid, gid, rdev=rdev)
+
+    def symlink(self, parent: InodeNo, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
+        return self.catalog.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
+
+    def readlink(self, ino: InodeNo) -> bytes:
+        return self.catalog.readlink(ino)
+
+    def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
+        self.catalog.link(ino, parent, name)
+        return self.getattr(ino)
+
+    def unlink(self, parent: InodeNo, name: bytes) -> None:
+        self._after_unlink(self.catalog.unlink(parent, name))
+
+    def rmdir(self, parent: InodeNo, name: bytes) -> None:
+        self.catalog.unlink(parent, name, rmdir=True)
+
+    def rename(
+        self, old_parent: InodeNo, old_name: bytes, new_parent: InodeNo, new_name: bytes, *,
+        noreplace: bool = False, exchange: bool = False,
+    ) -> None:
+        replaced = self.catalog.rename(old_parent, old_name, new_parent, new_name, noreplace=noreplace,
+                                       exchange=exchange)
+        if replaced is not None:
+            self._after_unlink(replaced)
+
+    def _after_unlink(self, ino: InodeNo) -> None:
+        live = self._live.get(ino)
+        if live is not None:
+            self._maybe_forget_staging(live)
+
+    # -- files -----------------------------------------------------------------------------------
+    def _get_live(self, ino: InodeNo) -> Live:
+        live = self._live.get(ino)
+        if live is None:
+            live = self._live[ino] = Live(ino)
+        return live
+
+    async def open(self, ino: InodeNo, flags: int) -> int:
+        attr = self.catalog.attr(ino)
+        if attr.is_dir:
+            raise IsADirectory("is a directory")
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        live = self._get_live(ino)
+        live.opens += 1
+        if writable:
+            live.writers += 1
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = Handle(ino, writable)
+        if writable and flags & os.O_TRUNC and (attr.size > 0 or live.staging is not None):
+            try:
+                await self.setattr(ino, size=0)
+            except BaseException:
+                await self.release(fh)
+                raise
+        return fh
+
+    async def create(self, parent: InodeNo, name: bytes, mode: int, flags: int, uid: int, gid: int) -> tuple[int, Attr]:
+        attr = self.catalog.create(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid)
+        fh = await self.open(attr.ino, flags & ~os.O_TRUNC)
+        return fh, attr
+
+    async def _staging(self, live: Live, *, empty: bool = False) -> Staging:
+        """The inode's staging file, made on first need (a copy of its content unless `empty`)."""
+        while live.committing is not None:
+            await live.committing.wait()
+        if live.staging is not None:
+            return live.staging
+        async with live.materializing:
+            if live.staging is not None:
+                return live.staging
+            attr = self.catalog.attr(live.ino)
+            path = self.repo.staging / str(live.ino)
+            fd = _os_call(os.open, path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                version = None if empty else self.catalog.version_at(live.ino)
+                if version is not None:
+                    await trio.to_thread.run_sync(self._copy_version, version, fd, limiter=self._threads)
+            except BaseException:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                raise
+            live.staging = Staging(fd, path, 0 if version is None else version.size, attr.mtime_ns)
+            return live.staging
+
+    def _copy_version(self, version: Version, fd: int) -> None:
+        offset = 0
+        for data in self.repo.iter_content(version):
+            _os_call(os.pwrite, fd, data, offset)
+            offset += len(data)
+        _os_call(os.ftruncate, fd, version.size)
+
+    def _mark_dirty(self, live: Live, mtime_ns: int) -> None:
+        st = live.staging
+        assert st is not None
+        if not st.dirty:
+            st.dirty = True
+            st.dirty_since = time.monotonic()
+        st.mtime_ns = mtime_ns
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        h = self._handles[fh]
+        live = self._live.get(h.ino)
+        if live is not None and live.staging is not None:
+            return _os_call(os.pread, live.staging.fd, size, offset)
+        attr = self.catalog.attr(h.ino)
+        if attr.vno == 0:
+            return b""
+        if h.version is None or h.version.vno != attr.vno:
+            h.version = self.catalog.version(h.ino, attr.vno)
+        assert h.version is not None
+        return await trio.to_thread.run_sync(self.repo.read, h.version, offset, size, limiter=self._threads)
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        h = self._handles[fh]
+        live = self._get_live(h.ino)
+        st = await self._staging(live)
+        n = _os_call(os.pwrite, st.fd, data, offset)
+        st.size = max(st.size, offset + n)
+        self._mark_dirty(live, _now())
+        return n
+
+    async def fsync(self, fh: int) -> None:
+        """Make the handle's data survive a power loss (it already survives a killed daemon)."""
+        h = self._handles[fh]
+        live = self._live.get(h.ino)
+        if live is None or live.staging is None:
+            return
+        st = live.staging
+        await trio.to_thread.run_sync(self._fsync_staging, st, limiter=self._threads)
+
+    def _fsync_staging(self, st: Staging) -> None:
+        _os_call(os.fsync, st.fd)
+        if not st.fsynced_dir:
+            dfd = os.open(st.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            st.fsynced_dir = True
+        self.catalog.sync()
+
+    async def release(self, fh: int) -> None:
+        h = self._handles.pop(fh)
+        live = self._live.get(h.ino)
+        if live is None:
+            return
+        live.opens -= 1
+        if h.writable:
+            live.writers -= 1
+        st = live.staging
+        if st is not None and st.dirty and live.writers == 0:
+            self._queue(h.ino)
+        self._maybe_forget_staging(live)
+
+    def _maybe_forget_staging(self, live: Live) -> None:
+        """Drop the staging file and in-memory state once nothing needs them."""
+        if live.opens > 0 or live.committing is not None:
+            return
+        st = live.staging
+        if st is not None:
+            if st.dirty and self._has_names(live.ino):
+                return  # the committer still needs it
+            os.close(st.fd)
+            st.path.unlink(missing_ok=True)
+            live.staging = None
+        del self._live[live.ino]
+        self._pending.discard(live.ino)
+
+    def _has_names(self, ino: InodeNo) -> bool:
+        return self.catalog.attr(ino).nlink > 0
+
+    # -- extended attributes -----------------------------------------------------------------------
+    def getxattr(self, ino: InodeNo, name: bytes) -> bytes:
+        return self.catalog.getxattr(ino, name)
+
+    def listxattr(self, ino: InodeNo) -> list[bytes]:
+        return self.catalog.listxattr(ino)
+
+    def setxattr(self, ino: InodeNo, name: bytes, value: bytes) -> None:
+        self.catalog.setxattr(ino, name, value)
+
+    def removexattr(self, ino: InodeNo, name: bytes) -> None:
+        self.catalog.removexattr(ino, name)
+
+    # -- the volume ------------------------------------------------------------------------------
+    def statfs(self) -> StatFs:
+        sv = os.statvfs(self.repo.path)
+        files = self.catalog.inode_count()
+        return StatFs(sv.f_frsize, sv.f_blocks, sv.f_bfree, sv.f_bavail, files + sv.f_ffree, sv.f_ffree, NAME_MAX)
+
+
+def _os_call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a local file operation; ENOSPC becomes NoSpace, any other OSError an FsError with its errno."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise NoSpace("no space left on the store's disk") from None
+        err = FsError(f"{getattr(fn, '__name__', fn)} failed: {e.strerror}")
+        err.errno = e.errno or errno.EIO
+        raise err from None

@@ -1,0 +1,1 @@
+"""The pyfuse3 adapter (the only importer of pyfuse3) and the mount daemon."""

@@ -1,0 +1,78 @@
+"""The mount daemon: open the store, recover, mount, serve until unmounted or signalled, commit all.
+
+Shutdown order matters: the kernel is detached first (no new requests), then every dirty staging
+file is committed, then the store is closed. SIGTERM and SIGINT are a graceful stop.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from vfs.fs.filesystem import FileSystem
+from vfs.fuse.operations import Operations, set_read_ahead
+from vfs.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    store: Path, mountpoint: Path, *, version_interval: float = 300.0, ready: Callable[[], None] = lambda: None
+) -> None:
+    """Mount `store` at `mountpoint` and serve until unmounted; returns when all data is committed."""
+    faulthandler.enable()
+    repo = Repository.open(store)
+    try:
+        trio.run(_serve, repo, mountpoint, version_interval, ready)
+    finally:
+        repo.close()
+    log.info("unmounted %s; all data committed", mountpoint)
+
+
+async def _serve(repo: Repository, mountpoint: Path, version_interval: float, ready: Callable[[], None]) -> None:
+    fs = FileSystem(repo, version_interval=version_interval)
+    recovered = await fs.recover()
+    if recovered:
+        log.warning("recovered %d file(s) left uncommitted by an earlier daemon", recovered)
+    options = {f"fsname={repo.path}", "subtype=vfs", "default_permissions", "allow_other", "noatime"}
+    pyfuse3.init(Operations(fs), str(mountpoint), options)
+    # main() returns when the kernel unmounted us, or after terminate() (a signal): then we are
+    # still mounted and must detach before committing, so that no process waits on a dead mount.
+    kernel_unmounted = False
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(fs.run)
+            signalled = trio.Event()
+            nursery.start_soon(_stop_on_signal, signalled)
+            nursery.start_soon(_announce_ready, str(mountpoint), ready)
+            await pyfuse3.main()
+            kernel_unmounted = not signalled.is_set()
+            nursery.cancel_scope.cancel()
+    finally:
+        pyfuse3.close(unmount=not kernel_unmounted)
+        with trio.CancelScope(shield=True):
+            await fs.close()
+
+
+async def _announce_ready(mountpoint: str, ready: Callable[[], None]) -> None:
+    # The mount answers once pyfuse3.main() serves requests: stat it from a thread to be sure.
+    await trio.to_thread.run_sync(os.stat, mountpoint)
+    await trio.to_thread.run_sync(set_read_ahead, mountpoint)
+    log.info("mounted at %s", mountpoint)
+    ready()
+
+
+async def _stop_on_signal(signalled: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("signal %d: unmounting", signum)
+            signalled.set()
+            pyfuse3.terminate()
+            return
