@@ -1,0 +1,99 @@
+"""Fixtures that mount vfs through the kernel with the real `vfs` command, and always unmount."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+VFS = [sys.executable, "-m", "vfs.cli.main"]
+
+
+def vfs(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*VFS, *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def is_mounted(path: Path) -> bool:
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+class Mount:
+    """A vfs mount of `store` at `path`, driven by the real CLI."""
+
+    def __init__(self, store: Path, path: Path, *extra: str) -> None:
+        self.store = store
+        self.path = path
+        self.extra = extra
+
+    def start(self) -> None:
+        vfs("mount", str(self.store), str(self.path), *self.extra)
+        assert is_mounted(self.path)
+
+    @property
+    def pid(self) -> int:
+        return int((self.store / "lock").read_text().strip())
+
+    def stop(self) -> None:
+        """Unmount cleanly (waits until everything is committed)."""
+        vfs("umount", str(self.path))
+        assert not is_mounted(self.path)
+
+    def kill9(self) -> None:
+        """Kill the daemon with SIGKILL and detach the dead mount, as a crash would leave it."""
+        pid = self.pid
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(200):
+            if not os.path.exists(f"/proc/{pid}") or _is_zombie(pid):
+                break
+            time.sleep(0.05)
+        subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
+
+    def cleanup(self) -> None:
+        if is_mounted(self.path):
+            if subprocess.run([*VFS, "umount", str(self.path)], capture_output=True, timeout=60).returncode != 0:
+                subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
+        try:
+            pid = self.pid
+        except (OSError, ValueError):
+            return
+        if os.path.exists(f"/proc/{pid}") and pid != os.getpid():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                return
+            if b"vfs.cli.main" in cmdline:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Mount]:
+    """A freshly initialized store, mounted; unmounted (or forcibly detached) at teardown."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    vfs("init", str(store))
+    m = Mount(store, mnt)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.cleanup()
+
+
+@pytest.fixture
+def mnt(mount: Mount) -> Path:
+    return mount.path

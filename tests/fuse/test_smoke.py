@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fuse.conftest import Mount
+
+pytestmark = pytest.mark.fuse
+
+
+def test_write_read_survives_remount(mount: Mount) -> None:
+    f = mount.path / "notes.txt"
+    f.write_text("hello\n")
+    with f.open("a") as out:
+        out.write("world\n")
+    assert f.read_text() == "hello\nworld\n"
+    mount.stop()
+    mount.start()
+    assert f.read_text() == "hello\nworld\n"
+
+
+def test_closed_file_survives_kill9(mount: Mount) -> None:
+    data = bytes(range(256)) * 4096
+    (mount.path / "a.bin").write_bytes(data)
+    mount.kill9()
+    mount.start()
+    assert (mount.path / "a.bin").read_bytes() == data
+
+
+def test_listing(mnt: Path) -> None:
+    for i in range(50):
+        (mnt / f"f{i:03d}").write_text(str(i))
+    assert sorted(p.name for p in mnt.iterdir()) == [f"f{i:03d}" for i in range(50)]
