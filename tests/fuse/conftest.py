@@ -57,9 +57,10 @@ class Mount:
         subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
 
     def cleanup(self) -> None:
-        if is_mounted(self.path):
-            if subprocess.run([*VFS, "umount", str(self.path)], capture_output=True, timeout=60).returncode != 0:
-                subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
+        unmounted = not is_mounted(self.path) or subprocess.run(
+            [*VFS, "umount", str(self.path)], capture_output=True, timeout=60).returncode == 0
+        if not unmounted:
+            subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
         try:
             pid = self.pid
         except (OSError, ValueError):

@@ -104,7 +104,7 @@ class Commit:
     time_ns: int
 
 
-_STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno"
+_STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version"
 _STATE_KEYS = tuple(c.strip() for c in _STATE_COLS.split(","))
 CATALOG_FILE = "catalog.db"
 
@@ -128,9 +128,11 @@ class Catalog:
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("store_id", store_id), ("config", json.dumps(config))],
             )
-            cat._db.execute("INSERT INTO inodes(ino, kind, created) VALUES (?, ?, ?)", (ROOT_INO, stat.S_IFDIR, c.no))
+            cat._db.execute("INSERT INTO inodes(ino, kind, created, lineage) VALUES (?, ?, ?, ?)",
+                            (ROOT_INO, stat.S_IFDIR, c.no, ROOT_INO))
             cat._insert_state(c, ROOT_INO, dict(mode=stat.S_IFDIR | 0o755, uid=uid, gid=gid, rdev=0, size=0,
-                                                atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns, vno=0))
+                                                atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
+                                                version=0))
         return cat
 
     @classmethod
@@ -240,7 +242,8 @@ class Catalog:
         with self._write() as c:
             if self._db.execute("SELECT 1 FROM snapshots WHERE name = ?", (name,)).fetchone():
                 raise Exists(f"snapshot {name!r} exists already")
-            self._db.execute("INSERT INTO snapshots(name, commit_no, time_ns) VALUES (?, ?, ?)", (name, c.no, c.time_ns))
+            self._db.execute("INSERT INTO snapshots(name, commit_no, time_ns) VALUES (?, ?, ?)",
+                             (name, c.no, c.time_ns))
             return Snapshot(name, c.no, c.time_ns)
 
     def delete_snapshot(self, name: str) -> None:
@@ -299,8 +302,9 @@ class Catalog:
         """Attributes of `ino` at commit `at` (NotFound if it did not exist then)."""
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_STATE_COLS} FROM inode_states WHERE ino = ? AND commit_from <= ?"
-                " ORDER BY commit_from DESC LIMIT 1",
+                "SELECT s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns,"
+                " coalesce(v.vno, 0) FROM inode_states s LEFT JOIN versions v ON v.id = s.version"
+                " WHERE s.ino = ? AND s.commit_from <= ? ORDER BY s.commit_from DESC LIMIT 1",
                 (ino, at),
             ).fetchone()
             if row is None:
@@ -386,14 +390,13 @@ class Catalog:
         with self._write() as c:
             self._require_dir(parent)
             self._check_new_name(parent, name)
-            kind = stat.S_IFMT(mode)
-            cur = self._db.execute(
-                "INSERT INTO inodes(kind, created, target) VALUES (?, ?, ?)", (kind, c.no, target)
-            )
-            ino = InodeNo(int(cur.lastrowid or 0))
+            ino = InodeNo(self._db.execute("SELECT coalesce(max(ino), 0) + 1 FROM inodes").fetchone()[0])
+            self._db.execute("INSERT INTO inodes(ino, kind, created, target, lineage) VALUES (?, ?, ?, ?, ?)",
+                             (ino, stat.S_IFMT(mode), c.no, target, ino))
             size = len(target) if target is not None else 0
             self._insert_state(c, ino, dict(mode=mode, uid=uid, gid=gid, rdev=rdev, size=size,
-                                            atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns, vno=0))
+                                            atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
+                                            version=0))
             self._add_dirent(c, parent, name, ino)
             self._touch_dir(c, parent)
         return self.attr(ino)
@@ -500,6 +503,8 @@ class Catalog:
                 self._end_dirent(c, dst[0])
                 self._change_state(c, dst[1], ctime_ns=c.time_ns)
                 replaced = dst[1]
+                if not src_dir and self._continues_history(src[1], dst[1]):
+                    self._join_lineage(src[1], dst[1])
             else:
                 self._check_new_name(new_parent, new_name)
             self._end_dirent(c, src[0])
@@ -508,6 +513,25 @@ class Catalog:
             for p in {old_parent, new_parent}:
                 self._touch_dir(c, p)
             return replaced
+
+    def _continues_history(self, src: InodeNo, dst: InodeNo) -> bool:
+        """Whether renaming regular file `src` over `dst` is a save of `dst` (its history goes on)."""
+        if not stat.S_ISREG(self._current_state(src)["mode"]) or not stat.S_ISREG(self._current_state(dst)["mode"]):
+            return False
+        links = self._db.execute("SELECT count(*) FROM dirents WHERE ino = ? AND commit_to = ?", (dst, LIVE))
+        return int(links.fetchone()[0]) == 0  # the replaced name was its last one (already ended)
+
+    def _join_lineage(self, src: InodeNo, dst: InodeNo) -> None:
+        """Renumber src's lineage after dst's last version and merge it into dst's lineage."""
+        (src_lineage,) = self._db.execute("SELECT lineage FROM inodes WHERE ino = ?", (src,)).fetchone()
+        (dst_lineage,) = self._db.execute("SELECT lineage FROM inodes WHERE ino = ?", (dst,)).fetchone()
+        if src_lineage == dst_lineage:
+            return
+        (last,) = self._db.execute("SELECT coalesce(max(vno), 0) FROM versions WHERE lineage = ?",
+                                   (dst_lineage,)).fetchone()
+        self._db.execute("UPDATE versions SET lineage = ?, vno = vno + ? WHERE lineage = ?",
+                         (dst_lineage, last, src_lineage))
+        self._db.execute("UPDATE inodes SET lineage = ? WHERE lineage = ?", (dst_lineage, src_lineage))
 
     def set_attr(
         self, ino: InodeNo, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
@@ -556,16 +580,18 @@ class Catalog:
                     "INSERT OR IGNORE INTO chunks(id, pack, offset, codec, stored_len, plain_len) VALUES (?,?,?,?,?,?)",
                     [(x.chunk_id, x.pack, x.offset, x.codec, x.stored_len, x.plain_len) for x in ingested.new],
                 )
-                vno = VersionNo(self._db.execute("SELECT coalesce(max(vno), 0) + 1 FROM versions WHERE ino = ?",
-                                                 (ino,)).fetchone()[0])
+                (lineage,) = self._db.execute("SELECT lineage FROM inodes WHERE ino = ?", (ino,)).fetchone()
+                vno = VersionNo(self._db.execute("SELECT coalesce(max(vno), 0) + 1 FROM versions WHERE lineage = ?",
+                                                 (lineage,)).fetchone()[0])
                 mtime = c.time_ns if mtime_ns is None else mtime_ns
-                self._db.execute(
-                    "INSERT INTO versions(ino, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (ino, vno, c.no, ingested.size, ingested.content_hash, encode_chunk_list(ingested.chunks),
-                     mtime, origin),
+                cur = self._db.execute(
+                    "INSERT INTO versions(ino, lineage, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
+                    " VALUES (?,?,?,?,?,?,?,?,?)",
+                    (ino, lineage, vno, c.no, ingested.size, ingested.content_hash,
+                     encode_chunk_list(ingested.chunks), mtime, origin),
                 )
-                self._change_state(c, ino, size=ingested.size, vno=vno, mtime_ns=mtime, ctime_ns=c.time_ns)
+                self._change_state(c, ino, size=ingested.size, version=int(cur.lastrowid or 0), mtime_ns=mtime,
+                                   ctime_ns=c.time_ns)
                 out.append(Version(ino, vno, c.no, c.time_ns, ingested.size, ingested.content_hash,
                                    ingested.chunks, mtime, origin))
         return out
@@ -608,19 +634,25 @@ class Catalog:
                 [(x.chunk_id, x.pack, x.offset, x.codec, x.stored_len, x.plain_len)
                  for x in locations.values()],
             )
-            db.executemany("INSERT INTO inodes(ino, kind, created) VALUES (?, ?, ?)",
-                           [(ino, stat.S_IFREG, c.no) for ino in inos])
+            db.executemany("INSERT INTO inodes(ino, kind, created, lineage) VALUES (?, ?, ?, ?)",
+                           [(ino, stat.S_IFREG, c.no, ino) for ino in inos])
+            # Version ids as SQLite assigns them (max + 1, in insertion order), so states can point to them.
+            next_id = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM versions").fetchone()[0])
+            rows, last_ids = [], []
+            for ino, (_, contents) in zip(inos, files, strict=True):
+                for vno, ing in enumerate(contents, 1):
+                    rows.append((next_id, ino, ino, vno, c.no, ing.size, ing.content_hash, blobs[id(ing)], t, origin))
+                    next_id += 1
+                last_ids.append(next_id - 1 if contents else 0)
             db.executemany(
-                "INSERT INTO versions(ino, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                [(ino, vno, c.no, ing.size, ing.content_hash, blobs[id(ing)], t, origin)
-                 for ino, (_, contents) in zip(inos, files, strict=True)
-                 for vno, ing in enumerate(contents, 1)],
+                "INSERT INTO versions(id, ino, lineage, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
             )
             db.executemany(
                 f"INSERT INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(ino, c.no, mode, uid, gid, 0, contents[-1].size if contents else 0, t, t, t, len(contents))
-                 for ino, (_, contents) in zip(inos, files, strict=True)],
+                [(ino, c.no, mode, uid, gid, 0, contents[-1].size if contents else 0, t, t, t, version)
+                 for ino, (_, contents), version in zip(inos, files, last_ids, strict=True)],
             )
             db.executemany(
                 "INSERT INTO dirents(parent, name, ino, commit_from, commit_to) VALUES (?, ?, ?, ?, ?)",
@@ -641,16 +673,27 @@ class Catalog:
                        decode_chunk_list(chunks), mtime_ns, origin)
 
     def version(self, ino: InodeNo, vno: int) -> Version | None:
-        row = self._one(f"SELECT {self._VERSION_COLS} WHERE v.ino = ? AND v.vno = ?", (ino, vno))
+        """Version `vno` of the history `ino` belongs to (its lineage)."""
+        row = self._one(
+            f"SELECT {self._VERSION_COLS} WHERE v.lineage = (SELECT lineage FROM inodes WHERE ino = ?) AND v.vno = ?",
+            (ino, vno),
+        )
         return self._version(row) if row else None
 
     def versions(self, ino: InodeNo) -> list[Version]:
-        return [self._version(r) for r in self._all(f"SELECT {self._VERSION_COLS} WHERE v.ino = ? ORDER BY v.vno", (ino,))]
+        """The whole history of `ino`, oldest first (including files it replaced by atomic saves)."""
+        return [self._version(r) for r in self._all(
+            f"SELECT {self._VERSION_COLS} WHERE v.lineage = (SELECT lineage FROM inodes WHERE ino = ?)"
+            " ORDER BY v.vno", (ino,))]
 
     def version_at(self, ino: InodeNo, at: int = LIVE) -> Version | None:
         """The content version current at commit `at` (None for an empty or never-written file)."""
-        vno = self.attr(ino, at).vno
-        return self.version(ino, vno) if vno else None
+        row = self._one(
+            f"SELECT {self._VERSION_COLS} WHERE v.id = (SELECT version FROM inode_states WHERE ino = ?"
+            " AND commit_from <= ? ORDER BY commit_from DESC LIMIT 1)",
+            (ino, at),
+        )
+        return self._version(row) if row else None
 
     def version_by_hash(self, content_hash: bytes) -> Version | None:
         row = self._one(f"SELECT {self._VERSION_COLS} WHERE v.hash = ? LIMIT 1", (content_hash,))
@@ -714,11 +757,11 @@ class Catalog:
             (LIVE, ROOT_INO, LIVE),
         ):
             problems.append(f"live entries under directory {parent}, which has no live name")
-        for (ino, vno) in self._all(
-            "SELECT s.ino, s.vno FROM inode_states s WHERE s.vno != 0 AND NOT EXISTS"
-            " (SELECT 1 FROM versions v WHERE v.ino = s.ino AND v.vno = s.vno)"
+        for (ino, version) in self._all(
+            "SELECT s.ino, s.version FROM inode_states s WHERE s.version != 0 AND NOT EXISTS"
+            " (SELECT 1 FROM versions v WHERE v.id = s.version)"
         ):
-            problems.append(f"inode {ino} state points to missing version {vno}")
+            problems.append(f"inode {ino} state points to missing version id {version}")
         with self._lock:
             known = {bytes(r[0]) for r in self._db.execute("SELECT id FROM chunks")}
             for ino, vno, blob in self._db.execute("SELECT ino, vno, chunks FROM versions"):

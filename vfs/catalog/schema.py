@@ -34,7 +34,10 @@ CREATE TABLE inodes (
     ino     INTEGER PRIMARY KEY, -- 1 is the root directory
     kind    INTEGER NOT NULL,    -- file type bits of st_mode (S_IFREG, S_IFDIR, S_IFLNK, ...)
     created INTEGER NOT NULL,    -- commit that created it
-    target  BLOB                 -- symlink target; NULL for every other kind
+    target  BLOB,                -- symlink target; NULL for every other kind
+    lineage INTEGER NOT NULL     -- the history its content versions are numbered in: its own ino, or,
+                                 -- once it replaced a file by rename (an editor's atomic save), that
+                                 -- file's lineage, so the path's history goes on
 );
 
 -- Successive attribute states of an inode: the state at commit S is the row with the greatest
@@ -50,23 +53,27 @@ CREATE TABLE inode_states (
     atime_ns    INTEGER NOT NULL,
     mtime_ns    INTEGER NOT NULL,
     ctime_ns    INTEGER NOT NULL,
-    vno         INTEGER NOT NULL, -- content version of a file in this state; 0 = empty / not a file
+    version     INTEGER NOT NULL, -- versions.id of a file's content in this state; 0 = empty / not a file
     PRIMARY KEY (ino, commit_from)
 ) WITHOUT ROWID;
 
--- Committed contents of files. Immutable once written; numbered 1, 2, 3 ... per inode.
+-- Committed contents of files. Content is immutable once written; numbered 1, 2, 3 ... per lineage.
 CREATE TABLE versions (
-    ino       INTEGER NOT NULL REFERENCES inodes(ino),
-    vno       INTEGER NOT NULL,  -- 1 is the first version; never reused or renumbered
+    id        INTEGER PRIMARY KEY, -- stable identity (inode_states point here)
+    ino       INTEGER NOT NULL REFERENCES inodes(ino), -- the inode that wrote it
+    lineage   INTEGER NOT NULL,  -- inodes.lineage of that inode: the history it is numbered in
+    vno       INTEGER NOT NULL,  -- 1 is the first version of the lineage; never reused. A file renamed
+                                 -- over another joins its lineage: its own versions then follow the
+                                 -- replaced file's (renumbered once, at that rename)
     commit_no INTEGER NOT NULL,  -- commit that created it
     size      INTEGER NOT NULL,  -- content length in bytes
     hash      BLOB NOT NULL,     -- BLAKE3-256 of the whole content
     chunks    BLOB NOT NULL,     -- the content's chunks in order: (32-byte chunk id, u32 LE plain length)*
     mtime_ns  INTEGER NOT NULL,  -- the file's mtime when the version was committed
-    origin    TEXT NOT NULL,     -- how it came to be: 'write', 'rename', 'restore', 'clone'
-    PRIMARY KEY (ino, vno)
-) WITHOUT ROWID;
-CREATE INDEX versions_commit ON versions(ino, commit_no);
+    origin    TEXT NOT NULL      -- how it came to be: 'write', 'recovery', 'restore', 'clone'
+);
+CREATE UNIQUE INDEX versions_number ON versions(lineage, vno);
+CREATE INDEX versions_commit ON versions(lineage, commit_no);
 CREATE INDEX versions_hash ON versions(hash);
 
 -- Names in directories, with the commits during which each name pointed to its inode.

@@ -11,7 +11,8 @@ from vfs.repository import Repository
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("init", help="create a new, empty store")
-    p.add_argument("store", nargs="?", type=Path, help="store directory (default: $VFS_HOME or ~/.local/share/vfs/default)")
+    p.add_argument("store", nargs="?", type=Path,
+                   help="store directory (default: $VFS_HOME or ~/.local/share/vfs/default)")
     p.set_defaults(run=run)
 
 

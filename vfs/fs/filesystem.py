@@ -225,9 +225,8 @@ class FileSystem:
                 if attr.nlink > 0:
                     current = self.catalog.version_at(ino)
                     ingested = self.repo.ingest(path)
-                    if current is None and ingested.size == 0 or current and current.hash == ingested.content_hash:
-                        pass
-                    else:
+                    unchanged = ingested.size == 0 if current is None else current.hash == ingested.content_hash
+                    if not unchanged:
                         mtime = path.stat().st_mtime_ns
                         self.catalog.commit_versions([(ino, ingested, mtime)], origin="recovery")
                         committed += 1

@@ -129,7 +129,9 @@ class Operations(pyfuse3.Operations):
         return entry(self.fs.mknod(InodeNo(parent_inode), name, mode, rdev, ctx.uid, ctx.gid))
 
     @_errno
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
         return entry(self.fs.mkdir(InodeNo(parent_inode), name, mode & ~ctx.umask, ctx.uid, ctx.gid))
 
     @_errno
