@@ -60,14 +60,16 @@ class PackWriter:
     def __init__(self, root: Path, target: int) -> None:
         self._root = root
         self._target = target
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the open pack, its size and _unsynced
+        self._sync_lock = threading.Lock()  # one sync at a time, so a sync never returns early
         self._unsynced: set[int] = set()  # fds written since their last fsync (kept open until synced)
         root.mkdir(parents=True, exist_ok=True)
         existing = list_packs(root)
         self._pack = PackNo(existing[-1] if existing else 0)
         self._fd = -1
         self._size = 0
-        if existing and os.path.getsize(pack_path(root, self._pack)) < target:
+        last = pack_path(root, self._pack)
+        if existing and _cut_torn_tail(last) and os.path.getsize(last) < target:
             self._open(self._pack, new=False)
         else:
             self._open(PackNo(self._pack + 1), new=True)
@@ -101,13 +103,22 @@ class PackWriter:
             return loc
 
     def sync(self) -> None:
-        """Make every appended entry durable (before the catalog may point to it)."""
-        with self._lock:
-            fds, self._unsynced = self._unsynced, set()
-        for fd in fds:
-            os.fsync(fd)
-            if fd != self._fd:
-                os.close(fd)
+        """Make every entry appended before this call durable (before the catalog may point to it).
+
+        Syncs are serialized: a sync that found nothing to do could otherwise return while another
+        thread is still fsyncing the entries this caller appended.
+        """
+        with self._sync_lock:
+            with self._lock:
+                fds, self._unsynced = self._unsynced, set()
+            for fd in fds:
+                os.fsync(fd)
+            with self._lock:
+                # A sealed pack's fd is closed once synced, unless an append landed in it after the
+                # swap above (it is then in _unsynced again, and the next sync closes it).
+                for fd in fds:
+                    if fd != self._fd and fd not in self._unsynced:
+                        os.close(fd)
 
     def close(self) -> None:
         self.sync()
@@ -129,22 +140,25 @@ class PackReader:
         self._lock = threading.Lock()
         self._fds: dict[int, int] = {}
 
-    def _fd(self, pack: int) -> int:
+    def _fd(self, loc: ChunkLocation) -> int:
         with self._lock:
-            fd = self._fds.get(pack)
+            fd = self._fds.get(loc.pack)
             if fd is None:
+                path = pack_path(self._root, loc.pack)
                 try:
-                    fd = os.open(pack_path(self._root, pack), os.O_RDONLY | os.O_CLOEXEC)
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
-                    raise MissingChunk(f"pack {pack} is missing ({pack_path(self._root, pack)})") from None
-                self._fds[pack] = fd
+                    raise MissingChunk(
+                        f"chunk {loc.chunk_id.hex()}: its pack {loc.pack} is missing ({path})"
+                    ) from None
+                self._fds[loc.pack] = fd
             return fd
 
     def read_entry(self, loc: ChunkLocation) -> bytes:
         """The stored bytes of `loc`, after checking the entry header agrees with the location."""
         where = f"pack {loc.pack} at offset {loc.offset}"
         want = ENTRY.size + loc.stored_len
-        data = os.pread(self._fd(loc.pack), want, loc.offset)
+        data = os.pread(self._fd(loc), want, loc.offset)
         if len(data) < want:
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: pack is truncated")
         cid, codec, stored_len, plain_len = ENTRY.unpack_from(data)
@@ -168,8 +182,12 @@ def list_packs(root: Path) -> list[int]:
 
 def scan_pack(path: Path) -> list[ChunkLocation]:
     """Every complete entry of a pack file, in order (stops at a torn tail)."""
+    return _scan(path, path.read_bytes())[0]
+
+
+def _scan(path: Path, data: bytes) -> tuple[list[ChunkLocation], int]:
+    """The complete entries of pack bytes `data`, and where the last one ends."""
     pack = PackNo(int(path.stem))
-    data = path.read_bytes()
     if not data.startswith(PACK_MAGIC):
         raise CorruptChunk(f"pack {pack} ({path}) has no pack header")
     out = []
@@ -180,7 +198,27 @@ def scan_pack(path: Path) -> list[ChunkLocation]:
             break
         out.append(ChunkLocation(ChunkId(cid), pack, pos, codec, stored_len, plain_len))
         pos += ENTRY.size + stored_len
-    return out
+    return out, min(pos, len(data))
+
+
+def _cut_torn_tail(path: Path) -> bool:
+    """Drop a partly written entry at the end of the pack a killed writer was appending to.
+
+    Safe because the catalog only points to entries that were complete and fsync'd before their
+    commit, and appends are sequential; without it the next appends would follow the torn bytes and
+    a scan (recovery, fsck) would stop short of them. Returns False if the pack has a damaged header
+    and must not be appended to.
+    """
+    data = path.read_bytes()
+    if len(data) < len(PACK_HEADER):
+        return True  # no complete header yet: PackWriter._open rewrites it
+    try:
+        end = _scan(path, data)[1]
+    except CorruptChunk:
+        return False
+    if end < len(data):
+        os.truncate(path, end)
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
