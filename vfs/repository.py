@@ -130,10 +130,8 @@ class Repository:
 
     def iter_content(self, version: Version) -> Iterator[bytes]:
         """The whole content of a version, chunk by chunk (decoded in parallel)."""
-        locs = (self.catalog.locate(cid) for cid, _ in version.chunks)
-        # read_chunks takes a list; feed it in windows so a huge file is not located all at once.
-        while batch := list(itertools.islice(locs, 256)):
-            yield from self.chunks.read_chunks(batch)
+        # A generator: read_chunks locates chunks only as its window reaches them.
+        yield from self.chunks.read_chunks(self.catalog.locate(cid) for cid, _ in version.chunks)
 
 
 @lru_cache(maxsize=256)

@@ -12,7 +12,7 @@ import mmap
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,10 +145,16 @@ class ChunkStore:
         stored = self._reader.read_entry(loc)
         return codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
 
-    def read_chunks(self, locs: list[ChunkLocation]) -> Iterator[bytes]:
-        """`read_chunk` over many locations, decoded in parallel, yielded in order."""
+    def read_chunks(self, locs: Iterable[ChunkLocation]) -> Iterator[bytes]:
+        """`read_chunk` over many locations, decoded in parallel, yielded in order.
+
+        `locs` is consumed lazily, a window ahead of the caller. A chunk that must wait behind others
+        is announced to the kernel as it enters the window, so its disk read overlaps their decoding.
+        """
         pending: deque[Future[bytes]] = deque()
         for loc in locs:
+            if pending:
+                self._reader.prefetch(loc)
             pending.append(self._pool.submit(self.read_chunk, loc))
             if len(pending) >= _WINDOW:
                 yield pending.popleft().result()

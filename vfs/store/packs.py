@@ -16,6 +16,7 @@ import errno
 import os
 import struct
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class PackWriter:
         self._lock = threading.Lock()  # guards the open pack, its size and _unsynced
         self._sync_lock = threading.Lock()  # one sync at a time, so a sync never returns early
         self._unsynced: set[int] = set()  # fds written since their last fsync (kept open until synced)
+        self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-flush")
         root.mkdir(parents=True, exist_ok=True)
         existing = list_packs(root)
         self._pack = PackNo(existing[-1] if existing else 0)
@@ -99,6 +101,8 @@ class PackWriter:
             self._unsynced.add(self._fd)
             if self._size >= self._target:
                 # Sealed: the fd stays in _unsynced until sync() makes it durable and closes it.
+                # Its writeback starts now, in the background, so that sync() has little left to wait for.
+                self._flusher.submit(_flush, pack_path(self._root, self._pack))
                 self._open(PackNo(self._pack + 1), new=True)
             return loc
 
@@ -122,6 +126,7 @@ class PackWriter:
 
     def close(self) -> None:
         self.sync()
+        self._flusher.shutdown(wait=True, cancel_futures=True)  # after sync(), early flushes are moot
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
@@ -157,14 +162,26 @@ class PackReader:
     def read_entry(self, loc: ChunkLocation) -> bytes:
         """The stored bytes of `loc`, after checking the entry header agrees with the location."""
         where = f"pack {loc.pack} at offset {loc.offset}"
-        want = ENTRY.size + loc.stored_len
-        data = os.pread(self._fd(loc), want, loc.offset)
-        if len(data) < want:
+        fd = self._fd(loc)
+        # Header and body in two reads: slicing the body out of one buffer would copy it again.
+        header = os.pread(fd, ENTRY.size, loc.offset)
+        data = os.pread(fd, loc.stored_len, loc.offset + ENTRY.size)
+        if len(header) < ENTRY.size or len(data) < loc.stored_len:
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: pack is truncated")
-        cid, codec, stored_len, plain_len = ENTRY.unpack_from(data)
+        cid, codec, stored_len, plain_len = ENTRY.unpack(header)
         if (cid, codec, stored_len, plain_len) != (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len):
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: entry header does not match")
-        return data[ENTRY.size :]
+        return data
+
+    def prefetch(self, loc: ChunkLocation) -> None:
+        """Ask the kernel to start reading the entry of `loc` into the page cache; returns at once.
+
+        Only a hint: a missing pack is reported by `read_entry`, not here.
+        """
+        try:
+            os.posix_fadvise(self._fd(loc), loc.offset, ENTRY.size + loc.stored_len, os.POSIX_FADV_WILLNEED)
+        except (MissingChunk, OSError):
+            pass
 
     def close(self) -> None:
         with self._lock:
@@ -219,6 +236,24 @@ def _cut_torn_tail(path: Path) -> bool:
     if end < len(data):
         os.truncate(path, end)
     return True
+
+
+def _flush(path: Path) -> None:
+    """Write a sealed pack's data to disk early, through a descriptor of its own.
+
+    Only a head start for `PackWriter.sync`, which fsyncs the pack again: an error met here is also
+    reported there (a separate open file sees writeback errors on its own, unlike a dup()ed one).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
