@@ -786,5 +786,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     # NORMAL survives a killed process (the WAL is in the OS); fsync'd commits switch to FULL.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA cache_size = -65536")
+    # Read pages through a mapping of the file (up to 2 GiB, the usual build limit) rather than read() calls
+    # into the 64 MiB cache: in a catalog far larger than that cache (1M files, 5M versions: ~1.1 GiB)
+    # random point queries ran 15-40% faster (scripts/bench-store). SQLite still writes with write().
+    conn.execute("PRAGMA mmap_size = 2147418112")
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
