@@ -104,6 +104,18 @@ class Commit:
     time_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    """One name of the tree at some commit, with what it pointed to then."""
+
+    path: bytes  # relative to the root, components joined by b"/"
+    ino: InodeNo
+    mode: int
+    size: int
+    hash: bytes | None  # content hash of a regular file's version; None when empty or not a file
+    target: bytes | None  # symlink target
+
+
 _STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version"
 _STATE_KEYS = tuple(c.strip() for c in _STATE_COLS.split(","))
 CATALOG_FILE = "catalog.db"
@@ -388,18 +400,25 @@ class Catalog:
     ) -> Attr:
         """Create a file, directory, symlink (`target`), fifo, socket or device node named `name`."""
         with self._write() as c:
-            self._require_dir(parent)
-            self._check_new_name(parent, name)
-            ino = InodeNo(self._db.execute("SELECT coalesce(max(ino), 0) + 1 FROM inodes").fetchone()[0])
-            self._db.execute("INSERT INTO inodes(ino, kind, created, target, lineage) VALUES (?, ?, ?, ?, ?)",
-                             (ino, stat.S_IFMT(mode), c.no, target, ino))
-            size = len(target) if target is not None else 0
-            self._insert_state(c, ino, dict(mode=mode, uid=uid, gid=gid, rdev=rdev, size=size,
-                                            atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
-                                            version=0))
-            self._add_dirent(c, parent, name, ino)
-            self._touch_dir(c, parent)
+            ino = self._create(c, parent, name, mode, uid, gid, rdev, target)
         return self.attr(ino)
+
+    def _create(
+        self, c: Commit, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0,
+        target: bytes | None = None, lineage: int | None = None,
+    ) -> InodeNo:
+        self._require_dir(parent)
+        self._check_new_name(parent, name)
+        ino = InodeNo(self._db.execute("SELECT coalesce(max(ino), 0) + 1 FROM inodes").fetchone()[0])
+        self._db.execute("INSERT INTO inodes(ino, kind, created, target, lineage) VALUES (?, ?, ?, ?, ?)",
+                         (ino, stat.S_IFMT(mode), c.no, target, ino if lineage is None else lineage))
+        size = len(target) if target is not None else 0
+        self._insert_state(c, ino, dict(mode=mode, uid=uid, gid=gid, rdev=rdev, size=size,
+                                        atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
+                                        version=0))
+        self._add_dirent(c, parent, name, ino)
+        self._touch_dir(c, parent)
+        return ino
 
     def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
         with self._write() as c:
@@ -580,21 +599,26 @@ class Catalog:
                     "INSERT OR IGNORE INTO chunks(id, pack, offset, codec, stored_len, plain_len) VALUES (?,?,?,?,?,?)",
                     [(x.chunk_id, x.pack, x.offset, x.codec, x.stored_len, x.plain_len) for x in ingested.new],
                 )
-                (lineage,) = self._db.execute("SELECT lineage FROM inodes WHERE ino = ?", (ino,)).fetchone()
-                vno = VersionNo(self._db.execute("SELECT coalesce(max(vno), 0) + 1 FROM versions WHERE lineage = ?",
-                                                 (lineage,)).fetchone()[0])
                 mtime = c.time_ns if mtime_ns is None else mtime_ns
-                cur = self._db.execute(
-                    "INSERT INTO versions(ino, lineage, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
-                    " VALUES (?,?,?,?,?,?,?,?,?)",
-                    (ino, lineage, vno, c.no, ingested.size, ingested.content_hash,
-                     encode_chunk_list(ingested.chunks), mtime, origin),
-                )
-                self._change_state(c, ino, size=ingested.size, version=int(cur.lastrowid or 0), mtime_ns=mtime,
-                                   ctime_ns=c.time_ns)
-                out.append(Version(ino, vno, c.no, c.time_ns, ingested.size, ingested.content_hash,
-                                   ingested.chunks, mtime, origin))
+                out.append(self._insert_version(c, ino, ingested.size, ingested.content_hash, ingested.chunks,
+                                                mtime, origin))
         return out
+
+    def _insert_version(
+        self, c: Commit, ino: InodeNo, size: int, content_hash: bytes, chunks: list[tuple[ChunkId, int]],
+        mtime_ns: int, origin: str,
+    ) -> Version:
+        """The next version of `ino`'s history, made current (the chunks' locations must be recorded)."""
+        (lineage,) = self._db.execute("SELECT lineage FROM inodes WHERE ino = ?", (ino,)).fetchone()
+        vno = VersionNo(self._db.execute("SELECT coalesce(max(vno), 0) + 1 FROM versions WHERE lineage = ?",
+                                         (lineage,)).fetchone()[0])
+        cur = self._db.execute(
+            "INSERT INTO versions(ino, lineage, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (ino, lineage, vno, c.no, size, content_hash, encode_chunk_list(chunks), mtime_ns, origin),
+        )
+        self._change_state(c, ino, size=size, version=int(cur.lastrowid or 0), mtime_ns=mtime_ns, ctime_ns=c.time_ns)
+        return Version(ino, vno, c.no, c.time_ns, size, content_hash, chunks, mtime_ns, origin)
 
     def bulk_create_files(
         self, parent: InodeNo, files: Sequence[tuple[bytes, Sequence[Ingested]]], *, mode: int, uid: int,
@@ -686,6 +710,12 @@ class Catalog:
             f"SELECT {self._VERSION_COLS} WHERE v.lineage = (SELECT lineage FROM inodes WHERE ino = ?)"
             " ORDER BY v.vno", (ino,))]
 
+    def versions_after(self, ino: InodeNo, after: int, limit: int) -> list[Version]:
+        """Versions of `ino`'s history numbered above `after`, at most `limit` (for paged listings)."""
+        return [self._version(r) for r in self._all(
+            f"SELECT {self._VERSION_COLS} WHERE v.lineage = (SELECT lineage FROM inodes WHERE ino = ?)"
+            " AND v.vno > ? ORDER BY v.vno LIMIT ?", (ino, after, limit))]
+
     def version_at(self, ino: InodeNo, at: int = LIVE) -> Version | None:
         """The content version current at commit `at` (None for an empty or never-written file)."""
         row = self._one(
@@ -698,6 +728,105 @@ class Catalog:
     def version_by_hash(self, content_hash: bytes) -> Version | None:
         row = self._one(f"SELECT {self._VERSION_COLS} WHERE v.hash = ? LIMIT 1", (content_hash,))
         return self._version(row) if row else None
+
+    def hashes_with_prefix(self, prefix: bytes, limit: int = 2) -> list[bytes]:
+        """Distinct content hashes starting with `prefix` (an index range scan), at most `limit`."""
+        rows = self._all("SELECT DISTINCT hash FROM versions WHERE hash >= ? AND hash <= ? ORDER BY hash LIMIT ?",
+                         (prefix, prefix + b"\xff" * max(0, 32 - len(prefix)), limit))
+        return [bytes(r[0]) for r in rows]
+
+    # -- bringing history back -------------------------------------------------------------------
+    def commit_existing(self, ino: InodeNo, version: Version, *, origin: str = "restore") -> Version:
+        """Make the content of `version` (of any file) the next version of `ino`.
+
+        The new version reuses the old one's chunk list: no data is copied, and history is not
+        rewritten (the old version keeps its number; the new one is numbered after `ino`'s last).
+        """
+        with self._write() as c:
+            if not stat.S_ISREG(self._current_state(ino)["mode"]):
+                raise InvalidArgument(f"inode {ino} is not a regular file")
+            return self._insert_version(c, ino, version.size, version.hash, version.chunks, c.time_ns, origin)
+
+    def restore_file(
+        self, parent: InodeNo, name: bytes, version: Version | None, *, mode: int, uid: int, gid: int,
+        origin: str = "restore",
+    ) -> Attr:
+        """Create regular file `name` holding `version`'s content (None: empty), in one transaction.
+
+        The new file continues the history `version` belongs to when no file with a live name carries
+        that history on (a deleted file brought back); otherwise it starts its own.
+        """
+        with self._write() as c:
+            lineage = None
+            if version is not None:
+                (old,) = self._db.execute("SELECT lineage FROM inodes WHERE ino = ?", (version.ino,)).fetchone()
+                carried_on = self._db.execute(
+                    "SELECT 1 FROM inodes i JOIN dirents d ON d.ino = i.ino WHERE i.lineage = ? AND d.commit_to = ?"
+                    " LIMIT 1", (old, LIVE)).fetchone()
+                lineage = None if carried_on else int(old)
+            ino = self._create(c, parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid, lineage=lineage)
+            if version is not None:
+                self._insert_version(c, ino, version.size, version.hash, version.chunks, c.time_ns, origin)
+        return self.attr(ino)
+
+    # -- history of paths and trees ----------------------------------------------------------------
+    def path_spans(self, names: Sequence[bytes]) -> list[tuple[InodeNo, int, int]]:
+        """Every (inode, first, end): the path `names` (from the root) led to that inode in commits [first, end).
+
+        Sorted by end, so the last span is the latest time the path existed (end is LIVE while it does).
+        Each step is an indexed lookup of (parent, name).
+        """
+        spans: list[tuple[InodeNo, int, int]] = [(ROOT_INO, 1, LIVE)]
+        with self._lock:
+            for name in names:
+                found = []
+                for parent, lo, hi in spans:
+                    for ino, first, end in self._db.execute(
+                        "SELECT ino, commit_from, commit_to FROM dirents WHERE parent = ? AND name = ?"
+                        " AND commit_from < ? AND commit_to > ?", (parent, name, hi, lo),
+                    ):
+                        found.append((InodeNo(int(ino)), max(lo, int(first)), min(hi, int(end))))
+                spans = found
+        return sorted(spans, key=lambda s: (s[2], s[1]))
+
+    def tree(self, at: int) -> list[TreeEntry]:
+        """Every name in the tree at commit `at` (one scan of the entries that held then), parents first."""
+        rows = self._all(
+            "WITH held(parent, name, ino) AS (SELECT parent, name, ino FROM dirents"
+            "  WHERE commit_from <= ? AND commit_to > ?)"
+            " SELECT h.parent, h.name, h.ino, s.mode, s.size, v.hash, i.target FROM held h"
+            " JOIN inodes i ON i.ino = h.ino"
+            " JOIN inode_states s ON s.ino = h.ino AND s.commit_from ="
+            "  (SELECT max(commit_from) FROM inode_states WHERE ino = h.ino AND commit_from <= ?)"
+            " LEFT JOIN versions v ON v.id = s.version",
+            (at, min(at, LIVE - 1), at),
+        )
+        children: dict[int, list[Any]] = {}
+        for row in rows:
+            children.setdefault(int(row[0]), []).append(row)
+        out: list[TreeEntry] = []
+        todo: list[tuple[int, bytes]] = [(ROOT_INO, b"")]
+        while todo:
+            parent, prefix = todo.pop()
+            for _, name, ino, mode, size, hash_, target in sorted(children.get(parent, ()), key=lambda r: r[1]):
+                path = prefix + bytes(name)
+                out.append(TreeEntry(path, InodeNo(int(ino)), int(mode), int(size),
+                                     None if hash_ is None else bytes(hash_),
+                                     None if target is None else bytes(target)))
+                if stat.S_ISDIR(mode):
+                    todo.append((int(ino), path + b"/"))
+        return out
+
+    def tree_stats(self, at: int) -> tuple[int, int]:
+        """(regular files, their total size in bytes) in the tree at commit `at`; hard links count once."""
+        row = self._one(
+            "WITH f(ino) AS (SELECT DISTINCT d.ino FROM dirents d JOIN inodes i ON i.ino = d.ino"
+            "  WHERE i.kind = ? AND d.commit_from <= ? AND d.commit_to > ?)"
+            " SELECT count(*), coalesce(sum((SELECT size FROM inode_states WHERE ino = f.ino AND commit_from <= ?"
+            "  ORDER BY commit_from DESC LIMIT 1)), 0) FROM f",
+            (stat.S_IFREG, at, min(at, LIVE - 1), at),
+        )
+        return int(row[0]), int(row[1])
 
     # -- extended attributes ---------------------------------------------------------------------
     def getxattr(self, ino: InodeNo, name: bytes, at: int = LIVE) -> bytes:

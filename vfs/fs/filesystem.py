@@ -24,25 +24,33 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import trio
 
-from vfs.catalog import Attr, Version
+from vfs.catalog import Attr, Snapshot, Version
 from vfs.catalog.catalog import NAME_MAX
 from vfs.errors import (
     FsError,
     InvalidArgument,
     IsADirectory,
     NameTooLong,
+    NoData,
     NoSpace,
     NotFound,
+    NotPermitted,
+    NotSupported,
+    ReadOnly,
+    UsageError,
 )
+from vfs.fs.history import check_snapshot_name, default_snapshot_name
+from vfs.fs.views import SnapshotList, View, Views, is_synthetic
 from vfs.repository import Repository
-from vfs.types import InodeNo
+from vfs.types import ROOT_INO, InodeNo
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -82,6 +90,7 @@ class Handle:
     ino: InodeNo
     writable: bool
     version: Version | None = None  # committed content read when there is no staging file
+    pinned: bool = False  # a history view: `version` never changes
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,19 @@ def _check_name(name: bytes) -> None:
         raise NameTooLong(f"name of {len(name)} bytes is longer than {NAME_MAX}")
 
 
+_ACL_XATTRS = (b"system.posix_acl_access", b"system.posix_acl_default")
+
+
+def _check_not_acl(name: bytes) -> None:
+    """POSIX ACLs are not supported: storing one would not enforce it, and would hide a mode change.
+
+    `cp -a`, `rsync -A` and tar set permissions through system.posix_acl_access and fall back to
+    chmod only when the filesystem answers EOPNOTSUPP, as one mounted without ACLs does.
+    """
+    if name in _ACL_XATTRS:
+        raise NotSupported("POSIX ACLs are not supported")
+
+
 class FileSystem:
     def __init__(self, repo: Repository, *, version_interval: float = 300.0) -> None:
         self.repo = repo
@@ -116,8 +138,11 @@ class FileSystem:
         self._wakeup = trio.Event()
         self._commit_lock = trio.Lock()
         self._threads = trio.CapacityLimiter(2)
+        self.views = Views(self.catalog)
         # Called when an inode's content changes by a path other than the kernel's own writes.
         self.invalidate: Callable[[InodeNo], None] = lambda ino: None
+        # Makes the kernel write back the dirty pages it caches (writeback cache) to this filesystem.
+        self.flush_kernel: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -138,8 +163,12 @@ class FileSystem:
     async def _interval_timer(self) -> None:
         while True:
             await trio.sleep(min(self.version_interval, 30.0) / 2)
+            if any(live.writers for live in self._live.values()):
+                # What applications write to files they keep open may sit in the kernel's writeback
+                # cache for 30 s or more, unseen by us: fetch it, or short intervals could not hold.
+                await self.flush_kernel()
             cutoff = time.monotonic() - self.version_interval
-            for live in self._live.values():
+            for live in list(self._live.values()):
                 st = live.staging
                 if st is not None and st.dirty and st.dirty_since <= cutoff:
                     self._queue(live.ino)
@@ -238,6 +267,8 @@ class FileSystem:
 
     # -- attributes --------------------------------------------------------------------------------
     def getattr(self, ino: InodeNo) -> Attr:
+        if is_synthetic(ino):
+            return self.views.attr(ino)
         attr = self.catalog.attr(ino)
         live = self._live.get(ino)
         if live is not None and live.staging is not None:
@@ -247,16 +278,29 @@ class FileSystem:
         return attr
 
     def lookup(self, parent: InodeNo, name: bytes) -> Attr:
+        """A real name, else a hidden history name (PATH@SPEC, /.snapshots): a real name always wins."""
         _check_name(name)
-        ino = self.catalog.lookup(parent, name)
-        if ino is None:
+        if is_synthetic(parent):
+            node = self.views.lookup(parent, name)
+        else:
+            ino = self.catalog.lookup(parent, name)
+            if ino is not None:
+                return self.getattr(ino)
+            node = self.views.lookup_hidden(parent, name)
+        if node is None:
             raise NotFound(f"{name!r} not found")
-        return self.getattr(ino)
+        return self.views.attr(self.views.ino(node))
+
+    @staticmethod
+    def _writable(*inos: InodeNo) -> None:
+        if any(is_synthetic(ino) for ino in inos):
+            raise ReadOnly("history is read-only")
 
     async def setattr(
         self, ino: InodeNo, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
         size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
     ) -> Attr:
+        self._writable(ino)
         if size is not None:
             attr = self.catalog.attr(ino)
             if attr.is_dir:
@@ -272,6 +316,12 @@ class FileSystem:
                 self._queue(ino)
             mtime_ns = None
         live_ = self._live.get(ino)
+        if mtime_ns is not None and live_ is not None:
+            # A commit in flight records the mtime it started with: let it land first, or it would
+            # overwrite this one (rsync and cp -p set times right after close).
+            while live_.committing is not None:
+                await live_.committing.wait()
+            live_ = self._live.get(ino)
         if mtime_ns is not None and live_ is not None and live_.staging is not None and live_.staging.dirty:
             # The pending version records it; the catalog's state row comes with that commit.
             live_.staging.mtime_ns = mtime_ns
@@ -284,36 +334,85 @@ class FileSystem:
 
     # -- directories -------------------------------------------------------------------------------
     def readdir(self, ino: InodeNo, after: int, limit: int = 256) -> list[tuple[int, bytes, Attr]]:
+        if is_synthetic(ino):
+            return [(cookie, name, self.views.attr(self.views.ino(node)))
+                    for cookie, name, node in self.views.readdir(ino, after, limit)]
         return [(e.cookie, e.name, self.getattr(e.ino)) for e in self.catalog.readdir(ino, after, limit)]
 
-    def mkdir(self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int) -> Attr:
+    async def mkdir(self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int) -> Attr:
+        if is_synthetic(parent) and isinstance(self.views.node(parent), SnapshotList):
+            try:
+                snap = await self.snapshot(name.decode(errors="surrogateescape"))
+            except UsageError as e:
+                raise NotPermitted(str(e)) from None
+            return self.views.attr(self.views.ino(View(ROOT_INO, snap.commit_no)))
+        self._writable(parent)
         return self.catalog.create(parent, name, stat.S_IFDIR | stat.S_IMODE(mode), uid, gid)
 
+    async def snapshot(self, name: str | None = None) -> Snapshot:
+        """Take a snapshot of the whole tree, including what open files hold now.
+
+        Raises:
+            UsageError: `name` could be read as a version or a time, or has '/' or '@'.
+            Exists: a snapshot of that name exists.
+        """
+        if name is None:
+            name = default_snapshot_name()
+        else:
+            check_snapshot_name(name)
+        await self.flush_kernel()
+        await self.flush_all()
+        return self.catalog.create_snapshot(name)
+
     def mknod(self, parent: InodeNo, name: bytes, mode: int, rdev: int, uid: int, gid: int) -> Attr:
+        self._writable(parent)
         return self.catalog.create(parent, name, mode, uid, gid, rdev=rdev)
 
     def symlink(self, parent: InodeNo, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
+        self._writable(parent)
         return self.catalog.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
 
     def readlink(self, ino: InodeNo) -> bytes:
+        if is_synthetic(ino):
+            return self.views.readlink(ino)
         return self.catalog.readlink(ino)
 
     def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
+        self._writable(ino, parent)
         self.catalog.link(ino, parent, name)
         return self.getattr(ino)
 
     def unlink(self, parent: InodeNo, name: bytes) -> None:
-        self._after_unlink(self.catalog.unlink(parent, name))
+        self._writable(parent)
+        with self._hidden_names_read_only(parent, name):
+            self._after_unlink(self.catalog.unlink(parent, name))
+
+    @contextmanager
+    def _hidden_names_read_only(self, parent: InodeNo, name: bytes) -> Iterator[None]:
+        """A name the catalog lacks but history resolves (f@1, .snapshots) is read-only, not missing."""
+        try:
+            yield
+        except NotFound:
+            if self.views.lookup_hidden(parent, name) is not None:
+                raise ReadOnly("history is read-only") from None
+            raise
 
     def rmdir(self, parent: InodeNo, name: bytes) -> None:
-        self.catalog.unlink(parent, name, rmdir=True)
+        if is_synthetic(parent) and isinstance(self.views.node(parent), SnapshotList):
+            self.catalog.delete_snapshot(name.decode(errors="surrogateescape"))
+            return
+        self._writable(parent)
+        with self._hidden_names_read_only(parent, name):
+            self.catalog.unlink(parent, name, rmdir=True)
 
     def rename(
         self, old_parent: InodeNo, old_name: bytes, new_parent: InodeNo, new_name: bytes, *,
         noreplace: bool = False, exchange: bool = False,
     ) -> None:
-        replaced = self.catalog.rename(old_parent, old_name, new_parent, new_name, noreplace=noreplace,
-                                       exchange=exchange)
+        self._writable(old_parent, new_parent)
+        with self._hidden_names_read_only(old_parent, old_name):
+            replaced = self.catalog.rename(old_parent, old_name, new_parent, new_name, noreplace=noreplace,
+                                           exchange=exchange)
         if replaced is not None:
             self._after_unlink(replaced)
 
@@ -330,10 +429,17 @@ class FileSystem:
         return live
 
     async def open(self, ino: InodeNo, flags: int) -> int:
+        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
+        if is_synthetic(ino):
+            if writable or flags & os.O_TRUNC:
+                raise ReadOnly("history is read-only")
+            fh = self._next_fh
+            self._next_fh += 1
+            self._handles[fh] = Handle(ino, False, self.views.content(ino), pinned=True)
+            return fh
         attr = self.catalog.attr(ino)
         if attr.is_dir:
             raise IsADirectory("is a directory")
-        writable = (flags & os.O_ACCMODE) != os.O_RDONLY
         live = self._get_live(ino)
         live.opens += 1
         if writable:
@@ -350,6 +456,7 @@ class FileSystem:
         return fh
 
     async def create(self, parent: InodeNo, name: bytes, mode: int, flags: int, uid: int, gid: int) -> tuple[int, Attr]:
+        self._writable(parent)
         attr = self.catalog.create(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid)
         fh = await self.open(attr.ino, flags & ~os.O_TRUNC)
         return fh, attr
@@ -397,12 +504,12 @@ class FileSystem:
         live = self._live.get(h.ino)
         if live is not None and live.staging is not None:
             return _os_call(os.pread, live.staging.fd, size, offset)
-        attr = self.catalog.attr(h.ino)
-        if attr.vno == 0:
+        if not h.pinned:
+            attr = self.catalog.attr(h.ino)
+            if h.version is None or h.version.vno != attr.vno:
+                h.version = self.catalog.version(h.ino, attr.vno) if attr.vno else None
+        if h.version is None:
             return b""
-        if h.version is None or h.version.vno != attr.vno:
-            h.version = self.catalog.version(h.ino, attr.vno)
-        assert h.version is not None
         return await trio.to_thread.run_sync(self.repo.read, h.version, offset, size, limiter=self._threads)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
@@ -466,15 +573,35 @@ class FileSystem:
 
     # -- extended attributes -----------------------------------------------------------------------
     def getxattr(self, ino: InodeNo, name: bytes) -> bytes:
+        """Stored attributes, plus user.vfs.hash (BLAKE3 of the content) and user.vfs.version."""
+        if name in (b"user.vfs.hash", b"user.vfs.version"):
+            version = self.views.content(ino) if is_synthetic(ino) else self.catalog.version_at(ino)
+            if version is None:
+                raise NoData("no committed content")
+            return version.hash.hex().encode() if name == b"user.vfs.hash" else str(version.vno).encode()
+        if is_synthetic(ino):
+            real, at = self.views.xattr_source(ino)
+            return self.catalog.getxattr(real, name, at)
         return self.catalog.getxattr(ino, name)
 
     def listxattr(self, ino: InodeNo) -> list[bytes]:
+        if is_synthetic(ino):
+            try:
+                return self.catalog.listxattr(*self.views.xattr_source(ino))
+            except NoData:
+                return []
         return self.catalog.listxattr(ino)
 
     def setxattr(self, ino: InodeNo, name: bytes, value: bytes) -> None:
+        self._writable(ino)
+        _check_not_acl(name)
+        if name.startswith(b"user.vfs."):
+            raise NotPermitted("user.vfs.* attributes are computed, not stored")
         self.catalog.setxattr(ino, name, value)
 
     def removexattr(self, ino: InodeNo, name: bytes) -> None:
+        self._writable(ino)
+        _check_not_acl(name)
         self.catalog.removexattr(ino, name)
 
     # -- the volume ------------------------------------------------------------------------------

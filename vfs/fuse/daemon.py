@@ -6,6 +6,7 @@ file is committed, then the store is closed. SIGTERM and SIGINT are a graceful s
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import logging
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 import pyfuse3
 import trio
 
+from vfs.control.server import ControlServer
 from vfs.fs.filesystem import FileSystem
 from vfs.fuse.operations import Operations, set_read_ahead
 from vfs.repository import Repository
@@ -43,12 +45,19 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
         log.warning("recovered %d file(s) left uncommitted by an earlier daemon", recovered)
     options = {f"fsname={repo.path}", "subtype=vfs", "default_permissions", "allow_other", "noatime"}
     pyfuse3.init(Operations(fs), str(mountpoint), options)
+
+    async def flush_kernel() -> None:
+        # From a thread: the write-back it causes comes to this very loop as WRITE requests.
+        await trio.to_thread.run_sync(_syncfs, str(mountpoint))
+
+    fs.flush_kernel = flush_kernel
     # main() returns when the kernel unmounted us, or after terminate() (a signal): then we are
     # still mounted and must detach before committing, so that no process waits on a dead mount.
     kernel_unmounted = False
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(fs.run)
+            await nursery.start(ControlServer(fs).run)  # before ready: a mounted store answers `vfs` commands
             signalled = trio.Event()
             nursery.start_soon(_stop_on_signal, signalled)
             nursery.start_soon(_announce_ready, str(mountpoint), ready)
@@ -59,6 +68,20 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
         pyfuse3.close(unmount=not kernel_unmounted)
         with trio.CancelScope(shield=True):
             await fs.close()
+
+
+def _syncfs(path: str) -> None:
+    """syncfs(2) through ctypes, which releases the GIL (pyfuse3.syncfs holds it: a deadlock here)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 async def _announce_ready(mountpoint: str, ready: Callable[[], None]) -> None:

@@ -18,6 +18,7 @@ import pyfuse3
 from vfs.catalog import Attr
 from vfs.errors import VfsError
 from vfs.fs.filesystem import FileSystem
+from vfs.fs.views import is_synthetic
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Every change reaches the filesystem through the kernel, which invalidates its own caches, so
-# long timeouts are safe; content changed by other paths is invalidated explicitly.
+# long timeouts are safe; content changed by other paths is invalidated explicitly. History names
+# are not cached: `f@-1h` means another version a minute later, and a real name created later wins.
 TIMEOUT = 300.0
+HISTORY_TIMEOUT = 1.0
 
 
 def _errno(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -57,8 +60,9 @@ def entry(attr: Attr) -> pyfuse3.EntryAttributes:
     e = pyfuse3.EntryAttributes()
     e.st_ino = attr.ino
     e.generation = 0
-    e.entry_timeout = TIMEOUT
-    e.attr_timeout = TIMEOUT
+    history = is_synthetic(attr.ino)
+    e.entry_timeout = 0.0 if history else TIMEOUT
+    e.attr_timeout = HISTORY_TIMEOUT if history else TIMEOUT
     e.st_mode = attr.mode
     e.st_nlink = attr.nlink
     e.st_uid = attr.uid
@@ -132,7 +136,7 @@ class Operations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return entry(self.fs.mkdir(InodeNo(parent_inode), name, mode & ~ctx.umask, ctx.uid, ctx.gid))
+        return entry(await self.fs.mkdir(InodeNo(parent_inode), name, mode & ~ctx.umask, ctx.uid, ctx.gid))
 
     @_errno
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:

@@ -1,0 +1,188 @@
+"""Hidden history paths through a real mount: PATH@N, PATH@time, PATH@NAME, PATH@/, /.snapshots."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import blake3
+import pytest
+
+from tests.fuse.conftest import Mount
+
+pytestmark = pytest.mark.fuse
+
+
+def save(path: Path, text: str) -> None:
+    """Write and close: each close of a modified file records a version."""
+    path.write_text(text)
+
+
+def wait_committed(path: Path, version: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if int(os.getxattr(path, "user.vfs.version")) >= version:
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never reached version {version}")
+
+
+def errno_of(fn: object, *args: object) -> int:
+    try:
+        fn(*args)  # type: ignore[operator]
+    except OSError as e:
+        return e.errno or 0
+    raise AssertionError("no error")
+
+
+def test_versions_by_number_and_listing(mnt: Path) -> None:
+    f = mnt / "notes.txt"
+    for i in range(1, 4):
+        save(f, f"state {i}\n" * i)
+        wait_committed(f, i)
+    assert [(mnt / f"notes.txt@{i}").read_text() for i in (1, 2, 3)] == [f"state {i}\n" * i for i in (1, 2, 3)]
+    listing = sorted(os.listdir(mnt / "notes.txt@"), key=int)
+    assert listing == ["1", "2", "3"]
+    assert [(mnt / "notes.txt@" / n).stat().st_size for n in listing] == [len(f"state {i}\n" * i) for i in (1, 2, 3)]
+    # Hidden names are never listed.
+    assert sorted(os.listdir(mnt)) == ["notes.txt"]
+    for bad in ("0", "4", "99999", "abc", "2026-13-45", "01", "-x"):
+        assert errno_of(os.stat, mnt / f"notes.txt@{bad}") == errno.ENOENT, bad
+
+
+def test_version_at_a_time_and_relative(mnt: Path) -> None:
+    f = mnt / "a.txt"
+    save(f, "first")
+    wait_committed(f, 1)
+    time.sleep(1.1)
+    between = datetime.now().replace(microsecond=0).isoformat()
+    time.sleep(1.1)
+    save(f, "second")
+    wait_committed(f, 2)
+    assert (mnt / f"a.txt@{between}").read_text() == "first"
+    assert (mnt / "a.txt@-1s").read_text() in ("first", "second")
+    assert errno_of(os.stat, mnt / "a.txt@-1d") == errno.ENOENT  # before the store existed
+    assert (mnt / "a.txt").read_text() == "second"
+
+
+def test_snapshots_by_mkdir_and_views(mnt: Path) -> None:
+    (mnt / "d").mkdir()
+    (mnt / "d" / "keep.txt").write_text("keep")
+    (mnt / "d" / "gone.txt").write_text("gone")
+    (mnt / "top.txt").write_text("before")
+    os.mkdir(mnt / ".snapshots" / "before-change")
+    (mnt / "d" / "gone.txt").unlink()
+    (mnt / "top.txt").write_text("after")
+    assert os.listdir(mnt / ".snapshots") == ["before-change"]
+    assert ".snapshots" not in os.listdir(mnt)
+    snap = mnt / ".snapshots" / "before-change"
+    assert sorted(os.listdir(snap)) == ["d", "top.txt"]
+    assert (snap / "top.txt").read_text() == "before"
+    assert sorted(os.listdir(mnt / "d@before-change")) == ["gone.txt", "keep.txt"]
+    assert (mnt / "d@before-change" / "gone.txt").read_text() == "gone"
+    assert (mnt / "top.txt@before-change").read_text() == "before"
+    # diff -r and cp -a work on a view.
+    subprocess.run(["cp", "-a", str(snap), str(mnt / "restored")], check=True)
+    assert (mnt / "restored" / "d" / "gone.txt").read_text() == "gone"
+    assert subprocess.run(["diff", "-r", str(snap / "d"), str(mnt / "restored" / "d")]).returncode == 0
+    os.rmdir(snap)
+    assert os.listdir(mnt / ".snapshots") == []
+    assert errno_of(os.stat, mnt / "top.txt@before-change") == errno.ENOENT
+
+
+def test_snapshot_includes_data_of_a_file_still_open(mnt: Path) -> None:
+    with open(mnt / "log.txt", "w") as log:
+        log.write("line 1\n")
+        log.flush()
+        os.mkdir(mnt / ".snapshots" / "while-open")
+        log.write("line 2\n")
+    assert (mnt / ".snapshots" / "while-open" / "log.txt").read_text() == "line 1\n"
+    assert (mnt / "log.txt").read_text() == "line 1\nline 2\n"
+
+
+def test_bad_snapshot_names_are_refused(mnt: Path) -> None:
+    for bad in ("12", "2026-11-21", "-1h"):
+        assert errno_of(os.mkdir, mnt / ".snapshots" / bad) == errno.EPERM, bad
+    os.mkdir(mnt / ".snapshots" / "ok")
+    assert errno_of(os.mkdir, mnt / ".snapshots" / "ok") == errno.EEXIST
+
+
+def test_history_is_read_only(mnt: Path) -> None:
+    (mnt / "d").mkdir()
+    (mnt / "d" / "f").write_text("x")
+    os.mkdir(mnt / ".snapshots" / "s")
+    wait_committed(mnt / "d" / "f", 1)
+    for path in (mnt / "d" / "f@1", mnt / "d@s" / "f"):
+        assert errno_of(open, path, "w") == errno.EROFS
+        assert errno_of(os.chmod, path, 0o600) == errno.EROFS
+        assert errno_of(os.unlink, path) == errno.EROFS
+        assert errno_of(os.setxattr, path, "user.x", b"1") == errno.EROFS
+    assert errno_of(os.mkdir, mnt / "d@s" / "new") == errno.EROFS
+    assert errno_of(os.rename, mnt / "d@s" / "f", mnt / "d@s" / "g") == errno.EROFS
+    assert (mnt / "d" / "f").read_text() == "x"
+
+
+def test_real_names_with_at_win(mnt: Path) -> None:
+    (mnt / "user@host.txt").write_text("real")
+    (mnt / "node_modules" / "@types").mkdir(parents=True)
+    (mnt / "node_modules" / "@types" / "x.d.ts").write_text("types")
+    (mnt / "f").write_text("f")
+    (mnt / "f@1").write_text("a real file named f@1")
+    assert (mnt / "user@host.txt").read_text() == "real"
+    assert (mnt / "node_modules" / "@types" / "x.d.ts").read_text() == "types"
+    assert (mnt / "f@1").read_text() == "a real file named f@1"
+    assert sorted(os.listdir(mnt)) == ["f", "f@1", "node_modules", "user@host.txt"]
+
+
+def test_hash_and_version_attributes(mnt: Path) -> None:
+    f = mnt / "h.bin"
+    data = os.urandom(300_000)
+    f.write_bytes(data)
+    wait_committed(f, 1)
+    f.write_bytes(data + b"!")
+    wait_committed(f, 2)
+    assert os.getxattr(f, "user.vfs.hash").decode() == blake3.blake3(data + b"!").hexdigest()
+    assert os.getxattr(mnt / "h.bin@1", "user.vfs.hash").decode() == blake3.blake3(data).hexdigest()
+    assert os.getxattr(mnt / "h.bin@1", "user.vfs.version") == b"1"
+    assert os.getxattr(f, "user.vfs.version") == b"2"
+
+
+def test_history_follows_moves_and_atomic_saves(mnt: Path) -> None:
+    a = mnt / "a.txt"
+    save(a, "one")
+    wait_committed(a, 1)
+    os.rename(a, mnt / "b.txt")
+    b = mnt / "b.txt"
+    for text in ("two", "three"):
+        tmp = mnt / ".b.txt.tmp"
+        with open(tmp, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, b)
+    wait_committed(b, 3)
+    assert [(mnt / f"b.txt@{i}").read_text() for i in (1, 2, 3)] == ["one", "two", "three"]
+
+
+def test_deleted_file_reachable_through_time(mount: Mount) -> None:
+    mnt = mount.path
+    (mnt / "d").mkdir()
+    (mnt / "d" / "deleted.txt").write_text("was here")
+    wait_committed(mnt / "d" / "deleted.txt", 1)
+    time.sleep(1.1)
+    before = datetime.now().replace(microsecond=0).isoformat()
+    time.sleep(1.1)
+    (mnt / "d" / "deleted.txt").unlink()
+    assert (mnt / "d@-1s" / "deleted.txt").read_text() == "was here"
+    mount.stop()
+    mount.start()
+    assert not (mnt / "d" / "deleted.txt").exists()
+    assert (mnt / f"d@{before}" / "deleted.txt").read_text() == "was here"
+    assert (mnt / f"d/deleted.txt@{before}").read_text() == "was here"

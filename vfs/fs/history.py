@@ -1,0 +1,103 @@
+"""History specs: what follows the `@` in `PATH@SPEC`, and the names snapshots may have.
+
+A spec is one of:
+    (empty)             PATH@ is a directory of the file's versions, named 1, 2, ...
+    N                   version N (1 is the first; no leading zeros)
+    NAME                the state in snapshot NAME (names are looked up before times)
+    TIME                the state at an instant: 2026-11-21T10:15:00 (local time unless it carries Z or
+                        an offset), 2026-11-21 (that day's start, local), -90s / -10m / -1h / -2d / -1w
+                        (that long ago), today / yesterday (the day's start, local), now
+Snapshot names are refused when they could be read as anything else (a number, a time) or contain
+'/' or '@', so a spec has one meaning.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from vfs.errors import UsageError
+
+_RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec: exactly one of `version`, `time_ns`, `snapshot` is set, or `listing`."""
+
+    listing: bool = False
+    version: int | None = None
+    time_ns: int | None = None
+    snapshot: str | None = None
+
+
+def parse_time(text: str, now_ns: int | None = None) -> int | None:
+    """The instant `text` names, in ns since the epoch; None if it is not a time spec."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    if m := _RELATIVE.match(text):
+        return now_ns - int(m.group(1)) * _UNITS[m.group(2)] * _NS
+    if text in ("now", "today", "yesterday"):
+        if text == "now":
+            return now_ns
+        day = datetime.fromtimestamp(now_ns / _NS).replace(hour=0, minute=0, second=0, microsecond=0)
+        if text == "yesterday":
+            day -= timedelta(days=1)
+        return int(day.timestamp()) * _NS
+    if not re.match(r"^\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # Naive times are local; timestamp() handles both naive (local) and aware datetimes.
+    return int(when.timestamp() * 1_000_000) * 1000
+
+
+def parse_spec(text: str, now_ns: int | None = None) -> Spec | None:
+    """Parse what follows '@'; None when it cannot be a spec (the caller answers ENOENT)."""
+    if text == "":
+        return Spec(listing=True)
+    if text.isdigit():
+        if text.startswith("0"):
+            return None
+        return Spec(version=int(text))
+    t = parse_time(text, now_ns)
+    if t is not None:
+        return Spec(time_ns=t)
+    if looks_like_time(text) or "/" in text:
+        return None  # a malformed time (2026-13-45) is not a snapshot name either
+    return Spec(snapshot=text)
+
+
+def looks_like_time(text: str) -> bool:
+    return bool(re.match(r"^\d{4}-\d", text) or _RELATIVE.match(text) or text in ("now", "today", "yesterday"))
+
+
+def check_snapshot_name(name: str) -> None:
+    """Raise UsageError unless `name` can name a snapshot without being read as something else."""
+    if not name or name in (".", ".."):
+        raise UsageError(f"snapshot name {name!r} is empty or reserved")
+    if "/" in name or "@" in name or "\0" in name:
+        raise UsageError(f"snapshot name {name!r} must not contain '/', '@' or NUL")
+    if len(name.encode()) > 255:
+        raise UsageError("snapshot name is longer than 255 bytes")
+    if name.isdigit():
+        raise UsageError(f"snapshot name {name!r} would read as a version number")
+    if looks_like_time(name) and parse_time(name) is not None:
+        raise UsageError(f"snapshot name {name!r} would read as a time")
+    if looks_like_time(name):
+        raise UsageError(f"snapshot name {name!r} looks like a (malformed) time")
+
+
+def default_snapshot_name(now_ns: int | None = None) -> str:
+    """The ISO time, to the second, in UTC ('2026-11-22T10:15:00Z'), as a snapshot's default name.
+
+    It parses as a time, which `check_snapshot_name` refuses for user-chosen names; resolution looks
+    snapshot names up before times, so `PATH@<default name>` is exactly that snapshot.
+    """
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    return datetime.fromtimestamp(now_ns // _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

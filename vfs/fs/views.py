@@ -1,0 +1,197 @@
+"""Read-only views of history, reached through hidden names and given synthetic inode numbers.
+
+Nodes:
+    View(ino, at)        a real inode as it was at commit `at`: DIR@NAME/, FILE@time, /.snapshots/NAME
+    VersionFile(ino, n)  version n of a file's history: FILE@n, and the entries of FILE@
+    VersionList(ino)     FILE@, a directory whose entries 1, 2, ... are the file's versions
+    SnapshotList()       /.snapshots, a directory of the snapshots (mkdir/rmdir there take/delete one)
+
+Hidden names are resolved only on lookup and never listed by readdir; a real entry of the same name
+always wins. Synthetic inode numbers start at SYNTHETIC_BASE, far above any real one, and stay stable
+for the life of the daemon (a view is immutable, so the kernel may cache what it shows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+from dataclasses import dataclass
+
+from vfs.catalog import LIVE, Attr, Catalog, Version
+from vfs.errors import NoData, NotFound
+from vfs.fs.history import parse_spec
+from vfs.types import ROOT_INO, InodeNo, VersionNo
+
+SYNTHETIC_BASE = 1 << 48
+SNAPSHOTS_NAME = b".snapshots"
+
+
+@dataclass(frozen=True)
+class View:
+    ino: InodeNo
+    at: int
+
+
+@dataclass(frozen=True)
+class VersionFile:
+    ino: InodeNo
+    vno: int
+
+
+@dataclass(frozen=True)
+class VersionList:
+    ino: InodeNo
+
+
+@dataclass(frozen=True)
+class SnapshotList:
+    pass
+
+
+Node = View | VersionFile | VersionList | SnapshotList
+
+
+def is_synthetic(ino: int) -> bool:
+    return ino >= SYNTHETIC_BASE
+
+
+class Views:
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._inos: dict[Node, InodeNo] = {}
+        self._nodes: dict[InodeNo, Node] = {}
+
+    # -- synthetic inode numbers ---------------------------------------------------------------
+    def ino(self, node: Node) -> InodeNo:
+        ino = self._inos.get(node)
+        if ino is None:
+            ino = InodeNo(SYNTHETIC_BASE + len(self._inos))
+            self._inos[node] = ino
+            self._nodes[ino] = node
+        return ino
+
+    def node(self, ino: InodeNo) -> Node:
+        try:
+            return self._nodes[ino]
+        except KeyError:
+            raise NotFound(f"unknown history inode {ino}") from None
+
+    # -- resolving names -------------------------------------------------------------------------
+    def lookup_hidden(self, parent: InodeNo, name: bytes) -> Node | None:
+        """A hidden name in live directory `parent` (after the real lookup found nothing)."""
+        if parent == ROOT_INO and name == SNAPSHOTS_NAME:
+            return SnapshotList()
+        return self._resolve_spec(parent, LIVE, name)
+
+    def lookup(self, parent: InodeNo, name: bytes) -> Node | None:
+        """A name inside a synthetic directory."""
+        node = self.node(parent)
+        if isinstance(node, SnapshotList):
+            snap = self._catalog.snapshot(name.decode(errors="surrogateescape"))
+            return View(ROOT_INO, snap.commit_no) if snap else None
+        if isinstance(node, VersionList):
+            text = name.decode(errors="replace")
+            if text.isdigit() and not text.startswith("0") and self._catalog.version(node.ino, int(text)):
+                return VersionFile(node.ino, int(text))
+            return None
+        if isinstance(node, View):
+            child = self._catalog.lookup(node.ino, name, node.at)
+            if child is not None:
+                return View(child, node.at)
+            return self._resolve_spec(node.ino, node.at, name)
+        return None
+
+    def _resolve_spec(self, directory: InodeNo, at: int, name: bytes) -> Node | None:
+        base, sep, raw_spec = name.rpartition(b"@")
+        if not sep or not base:
+            return None
+        spec = raw_spec.decode(errors="surrogateescape")
+        now_ino = self._catalog.lookup(directory, base, at)
+        # Snapshot names come before times: a default name (an ISO time) is then exactly its snapshot.
+        snap = self._catalog.snapshot(spec) if spec and not spec.isdigit() else None
+        target: int
+        if snap is not None:
+            target = snap.commit_no
+        else:
+            parsed = parse_spec(spec)
+            if parsed is None or parsed.snapshot is not None:
+                return None
+            if parsed.listing or parsed.version is not None:
+                if now_ino is None or not stat.S_ISREG(self._catalog.attr(now_ino, at).mode):
+                    return None
+                if parsed.listing:
+                    return VersionList(now_ino)
+                assert parsed.version is not None
+                return VersionFile(now_ino, parsed.version) if self._catalog.version(now_ino, parsed.version) else None
+            assert parsed.time_ns is not None
+            found = self._catalog.commit_at_time(parsed.time_ns)
+            if found is None:
+                return None
+            target = min(found, at)
+        # The name as it was then (the file may since have been replaced or deleted), else the
+        # inode the name has now, as it was then (it may since have been renamed).
+        ino = self._catalog.lookup(directory, base, target) or now_ino
+        if ino is None:
+            return None
+        try:
+            self._catalog.attr(ino, target)
+        except NotFound:
+            return None
+        return View(ino, target)
+
+    # -- what nodes show ---------------------------------------------------------------------------
+    def attr(self, ino: InodeNo) -> Attr:
+        node = self.node(ino)
+        if isinstance(node, View):
+            return dataclasses.replace(self._catalog.attr(node.ino, node.at), ino=ino)
+        if isinstance(node, VersionFile):
+            base = self._catalog.attr(node.ino)
+            v = self._version(node)
+            return Attr(ino, base.mode, base.uid, base.gid, 0, v.size, v.mtime_ns, v.mtime_ns, v.time_ns,
+                        VersionNo(v.vno), 1)
+        root = self._catalog.attr(ROOT_INO if isinstance(node, SnapshotList) else node.ino)
+        mode = root.mode if isinstance(node, SnapshotList) else stat.S_IFDIR | 0o555
+        return Attr(ino, stat.S_IFDIR | stat.S_IMODE(mode), root.uid, root.gid, 0, 0, root.mtime_ns,
+                    root.mtime_ns, root.ctime_ns, VersionNo(0), 1)
+
+    def _version(self, node: VersionFile) -> Version:
+        v = self._catalog.version(node.ino, node.vno)
+        if v is None:
+            raise NotFound(f"version {node.vno} of inode {node.ino} is gone")
+        return v
+
+    def content(self, ino: InodeNo) -> Version | None:
+        """The version a synthetic file shows (None: an empty file)."""
+        node = self.node(ino)
+        if isinstance(node, VersionFile):
+            return self._version(node)
+        if isinstance(node, View):
+            return self._catalog.version_at(node.ino, node.at)
+        return None
+
+    def readlink(self, ino: InodeNo) -> bytes:
+        node = self.node(ino)
+        if not isinstance(node, View):
+            raise NotFound("not a symlink")
+        return self._catalog.readlink(node.ino)
+
+    def readdir(self, ino: InodeNo, after: int, limit: int) -> list[tuple[int, bytes, Node]]:
+        node = self.node(ino)
+        if isinstance(node, View):
+            return [(e.cookie, e.name, View(e.ino, node.at))
+                    for e in self._catalog.readdir(node.ino, after, limit, at=node.at)]
+        if isinstance(node, VersionList):
+            return [(v.vno, str(v.vno).encode(), VersionFile(node.ino, v.vno))
+                    for v in self._catalog.versions_after(node.ino, after, limit)]
+        if isinstance(node, SnapshotList):
+            snaps = self._catalog.snapshots()[after : after + limit]
+            return [(after + i + 1, s.name.encode(errors="surrogateescape"), View(ROOT_INO, s.commit_no))
+                    for i, s in enumerate(snaps)]
+        return []
+
+    def xattr_source(self, ino: InodeNo) -> tuple[InodeNo, int]:
+        """The real inode and commit whose extended attributes a synthetic node shows."""
+        node = self.node(ino)
+        if isinstance(node, View):
+            return node.ino, node.at
+        raise NoData("no extended attributes here")
