@@ -8,6 +8,7 @@ and released the store.
 from __future__ import annotations
 
 import argparse
+import errno
 import fcntl
 import logging
 import os
@@ -38,6 +39,7 @@ def register(sub: Any) -> None:
 
 
 def _check_mountpoint(mnt: Path) -> None:
+    _detach_dead_mount(mnt)
     if not mnt.exists():
         raise UsageError(f"mount point {mnt} does not exist")
     if not mnt.is_dir():
@@ -46,6 +48,28 @@ def _check_mountpoint(mnt: Path) -> None:
         raise UsageError(f"mount point {mnt} is not empty")
     if not os.path.exists("/dev/fuse"):
         raise VfsError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or install fuse3")
+def _detach_dead_mount(mnt: Path) -> None:
+    """Detach a vfs mount left at `mnt` by a daemon that died (kill -9, OOM), so a new mount takes over.
+
+    Such a mount answers every access with ENOTCONN until it is detached; nothing can be lost by
+    detaching it, since its daemon is gone (what it left in staging/ is recovered by the new one).
+    """
+    try:
+        os.listdir(mnt)
+        return
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            return  # missing, not a directory, ...: reported by the checks that follow
+    try:
+        _find_mount(mnt)
+    except UsageError:
+        raise UsageError(f"mount point {mnt} is a dead mount of another filesystem; detach it with"
+                         f" 'fusermount3 -uz {mnt}'") from None
+    done = subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UsageError(f"mount point {mnt} is the dead mount of a vfs daemon that is gone and cannot be"
+                         f" detached: {done.stderr.strip() or 'fusermount3 failed'}")
+    log.warning("detached the dead mount at %s left by a vfs daemon that died", mnt)
 
 
 def run_mount(args: argparse.Namespace) -> int:
