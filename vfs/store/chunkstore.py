@@ -8,6 +8,7 @@ calling thread appends new chunks to the open pack in file order. Chunks the cat
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import threading
@@ -25,6 +26,8 @@ from vfs.types import ChunkId
 
 # Chunks in flight between the cutter and the writer: bounds memory to ~window x max chunk size.
 _WINDOW = 16
+# Chunk reads announced to the kernel ahead of the caller (page cache only, no process memory).
+_READ_AHEAD = 64
 
 
 @dataclass
@@ -148,14 +151,19 @@ class ChunkStore:
     def read_chunks(self, locs: Iterable[ChunkLocation]) -> Iterator[bytes]:
         """`read_chunk` over many locations, decoded in parallel, yielded in order.
 
-        `locs` is consumed lazily, a window ahead of the caller. A chunk that must wait behind others
-        is announced to the kernel as it enters the window, so its disk read overlaps their decoding.
+        `locs` is consumed lazily, up to `_READ_AHEAD` locations ahead of the caller; each one taken is
+        announced to the kernel at once, so disk reads run ahead of decoding instead of waiting for it.
         """
+        it = iter(locs)
+        ahead: deque[ChunkLocation] = deque()
         pending: deque[Future[bytes]] = deque()
-        for loc in locs:
-            if pending:
+        while True:
+            for loc in itertools.islice(it, _READ_AHEAD - len(ahead)):
                 self._reader.prefetch(loc)
-            pending.append(self._pool.submit(self.read_chunk, loc))
+                ahead.append(loc)
+            if not ahead:
+                break
+            pending.append(self._pool.submit(self.read_chunk, ahead.popleft()))
             if len(pending) >= _WINDOW:
                 yield pending.popleft().result()
         while pending:
