@@ -126,6 +126,7 @@ class Catalog:
         self._db = conn
         self.path = path
         self._lock = threading.RLock()
+        self._checkpointer: sqlite3.Connection | None = None
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
 
     # -- opening -------------------------------------------------------------------------------
@@ -179,7 +180,26 @@ class Catalog:
 
     def close(self) -> None:
         with self._lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
             self._db.close()
+
+    def defer_checkpoints(self) -> None:
+        """Stop copying the WAL into the database inside commits (it fsyncs, stalling the caller).
+
+        Whoever calls this must call `checkpoint()` regularly, off the hot path.
+        """
+        with self._lock:
+            self._db.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database file. Slow (fsyncs): call from a thread.
+
+        PASSIVE never blocks writers; it uses its own connection, so it never holds the catalog lock.
+        """
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def sync(self) -> None:
         """Make every committed transaction survive a power loss (fsync the WAL)."""
@@ -347,7 +367,7 @@ class Catalog:
     # -- changing the tree -----------------------------------------------------------------------
     def _live_dirent(self, parent: InodeNo, name: bytes) -> tuple[int, InodeNo] | None:
         row = self._db.execute(
-            "SELECT id, ino FROM dirents WHERE parent = ? AND name = ? AND commit_to = ?", (parent, name, LIVE)
+            "SELECT id, ino FROM dirents INDEXED BY dirents_name WHERE parent = ? AND name = ? AND commit_to = ?", (parent, name, LIVE)
         ).fetchone()
         return (int(row[0]), InodeNo(int(row[1]))) if row else None
 

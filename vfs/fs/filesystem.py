@@ -58,6 +58,7 @@ T = TypeVar("T")
 
 # Small files commit in large batches: one pack fsync and one transaction for all of them.
 _COMMIT_BATCH = 512
+_COMMIT_GATHER = 0.05  # seconds
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Live:
     staging: Staging | None = None
     committing: trio.Event | None = None  # set while the committer ingests the staging file
     materializing: trio.Lock = field(default_factory=trio.Lock)
+    busy: int = 0  # operations holding this state across an await without a handle (truncate by path)
 
 
 @dataclass
@@ -134,7 +136,8 @@ class FileSystem:
         self._live: dict[InodeNo, Live] = {}
         self._handles: dict[int, Handle] = {}
         self._next_fh = 1
-        self._pending: set[InodeNo] = set()  # inodes queued for the committer
+        # Inodes queued for the committer, in queue order: saves are numbered in the order they happened.
+        self._pending: dict[InodeNo, None] = {}
         self._wakeup = trio.Event()
         self._commit_lock = trio.Lock()
         self._threads = trio.CapacityLimiter(2)
@@ -150,11 +153,17 @@ class FileSystem:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._committer)
             nursery.start_soon(self._interval_timer)
+            nursery.start_soon(self._checkpointer)
             task_status.started()
 
     async def _committer(self) -> None:
         while True:
             await self._wakeup.wait()
+            # Gather: a burst of small files then costs one pack fsync and one transaction. Waiting is
+            # free for durability, since the staging files already survive a killed daemon.
+            with trio.move_on_after(_COMMIT_GATHER):
+                while len(self._pending) < _COMMIT_BATCH:
+                    await trio.sleep(_COMMIT_GATHER / 5)
             self._wakeup = trio.Event()
             if not await self.commit_pending():
                 await trio.sleep(1)  # back off; what failed is still pending
@@ -173,8 +182,16 @@ class FileSystem:
                 if st is not None and st.dirty and st.dirty_since <= cutoff:
                     self._queue(live.ino)
 
+    async def _checkpointer(self) -> None:
+        # Commits on the loop must not stall on the WAL checkpoint's fsyncs: do them here instead.
+        self.catalog.defer_checkpoints()
+        limiter = trio.CapacityLimiter(1)
+        while True:
+            await trio.sleep(1.0)
+            await trio.to_thread.run_sync(self.catalog.checkpoint, limiter=limiter)
+
     def _queue(self, ino: InodeNo) -> None:
-        self._pending.add(ino)
+        self._pending[ino] = None
         self._wakeup.set()
 
     async def commit_pending(self) -> bool:
@@ -183,7 +200,9 @@ class FileSystem:
             while self._pending:
                 batch: list[Live] = []
                 while self._pending and len(batch) < _COMMIT_BATCH:
-                    live = self._live.get(self._pending.pop())
+                    ino = next(iter(self._pending))
+                    del self._pending[ino]
+                    live = self._live.get(ino)
                     if live is not None and live.staging is not None and live.staging.dirty:
                         batch.append(live)
                 if batch and not await self._commit_batch(batch):
@@ -209,7 +228,7 @@ class FileSystem:
                 assert live.staging is not None and live.committing is not None
                 if not committed:  # also when cancelled: nothing may be forgotten
                     live.staging.dirty = True
-                    self._pending.add(live.ino)
+                    self._pending[live.ino] = None
                 live.committing.set()
                 live.committing = None
         if committed:
@@ -221,7 +240,7 @@ class FileSystem:
         """Commit every dirty staging file, open or not; False if some could not be committed."""
         for live in self._live.values():
             if live.staging is not None and live.staging.dirty:
-                self._pending.add(live.ino)
+                self._pending[live.ino] = None
         return await self.commit_pending()
 
     async def close(self) -> None:
@@ -308,12 +327,19 @@ class FileSystem:
             if not stat.S_ISREG(attr.mode):
                 raise InvalidArgument("can only truncate regular files")
             live = self._get_live(ino)
-            st = await self._staging(live, empty=size == 0)
-            _os_call(os.ftruncate, st.fd, size)
-            st.size = size
-            self._mark_dirty(live, mtime_ns if mtime_ns is not None else _now())
-            if live.writers == 0:
-                self._queue(ino)
+            # Without `busy`, a commit finishing while we wait would forget `live` and this truncate
+            # would land in a staging file nobody reads or commits.
+            live.busy += 1
+            try:
+                st = await self._staging(live, empty=size == 0)
+                _os_call(os.ftruncate, st.fd, size)
+                st.size = size
+                self._mark_dirty(live, mtime_ns if mtime_ns is not None else _now())
+                if live.writers == 0:
+                    self._queue(ino)
+            finally:
+                live.busy -= 1
+                self._maybe_forget_staging(live)
             mtime_ns = None
         live_ = self._live.get(ino)
         if mtime_ns is not None and live_ is not None:
@@ -556,20 +582,20 @@ class FileSystem:
 
     def _maybe_forget_staging(self, live: Live) -> None:
         """Drop the staging file and in-memory state once nothing needs them."""
-        if live.opens > 0 or live.committing is not None:
+        if live.opens > 0 or live.busy > 0 or live.committing is not None:
             return
         st = live.staging
         if st is not None:
-            if st.dirty and self._has_names(live.ino):
-                return  # the committer still needs it
+            if st.dirty:
+                # Saved content is history even if its name is gone (a temp file renamed over a
+                # file, then itself replaced by the next save): the committer still needs it.
+                self._queue(live.ino)
+                return
             os.close(st.fd)
             st.path.unlink(missing_ok=True)
             live.staging = None
         del self._live[live.ino]
-        self._pending.discard(live.ino)
-
-    def _has_names(self, ino: InodeNo) -> bool:
-        return self.catalog.attr(ino).nlink > 0
+        self._pending.pop(live.ino, None)
 
     # -- extended attributes -----------------------------------------------------------------------
     def getxattr(self, ino: InodeNo, name: bytes) -> bytes:

@@ -11,6 +11,7 @@ import faulthandler
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def serve(
 ) -> None:
     """Mount `store` at `mountpoint` and serve until unmounted; returns when all data is committed."""
     faulthandler.enable()
+    # The loop answers the kernel while commit threads run Python code: with the default 5 ms GIL
+    # switch interval every request arriving during a commit waited up to 5 ms for the loop.
+    sys.setswitchinterval(0.0005)
     repo = Repository.open(store)
     try:
         trio.run(_serve, repo, mountpoint, version_interval, ready)

@@ -81,14 +81,29 @@ class ChunkStore:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 return Ingested(0, codec.file_hasher().digest(), [])
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                view = memoryview(mm)
-                try:
-                    result = self._ingest_view(view, known)
-                finally:
-                    view.release()
+            if size <= self.config.chunk_min:
+                result = self._ingest_small(f.read(), known)
+            else:
+                result = self._ingest_mapped(f.fileno(), known)
         if sync:
             self._writer.sync()
+        return result
+
+    def _ingest_mapped(self, fd: int, known: Callable[[ChunkId], bool]) -> Ingested:
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                return self._ingest_view(view, known)
+            finally:
+                view.release()
+
+    def _ingest_small(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
+        """A file of one chunk: its chunk id is its content hash, and it is done inline (no thread hop)."""
+        cid = codec.chunk_id(data)
+        result = Ingested(len(data), cid, [(cid, len(data))])
+        if not known(cid):
+            kind, stored = codec.encode(data, self.config.zstd_level)
+            result.new.append(self._writer.append(cid, kind, stored, len(data)))
         return result
 
     def ingest_bytes(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
