@@ -120,3 +120,7 @@ class RangeError(FsError):
 
 class Busy(FsError):
     errno = errno.EBUSY
+
+
+class NotSupported(FsError):
+    errno = errno.EOPNOTSUPP

@@ -56,6 +56,12 @@ class Mount:
             time.sleep(0.05)
         subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True)
 
+    def log_problems(self) -> list[str]:
+        """The WARNING, ERROR and traceback lines of the daemon's log (vfs.log in the store)."""
+        log = self.store / "vfs.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return [line for line in text.splitlines() if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+
     def cleanup(self) -> None:
         unmounted = not is_mounted(self.path) or subprocess.run(
             [*VFS, "umount", str(self.path)], capture_output=True, timeout=60).returncode == 0
