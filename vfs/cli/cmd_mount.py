@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vfs.cli.common import find_mount
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
 from vfs.repository import Repository
 
@@ -48,6 +49,8 @@ def _check_mountpoint(mnt: Path) -> None:
         raise UsageError(f"mount point {mnt} is not empty")
     if not os.path.exists("/dev/fuse"):
         raise VfsError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or install fuse3")
+
+
 def _detach_dead_mount(mnt: Path) -> None:
     """Detach a vfs mount left at `mnt` by a daemon that died (kill -9, OOM), so a new mount takes over.
 
@@ -61,7 +64,7 @@ def _detach_dead_mount(mnt: Path) -> None:
         if e.errno != errno.ENOTCONN:
             return  # missing, not a directory, ...: reported by the checks that follow
     try:
-        _find_mount(mnt)
+        find_mount(mnt)
     except UsageError:
         raise UsageError(f"mount point {mnt} is a dead mount of another filesystem; detach it with"
                          f" 'fusermount3 -uz {mnt}'") from None
@@ -135,21 +138,8 @@ def _spawn(store: Path, mnt: Path, args: argparse.Namespace) -> int:
     raise VfsError(answer or f"the daemon exited with status {code}; see {store / LOG_FILE}")
 
 
-def _find_mount(mnt: Path) -> Path:
-    """The store behind a vfs mount point (its fsname), from /proc/self/mountinfo."""
-    target = os.path.realpath(mnt)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            point = fields[4].encode().decode("unicode_escape")
-            if point == target and fields[sep + 1] == "fuse.vfs":
-                return Path(fields[sep + 2].encode().decode("unicode_escape"))
-    raise UsageError(f"{mnt} is not a vfs mount point")
-
-
 def run_umount(args: argparse.Namespace) -> int:
-    store = _find_mount(args.mountpoint)
+    store = find_mount(args.mountpoint)
     done = subprocess.run(["fusermount3", "-u", str(args.mountpoint)], capture_output=True, text=True)
     if done.returncode != 0:
         raise StoreError(f"cannot unmount {args.mountpoint}: {done.stderr.strip() or 'fusermount3 failed'}")

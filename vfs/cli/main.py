@@ -18,13 +18,18 @@ def default_store() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vfs.cli import cmd_init, cmd_mount
+    from vfs.cli import cmd_cat, cmd_diff, cmd_init, cmd_log, cmd_mount, cmd_restore, cmd_snapshot
 
     parser = argparse.ArgumentParser(prog="vfs", description="A versioned, content-addressed FUSE filesystem.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmd_init.register(sub)
     cmd_mount.register(sub)
+    cmd_snapshot.register(sub)
+    cmd_log.register(sub)
+    cmd_diff.register(sub)
+    cmd_restore.register(sub)
+    cmd_cat.register(sub)
     return parser
 
 

@@ -1,0 +1,80 @@
+"""vfs log and vfs cat: a file's versions, and content by version, snapshot, time or hash."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cli.conftest import Mount, Volume, as_json, fails, out, run
+
+
+def test_log_of_a_file_with_three_versions(volume: Volume) -> None:
+    for text in (b"one", b"two!", b"three"):
+        volume.write("f.txt", text)
+    log = as_json("log", "--store", volume.store, "f.txt")
+    assert [(v["version"], v["size"], v["origin"]) for v in log["versions"]] == [
+        (1, 3, "write"), (2, 4, "write"), (3, 5, "write")]
+    assert all(len(v["hash"]) == 64 for v in log["versions"])
+    lines = out("log", "--store", volume.store, "/f.txt").splitlines()
+    assert lines[0].split() == ["VERSION", "TIME", "SIZE", "HASH", "ORIGIN"]
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2", "3"]
+    assert log["versions"][0]["hash"].startswith(lines[1].split()[4])
+    assert as_json("log", "--store", volume.store, "f.txt", "--since=-1h")["versions"] == log["versions"]
+    assert as_json("log", "--store", volume.store, "f.txt", "--until=-1h")["versions"] == []
+    fails(2, "log", "--store", volume.store, "f.txt", "--since", "2026-13-45", match="not a valid time")
+
+
+def test_log_of_a_deleted_file(volume: Volume) -> None:
+    volume.write("gone.txt", b"a")
+    volume.write("gone.txt", b"b")
+    volume.remove("gone.txt")
+    log = as_json("log", "--store", volume.store, "gone.txt")
+    assert log["exists"] is False and [v["version"] for v in log["versions"]] == [1, 2]
+    fails(1, "log", "--store", volume.store, "never.txt", match="never did")
+
+
+def test_cat_by_version_snapshot_time_and_hash(volume: Volume) -> None:
+    s = volume.store
+    volume.write("f.txt", b"one")
+    run("snapshot", "create", "--store", s, "snap")
+    time.sleep(0.05)
+    between = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() + 1))
+    time.sleep(1.2)
+    volume.write("f.txt", b"two")
+    assert run("cat", "--store", s, "f.txt@1").stdout == b"one"
+    assert run("cat", "--store", s, "f.txt@snap").stdout == b"one"
+    assert run("cat", "--store", s, f"f.txt@{between}").stdout == b"one"
+    assert run("cat", "--store", s, "f.txt").stdout == b"two"
+    full = as_json("log", "--store", s, "f.txt")["versions"][1]["hash"]
+    assert run("cat", "--store", s, f"blake3:{full}").stdout == b"two"
+    assert run("cat", "--store", s, f"blake3:{full[:16]}").stdout == b"two"
+    fails(1, "cat", "--store", s, "blake3:" + "00" * 32, match="no content")
+    fails(2, "cat", "--store", s, "blake3:xyz", match="hex digits")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("abc", "no snapshot named 'abc'"),
+    ("0", "not a snapshot name or a valid time"),
+    ("99999", "has no version 99999"),
+    ("2026-13-45", "not a snapshot name or a valid time"),
+    ("1999-01-01", "did not exist yet"),
+])
+def test_bad_specs_exit_2(volume: Volume, spec: str, message: str) -> None:
+    volume.write("f", b"x")
+    fails(2, "cat", "--store", volume.store, f"f@{spec}", match=message)
+    fails(2, "restore", "--store", volume.store, f"f@{spec}", match=message)
+
+
+@pytest.mark.fuse
+def test_log_and_cat_through_a_mount(mount: Mount) -> None:
+    f = mount.path / "notes.txt"
+    for text in ("one", "two", "three"):
+        f.write_text(text)
+        run("log", f)  # has the daemon commit what was closed: one version per write
+    log = as_json("log", f)
+    assert [v["size"] for v in log["versions"]] == [3, 3, 5]
+    assert run("cat", f"{f}@2").stdout == b"two"
+    assert run("cat", "--mount", mount.path, "blake3:" + log["versions"][0]["hash"]).stdout == b"one"
+    fails(2, "cat", f"{f}@0")
+    fails(2, "cat", "/tmp/not-in-a-mount@1", match="not inside a vfs mount")

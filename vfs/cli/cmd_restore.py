@@ -1,0 +1,49 @@
+"""vfs restore PATH@SPEC [--to DEST]: bring an old state back as new versions (history stays)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from vfs.cli.common import add_store_options, same_volume, target
+from vfs.control.client import call, daemon_running
+from vfs.fs.locate import locate, show
+from vfs.fs.restore import Change, restore
+from vfs.repository import Repository
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "restore", help="bring back a file or directory as it was",
+        description="Bring back PATH as it was at SPEC (a version number N, a snapshot name or a time), as"
+                    " new versions: history is never rewritten and no data is copied. A deleted file is"
+                    " created again (without @SPEC: as it last was). A directory is restored recursively;"
+                    " files that did not exist at SPEC are left alone, and names that now hold another"
+                    " kind of thing are skipped and reported. With --to, the result goes to DEST instead"
+                    " (into DEST if it is an existing directory and PATH is not).")
+    p.add_argument("path", metavar="PATH[@SPEC]")
+    p.add_argument("--to", metavar="DEST", help="restore to DEST (in the same volume) instead of PATH")
+    p.add_argument("--json", action="store_true", help="print what was done as JSON")
+    add_store_options(p, mount=False)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    t = target(args, args.path)
+    dest = None if args.to is None else same_volume(t, args, args.to)
+    if daemon_running(t.store):
+        answer = call(t.store, {"op": "restore", "path": show(t.names), "spec": t.spec,
+                                "to": None if dest is None else show(dest)})
+        changes = [Change(c["action"], c["path"], c["detail"]) for c in answer["changes"]]
+    else:
+        with Repository.open(t.store) as repo:
+            changes = list(restore(repo, locate(repo.catalog, t.names, t.spec), dest))
+    if args.json:
+        print(json.dumps([{"action": c.action, "path": c.path, "detail": c.detail} for c in changes], indent=2))
+    else:
+        for c in changes:
+            print(c)
+        if not changes:
+            print("nothing to restore")
+    return 0

@@ -1,0 +1,119 @@
+"""What several commands share: finding the store behind a mount, and turning arguments into targets.
+
+A command acts on a *store*: given by --store, found from a mount point (--mount, or a path inside a
+mount), or the default store. Paths the user gives are either inside a mounted volume (and resolved
+through /proc/self/mountinfo) or, with --store, paths inside the volume itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vfs.errors import UsageError
+from vfs.fs.locate import split_spec, volume_names
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo field with its octal escapes (\\040 for a space) decoded."""
+    return field.encode().decode("unicode_escape")
+
+
+def vfs_mounts() -> list[tuple[str, Path]]:
+    """(mount point, store) of every vfs mount this process can see."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] == "fuse.vfs":
+                out.append((_unescape(fields[4]), Path(_unescape(fields[sep + 2]))))
+    return out
+
+
+def find_mount(mnt: Path | str) -> Path:
+    """The store behind the vfs mount point `mnt`."""
+    target = os.path.realpath(mnt)
+    for point, store in vfs_mounts():
+        if point == target:
+            return store
+    raise UsageError(f"{mnt} is not a vfs mount point")
+
+
+def mount_containing(real_path: str) -> tuple[str, Path] | None:
+    """(mount point, store) of the innermost vfs mount holding the resolved path `real_path`."""
+    best: tuple[str, Path] | None = None
+    for point, store in vfs_mounts():
+        inside = real_path == point or real_path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) > len(best[0])):
+            best = (point, store)
+    return best
+
+
+def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--store", type=Path, metavar="STORE",
+                       help="the store (default: the mount holding PATH, else $VFS_HOME or ~/.local/share/vfs/default)")
+    if mount:
+        group.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
+
+
+def store_of(args: argparse.Namespace) -> Path:
+    """The store named by --store or --mount, else the default store."""
+    from vfs.cli.main import default_store
+
+    if getattr(args, "mount", None) is not None:
+        return find_mount(args.mount)
+    if args.store is not None:
+        return Path(args.store).absolute()
+    return default_store().absolute()
+
+
+@dataclass(frozen=True)
+class Target:
+    store: Path
+    names: tuple[bytes, ...]  # the path inside the volume
+    spec: str | None  # what followed '@' (None: no '@')
+    mountpoint: str | None  # set when the path was given inside a mount
+
+
+def target(args: argparse.Namespace, text: str) -> Target:
+    """The store and volume path `text` (`PATH` or `PATH@SPEC`) names.
+
+    With --store, PATH is a path inside the volume; otherwise it must lie inside a vfs mount.
+    """
+    path, spec = split_spec(text)
+    if args.store is not None:
+        return Target(Path(args.store).absolute(), volume_names(path), spec, None)
+    absolute = os.path.abspath(path)
+    head, base = os.path.split(absolute)
+    # Resolve the directories only: the last name may be deleted, or a symlink meant as itself.
+    real = os.path.join(os.path.realpath(head), base) if base else os.path.realpath(absolute)
+    found = mount_containing(real)
+    if found is None:
+        raise UsageError(f"{path} is not inside a vfs mount; give --store STORE and a path inside the volume")
+    point, store = found
+    return Target(store, volume_names(os.path.relpath(real, point)), spec, point)
+
+
+def same_volume(first: Target, args: argparse.Namespace, text: str) -> tuple[bytes, ...]:
+    """The volume path of `text`, which must be in the same volume as `first` (e.g. --to DEST)."""
+    other = target(args, text)
+    if other.spec is not None:
+        raise UsageError(f"{text}: a destination takes no @SPEC")
+    if other.store != first.store:
+        raise UsageError(f"{text} is not in the same volume as the source")
+    return other.names
+
+
+def settle(store: Path) -> None:
+    """When `store` is mounted, have the daemon commit what open and just-closed files hold.
+
+    Read-only commands then see what was written before they ran (the committer is asynchronous).
+    """
+    from vfs.control.client import call, daemon_running
+
+    if daemon_running(store):
+        call(store, {"op": "flush"})
