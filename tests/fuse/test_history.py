@@ -186,3 +186,11 @@ def test_deleted_file_reachable_through_time(mount: Mount) -> None:
     assert not (mnt / "d" / "deleted.txt").exists()
     assert (mnt / f"d@{before}" / "deleted.txt").read_text() == "was here"
     assert (mnt / f"d/deleted.txt@{before}").read_text() == "was here"
+
+
+def test_every_save_is_a_version_even_in_quick_succession(mnt: Path) -> None:
+    f = mnt / "quick.txt"
+    for i in range(1, 6):
+        f.write_text(f"save {i}")
+    wait_committed(f, 5)
+    assert [(mnt / f"quick.txt@{i}").read_text() for i in range(1, 6)] == [f"save {i}" for i in range(1, 6)]

@@ -367,7 +367,9 @@ class Catalog:
     # -- changing the tree -----------------------------------------------------------------------
     def _live_dirent(self, parent: InodeNo, name: bytes) -> tuple[int, InodeNo] | None:
         row = self._db.execute(
-            "SELECT id, ino FROM dirents INDEXED BY dirents_name WHERE parent = ? AND name = ? AND commit_to = ?", (parent, name, LIVE)
+            # Pinned: the planner preferred dirents_list, a scan of every live entry of the directory.
+            "SELECT id, ino FROM dirents INDEXED BY dirents_name WHERE parent = ? AND name = ? AND commit_to = ?",
+            (parent, name, LIVE),
         ).fetchone()
         return (int(row[0]), InodeNo(int(row[1]))) if row else None
 

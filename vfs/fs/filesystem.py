@@ -139,6 +139,7 @@ class FileSystem:
         # Inodes queued for the committer, in queue order: saves are numbered in the order they happened.
         self._pending: dict[InodeNo, None] = {}
         self._wakeup = trio.Event()
+        self._batch_full = trio.Event()
         self._commit_lock = trio.Lock()
         self._threads = trio.CapacityLimiter(2)
         self.views = Views(self.catalog)
@@ -162,9 +163,9 @@ class FileSystem:
             # Gather: a burst of small files then costs one pack fsync and one transaction. Waiting is
             # free for durability, since the staging files already survive a killed daemon.
             with trio.move_on_after(_COMMIT_GATHER):
-                while len(self._pending) < _COMMIT_BATCH:
-                    await trio.sleep(_COMMIT_GATHER / 5)
+                await self._batch_full.wait()
             self._wakeup = trio.Event()
+            self._batch_full = trio.Event()
             if not await self.commit_pending():
                 await trio.sleep(1)  # back off; what failed is still pending
                 self._wakeup.set()
@@ -193,6 +194,8 @@ class FileSystem:
     def _queue(self, ino: InodeNo) -> None:
         self._pending[ino] = None
         self._wakeup.set()
+        if len(self._pending) >= _COMMIT_BATCH:
+            self._batch_full.set()
 
     async def commit_pending(self) -> bool:
         """Commit every queued dirty inode (also those queued meanwhile); False if a batch failed."""
@@ -331,6 +334,7 @@ class FileSystem:
             # would land in a staging file nobody reads or commits.
             live.busy += 1
             try:
+                await self._settle(live)
                 st = await self._staging(live, empty=size == 0)
                 _os_call(os.ftruncate, st.fd, size)
                 st.size = size
@@ -467,6 +471,12 @@ class FileSystem:
         if attr.is_dir:
             raise IsADirectory("is a directory")
         live = self._get_live(ino)
+        if writable:
+            live.busy += 1  # keeps `live` while a settling commit runs
+            try:
+                await self._settle(live)
+            finally:
+                live.busy -= 1
         live.opens += 1
         if writable:
             live.writers += 1
@@ -486,6 +496,18 @@ class FileSystem:
         attr = self.catalog.create(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid)
         fh = await self.open(attr.ino, flags & ~os.O_TRUNC)
         return fh, attr
+
+    async def _settle(self, live: Live) -> None:
+        """Commit a closed but not yet committed state before it changes again: every save is a version.
+
+        Commits of closed files are gathered for a moment; a file reopened for writing within that
+        moment would otherwise fold two saves into one version.
+        """
+        if live.writers == 0 and live.ino in self._pending:
+            async with self._commit_lock:
+                if live.ino in self._pending and live.staging is not None and live.staging.dirty:
+                    del self._pending[live.ino]
+                    await self._commit_batch([live])
 
     async def _staging(self, live: Live, *, empty: bool = False) -> Staging:
         """The inode's staging file, made on first need (a copy of its content unless `empty`)."""

@@ -52,7 +52,8 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
 
     async def flush_kernel() -> None:
         # From a thread: the write-back it causes comes to this very loop as WRITE requests.
-        await trio.to_thread.run_sync(_syncfs, str(mountpoint))
+        # Abandoned on cancel: a stop signal must not wait for a write-back that needs this loop.
+        await trio.to_thread.run_sync(_syncfs, str(mountpoint), abandon_on_cancel=True)
 
     fs.flush_kernel = flush_kernel
     # main() returns when the kernel unmounted us, or after terminate() (a signal): then we are
