@@ -57,6 +57,32 @@ class NoSpace(VfsError):
     errno = errno.ENOSPC
 
 
+# Remote object store (vfs.backend): messages name the endpoint and the key, never a credential.
+class BackendError(VfsError):
+    """The remote refused a request or failed in a way that retrying will not fix."""
+
+    exit_code = 5
+    transient = False
+
+
+class BackendUnavailable(BackendError):
+    """A failure worth retrying: timeout, connection reset, 5xx, throttling, a truncated body."""
+
+    transient = True
+
+
+class BackendNotFound(BackendError):
+    """The object asked for does not exist on the remote."""
+
+    errno = errno.ENOENT
+
+
+class BackendDenied(BackendError):
+    """The remote refused access (HTTP 403, bad or missing credentials)."""
+
+    errno = errno.EACCES
+
+
 # Filesystem-level errors: each carries the errno a local filesystem would return.
 class FsError(VfsError):
     errno = errno.EIO

@@ -1,0 +1,110 @@
+"""The object interface every remote speaks, and how its failures are classified.
+
+An *object* is an immutable-once-written byte string stored under a *key*: a relative, `/`-separated
+name such as `packs/ab/ab12...`. Keys are opaque to the backend (a slash makes no directory on S3);
+the local backend maps them to paths. A backend is thread-safe and raises only `vfs.errors` classes:
+`BackendNotFound` for a missing object, `BackendUnavailable` for anything worth retrying (timeouts,
+resets, 5xx, throttling, truncated bodies) and `BackendError` otherwise. Retries, connection limits and
+the like are wrappers (`vfs.backend.retry`, `vfs.backend.limits`), composed in `vfs.backend.open_backend`.
+
+Bodies are returned whole and exactly as stored, or not at all: a short read is an error, never data.
+Objects are content-addressed by their writers, who check each body against its hash after `get`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from types import TracebackType
+
+from vfs.errors import BackendError, UsageError
+
+
+class Backend(abc.ABC):
+    """A flat namespace of objects; see the module docstring for the rules."""
+
+    #: Where the objects live, for messages and logs (e.g. `s3://bucket/prefix at http://host:9000`).
+    #: Never holds a credential.
+    url: str
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key`, replacing any object there; atomic (readers see old or new, whole)."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """The whole object under `key`.
+
+        Raises:
+            BackendNotFound: no object has that key.
+        """
+
+    @abc.abstractmethod
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) of the object, short only where the object ends.
+
+        Raises:
+            BackendNotFound: no object has that key.
+        """
+
+    @abc.abstractmethod
+    def head(self, key: str) -> int | None:
+        """The size of the object under `key`, or None if there is none."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[str]:
+        """Keys that start with `prefix` (a plain string prefix, not a folder), ascending.
+
+        With `start_after`, only keys greater than it: a caller (the retry wrapper) resumes an
+        interrupted listing this way.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object under `key`; removing a missing object is not an error."""
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether retrying the request that raised `exc` may succeed."""
+        return is_transient(exc)
+
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
+        """Release connections and descriptors; the backend is unusable afterwards."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is a failure worth retrying: a `BackendError` that says so (`BackendUnavailable`)."""
+    return isinstance(exc, BackendError) and exc.transient
+
+
+def check_key(key: str) -> str:
+    """`key` if it is a valid object key; else UsageError.
+
+    Valid: non-empty `/`-separated segments, none of them `.` or `..`, no NUL or backslash, at most
+    1,000 bytes in UTF-8 (S3's limit is 1,024, leaving room for a prefix).
+    """
+    if not isinstance(key, str) or not key:
+        raise UsageError(f"object key must be a non-empty string, not {key!r}")
+    if "\0" in key or "\\" in key or len(key.encode()) > 1000:
+        raise UsageError(f"invalid object key {key!r}: NUL, backslash or longer than 1000 bytes")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise UsageError(f"invalid object key {key!r}: empty, '.' or '..' path segment")
+    return key
+
+
+def check_range(offset: int, length: int) -> None:
+    """UsageError unless `offset` and `length` are non-negative."""
+    if offset < 0:
+        raise UsageError(f"offset must be non-negative, not {offset}")
+    if length < 0:
+        raise UsageError(f"length must be non-negative, not {length}")

@@ -1,0 +1,132 @@
+"""A wrapper that retries transient failures with exponential backoff and full jitter.
+
+Attempt n (from 1) that fails transiently is followed by a sleep drawn uniformly from
+[0, min(max_delay, base_delay * 2**(n-1))] ("full jitter": many clients that failed together do not
+come back together). Retrying stops after `max_attempts` attempts, or when the next sleep would end
+past `max_time` seconds after the first attempt; the last error is then raised with how long it was
+tried. Permanent errors (`BackendNotFound`, `BackendDenied`, ...) are raised at once.
+
+Every request is idempotent here (objects are written whole, under content-derived keys), so a
+request whose answer was lost may simply be sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from vfs.backend.base import Backend
+from vfs.errors import BackendError, BackendUnavailable, UsageError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: bounded in attempts and in time (seconds)."""
+
+    max_attempts: int = 10
+    max_time: float = 120.0
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise UsageError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        for name in ("max_time", "base_delay", "max_delay"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be non-negative, not {getattr(self, name)}")
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """The sleep after failed attempt number `attempt` (1-based)."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 60)))
+
+
+class RetryingBackend(Backend):
+    """`inner` with transient failures retried under `policy`.
+
+    Args:
+        sleep, clock: injectable for tests (default `time.sleep`, `time.monotonic`).
+        rng: the jitter's source (default: a fresh, unseeded `random.Random`).
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def _call(self, op: str, key: str, fn: Callable[[], T]) -> T:
+        start = self._clock()
+        attempt = 1
+        while True:
+            try:
+                return fn()
+            except BackendError as e:
+                attempt = self._failed(op, key, e, attempt, start)
+
+    def _failed(self, op: str, key: str, e: BackendError, attempt: int, start: float) -> int:
+        """Sleep before the next attempt and return its number, or raise if there is to be none."""
+        if not self.inner.is_transient(e):
+            raise e
+        elapsed = self._clock() - start
+        delay = self.policy.backoff(attempt, self._rng)
+        if attempt >= self.policy.max_attempts or elapsed + delay > self.policy.max_time:
+            raise BackendUnavailable(
+                f"{e} (gave up after {attempt} attempt{'s' if attempt > 1 else ''} in {elapsed:.1f}s)"
+            ) from e
+        # `e` names the endpoint and the object already (and never a credential).
+        log.info("retrying in %.2fs after attempt %d of %d failed: %s", delay, attempt, self.policy.max_attempts, e)
+        self._sleep(delay)
+        return attempt + 1
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call("put", key, lambda: self.inner.put(key, data))
+
+    def get(self, key: str) -> bytes:
+        return self._call("get", key, lambda: self.inner.get(key))
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        return self._call("get", key, lambda: self.inner.get_range(key, offset, length))
+
+    def head(self, key: str) -> int | None:
+        return self._call("head", key, lambda: self.inner.head(key))
+
+    def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[str]:
+        # An interrupted listing resumes after the last key it yielded; progress restarts the count.
+        last = start_after
+        attempt, start = 1, self._clock()
+        while True:
+            try:
+                for key in self.inner.list(prefix, start_after=last):
+                    last = key
+                    attempt, start = 1, self._clock()
+                    yield key
+                return
+            except BackendError as e:
+                attempt = self._failed("list", prefix, e, attempt, start)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, lambda: self.inner.delete(key))
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return self.inner.is_transient(exc)
+
+    def close(self) -> None:
+        self.inner.close()
