@@ -29,6 +29,7 @@ from vfs.errors import (
     MissingChunk,
     NameTooLong,
     NoData,
+    NoSpace,
     NotADirectory,
     NotAStore,
     NotEmpty,
@@ -236,8 +237,11 @@ class Catalog:
                 yield Commit(CommitNo(no), now)
                 db.execute("COMMIT")
                 self._last_time_ns = now
-            except BaseException:
-                db.execute("ROLLBACK")
+            except BaseException as e:
+                if db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
+                    raise NoSpace("no space left on the store's disk for the catalog") from None
                 raise
             finally:
                 if durable:

@@ -85,6 +85,7 @@ class Live:
     committing: trio.Event | None = None  # set while the committer ingests the staging file
     materializing: trio.Lock = field(default_factory=trio.Lock)
     busy: int = 0  # operations holding this state across an await without a handle (truncate by path)
+    deleted: bool = False  # unlinked, its last name gone: uncommitted content is dropped, not committed
 
 
 @dataclass
@@ -189,7 +190,11 @@ class FileSystem:
         limiter = trio.CapacityLimiter(1)
         while True:
             await trio.sleep(1.0)
-            await trio.to_thread.run_sync(self.catalog.checkpoint, limiter=limiter)
+            try:
+                await trio.to_thread.run_sync(self.catalog.checkpoint, limiter=limiter)
+            except Exception as e:  # a full disk: the WAL keeps the data; try again later
+                log.warning("catalog checkpoint failed (will retry): %s", e)
+                await trio.sleep(10.0)
 
     def _queue(self, ino: InodeNo) -> None:
         self._pending[ino] = None
@@ -415,7 +420,26 @@ class FileSystem:
     def unlink(self, parent: InodeNo, name: bytes) -> None:
         self._writable(parent)
         with self._hidden_names_read_only(parent, name):
-            self._after_unlink(self.catalog.unlink(parent, name))
+            try:
+                ino = self.catalog.unlink(parent, name)
+            except NoSpace:
+                # On a full disk the catalog cannot even record the delete: free the uncommitted
+                # content of the file being deleted (what the user asked to lose), then retry.
+                if not self._drop_doomed_staging(parent, name):
+                    raise
+                ino = self.catalog.unlink(parent, name)
+        live = self._live.get(ino)
+        if live is not None and self.catalog.attr(ino).nlink == 0:
+            live.deleted = True  # deleted, not replaced: its unsaved content goes with it
+        self._after_unlink(ino)
+
+    def _drop_doomed_staging(self, parent: InodeNo, name: bytes) -> bool:
+        ino = self.catalog.lookup(parent, name)
+        live = self._live.get(ino) if ino is not None else None
+        if ino is None or live is None or live.staging is None or live.opens or self.catalog.attr(ino).nlink != 1:
+            return False
+        _os_call(os.ftruncate, live.staging.fd, 0)
+        return True
 
     @contextmanager
     def _hidden_names_read_only(self, parent: InodeNo, name: bytes) -> Iterator[None]:
@@ -608,7 +632,7 @@ class FileSystem:
             return
         st = live.staging
         if st is not None:
-            if st.dirty:
+            if st.dirty and not live.deleted:
                 # Saved content is history even if its name is gone (a temp file renamed over a
                 # file, then itself replaced by the next save): the committer still needs it.
                 self._queue(live.ino)
