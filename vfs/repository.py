@@ -26,13 +26,17 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfs.catalog import Catalog, Version
 from vfs.catalog.catalog import CATALOG_FILE
-from vfs.config import StoreConfig
+from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import NotAStore, StoreError, StoreLocked
 from vfs.store import ChunkStore, Ingested
 from vfs.types import InodeNo
+
+if TYPE_CHECKING:
+    from vfs.sync.fetch import PackFetcher
 
 
 class Repository:
@@ -42,7 +46,18 @@ class Repository:
         self._lock_fd = lock_fd
         self.config = StoreConfig(**json.loads(catalog.meta("config")))
         self.store_id = catalog.meta("store_id")
-        self.chunks = ChunkStore(path / "packs", self.config, threads=threads)
+        self.chunks = ChunkStore(path / "packs", self.config, threads=threads,
+                                 sealed_upto=catalog.max_remote_pack())
+        self.remote: RemoteConfig | None = None
+        self.fetcher: PackFetcher | None = None
+        remote = catalog.meta_or_none("remote")
+        if remote is not None:
+            # A store with a remote reads the packs it lacks (lazy clone, evicted) from there.
+            from vfs.sync.fetch import PackFetcher
+
+            self.remote = RemoteConfig.from_json(remote)
+            self.fetcher = PackFetcher(self, self.remote)
+            self.chunks.set_fetcher(self.fetcher)
         self.staging = path / "staging"
         self.staging.mkdir(exist_ok=True)
 
@@ -77,6 +92,8 @@ class Repository:
             raise
 
     def close(self) -> None:
+        if self.fetcher is not None:
+            self.fetcher.close()
         self.chunks.close()
         self.catalog.close()
         if self._lock_fd is not None:

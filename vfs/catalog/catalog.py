@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vfs.catalog.schema import LIVE, SCHEMA_VERSION, TABLES
+from vfs.catalog.schema import LIVE, REMOTE_TABLES, SCHEMA_VERSION, TABLES
 from vfs.errors import (
     Exists,
     InvalidArgument,
@@ -169,6 +169,10 @@ class Catalog:
                 )
             conn.close()
             conn = _connect(path)
+            try:
+                conn.executescript(REMOTE_TABLES)  # a catalog made before remote sync existed
+            except sqlite3.OperationalError:
+                pass  # read-only (e.g. opened next to a daemon that holds a write lock): created later
             return cls(conn, path)
         except sqlite3.DatabaseError as e:
             if conn is not None:
@@ -221,7 +225,70 @@ class Catalog:
             raise StoreError(f"catalog {self.path} lacks meta key {key!r}")
         return str(row[0])
 
+    def meta_or_none(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or with None, remove) a meta value; not a commit (it changes no tree)."""
+        with self._plain_write():
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- remote sync ------------------------------------------------------------------------------
+    def remote_packs(self) -> dict[PackNo, tuple[str, int]]:
+        """pack -> (object key, size) of every pack the remote holds."""
+        return {PackNo(p): (k, n) for p, k, n in self._all("SELECT pack, key, size FROM remote_packs")}
+
+    def remote_pack(self, pack: PackNo) -> tuple[str, int] | None:
+        """(object key, size) of `pack` on the remote, or None if it is not there."""
+        row = self._one("SELECT key, size FROM remote_packs WHERE pack = ?", (pack,))
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def add_remote_pack(self, pack: PackNo, key: str, size: int) -> None:
+        """Record that the remote holds all of `pack` (after it acknowledged the upload)."""
+        with self._plain_write():
+            self._db.execute("INSERT OR REPLACE INTO remote_packs(pack, key, size, uploaded_ns) VALUES (?,?,?,?)",
+                             (pack, key, size, time.time_ns()))
+
+    def max_remote_pack(self) -> int:
+        """The highest pack number the remote holds (0 if none): packs up to it are sealed for good."""
+        try:
+            row = self._one("SELECT coalesce(max(pack), 0) FROM remote_packs")
+        except sqlite3.OperationalError:
+            return 0  # no table yet (an old catalog opened read-only)
+        return int(row[0])
+
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole catalog at `path` (SQLite online backup; a single file).
+
+        Slow for a big catalog: call from a thread. It reads through a connection of its own in one
+        read transaction (one WAL snapshot), so it never holds the catalog's lock and writers go on.
+        """
+        src = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        dest = sqlite3.connect(path, isolation_level=None)
+        try:
+            src.backup(dest)  # all pages in one step: one consistent state
+            dest.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dest.close()
+            src.close()
+
     # -- transactions ----------------------------------------------------------------------------
+    @contextmanager
+    def _plain_write(self) -> Iterator[None]:
+        """A transaction that is no commit of the tree (meta, remote bookkeeping)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     @contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[Commit]:
         """One transaction with a new commit number; `durable` also fsyncs the WAL at commit."""

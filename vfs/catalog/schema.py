@@ -14,9 +14,25 @@ SCHEMA_VERSION = 1
 # commit_to of a row that still holds ("live"): larger than any real commit number.
 LIVE = 1 << 62
 
+# Added after schema version 1 without a version bump: Catalog.open creates it when missing, and an
+# older vfs ignores it.
+REMOTE_TABLES = """
+-- Sealed packs that are safely on the remote (vfs.sync). A sealed pack without a row is in the upload
+-- backlog; a row is inserted only after the remote acknowledged the whole object.
+CREATE TABLE IF NOT EXISTS remote_packs (
+    pack        INTEGER PRIMARY KEY, -- local pack number (chunks.pack)
+    key         TEXT NOT NULL,       -- object key under the remote prefix: 'packs/' + hex BLAKE3 of the file
+    size        INTEGER NOT NULL,    -- bytes of the pack file (= of the object)
+    uploaded_ns INTEGER NOT NULL     -- wall clock, ns since the epoch, when the upload was acknowledged
+                                     -- (or found already complete on the remote)
+);
+"""
+
 TABLES = f"""
 -- Facts about the store as a whole: 'schema_version', 'store_id' (random hex, names the volume),
--- 'config' (JSON of the StoreConfig the store was created with).
+-- 'config' (JSON of the StoreConfig the store was created with), and, once a remote is set, 'remote'
+-- (JSON: url s3://BUCKET/PREFIX, endpoint_url, region; never a credential) and 'cache_size' (bytes of
+-- local pack data to keep at most, evicting uploaded packs; absent = no cap).
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -118,4 +134,4 @@ CREATE TABLE chunks (
     plain_len  INTEGER NOT NULL   -- bytes after decoding
 ) WITHOUT ROWID;
 CREATE INDEX chunks_pack ON chunks(pack);
-"""
+""" + REMOTE_TABLES

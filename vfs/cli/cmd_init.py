@@ -1,4 +1,4 @@
-"""vfs init [STORE]: create an empty store."""
+"""vfs init [STORE] [--remote s3://BUCKET/PREFIX ...]: create an empty store."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vfs.cli import cmd_remote
 from vfs.repository import Repository
 
 
@@ -13,6 +14,8 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("init", help="create a new, empty store")
     p.add_argument("store", nargs="?", type=Path,
                    help="store directory (default: $VFS_HOME or ~/.local/share/vfs/default)")
+    p.add_argument("--remote", dest="url", metavar="s3://BUCKET/PREFIX", help="replicate the store to this remote")
+    cmd_remote.add_remote_options(p)
     p.set_defaults(run=run)
 
 
@@ -20,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from vfs.cli.main import default_store
 
     store = args.store or default_store()
-    Repository.init(store).close()
+    with Repository.init(store) as repo:
+        if args.url is not None:
+            cmd_remote.apply(repo, args)
     print(f"initialized empty store at {store}")
     return 0

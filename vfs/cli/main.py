@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_diff.register(sub)
     cmd_restore.register(sub)
     cmd_cat.register(sub)
+    from vfs.cli import cmd_clone, cmd_fetch, cmd_remote, cmd_status, cmd_sync
+
+    cmd_remote.register(sub)
+    cmd_status.register(sub)
+    cmd_sync.register(sub)
+    cmd_clone.register(sub)
+    cmd_fetch.register(sub)
     return parser
 
 

@@ -21,14 +21,16 @@ from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
 from vfs.fs.locate import locate, volume_names
+from vfs.sync.uploader import Uploader
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
 
 
 class ControlServer:
-    def __init__(self, fs: FileSystem) -> None:
+    def __init__(self, fs: FileSystem, uploader: Uploader | None = None) -> None:
         self.fs = fs
+        self.uploader = uploader  # None: the store has no remote
         self.path = socket_path(fs.repo.path)
         self._cancel = trio.CancelScope()
 
@@ -141,6 +143,25 @@ class ControlServer:
         if live is not None and live.staging is not None:
             raise Busy("the file is open for writing in the mount; close it and restore again")
 
+    async def _sync(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Start a full sync round (open files committed first); with "wait", await it up to "timeout"."""
+        uploader = self._need_uploader()
+        await self._flush(request)  # what open files hold belongs to "everything up to now"
+        target = uploader.request()
+        if request.get("wait"):
+            timeout = request.get("timeout")
+            with trio.move_on_after(float(timeout) if isinstance(timeout, (int, float)) else 300.0):
+                await uploader.wait_round(target)
+        return {"target": target, "synced": uploader.done >= target, **uploader.status()}
+
+    async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"mounted": True, **self._need_uploader().status()}
+
+    def _need_uploader(self) -> Uploader:
+        if self.uploader is None:
+            raise UsageError(f"store {self.fs.repo.path} has no remote; set one with 'vfs remote set'")
+        return self.uploader
+
 
 def _optional_str(request: dict[str, Any], key: str) -> str | None:
     value = request.get(key)
@@ -155,4 +176,6 @@ _HANDLERS = {
     "snapshot_create": ControlServer._snapshot_create,
     "snapshot_delete": ControlServer._snapshot_delete,
     "restore": ControlServer._restore,
+    "sync": ControlServer._sync,
+    "status": ControlServer._status,
 }

@@ -22,6 +22,7 @@ from vfs.control.server import ControlServer
 from vfs.fs.filesystem import FileSystem
 from vfs.fuse.operations import Operations, set_read_ahead
 from vfs.repository import Repository
+from vfs.sync.uploader import open_uploader, report_backlog
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,11 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(fs.run)
-            await nursery.start(ControlServer(fs).run)  # before ready: a mounted store answers `vfs` commands
+            uploader = None
+            if repo.remote is not None:
+                uploader = open_uploader(repo)
+                await nursery.start(uploader.run)
+            await nursery.start(ControlServer(fs, uploader).run)  # before ready: a mounted store answers
             signalled = trio.Event()
             nursery.start_soon(_stop_on_signal, signalled)
             nursery.start_soon(_announce_ready, str(mountpoint), ready)
@@ -73,6 +78,8 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
         pyfuse3.close(unmount=not kernel_unmounted)
         with trio.CancelScope(shield=True):
             await fs.close()
+        if repo.remote is not None:
+            report_backlog(repo)
 
 
 def _syncfs(path: str) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 from vfs.config import StoreConfig
 from vfs.store import codec
 from vfs.store.chunking import Chunker
-from vfs.store.packs import ChunkLocation, PackReader, PackWriter
-from vfs.types import ChunkId
+from vfs.store.packs import ChunkLocation, PackReader, PackWriter, list_packs, pack_path
+from vfs.types import ChunkId, PackNo
 
 # Chunks in flight between the cutter and the writer: bounds memory to ~window x max chunk size.
 _WINDOW = 16
@@ -52,13 +52,18 @@ class _Work:
 
 
 class ChunkStore:
-    def __init__(self, root: Path, config: StoreConfig, threads: int | None = None) -> None:
+    def __init__(
+        self, root: Path, config: StoreConfig, threads: int | None = None, *, sealed_upto: int = 0,
+        fetch_pack: Callable[[PackNo], Path] | None = None,
+    ) -> None:
+        """`sealed_upto` and `fetch_pack`: see PackWriter and PackReader."""
         self.config = config
+        self.sealed_upto = sealed_upto
         self._chunker = Chunker(config)
         self._root = root
         self._pack_writer: PackWriter | None = None  # made on the first write: see _writer
         self._writer_lock = threading.Lock()
-        self._reader = PackReader(root)
+        self._reader = PackReader(root, fetch_pack)
         self._pool = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2, thread_name_prefix="chunk")
         self._claim_lock = threading.Lock()
 
@@ -148,13 +153,62 @@ class ChunkStore:
         if self._pack_writer is not None:
             self._pack_writer.sync()
 
+    def seal(self) -> PackNo:
+        """Seal the open pack if it holds anything (see PackWriter.seal); the highest sealed pack."""
+        return self._writer.seal()
+
+    @property
+    def open_pack(self) -> PackNo:
+        """The pack appends go to (without opening a writer: a read-only user must not create one)."""
+        if self._pack_writer is not None:
+            return self._pack_writer.open_pack
+        existing = list_packs(self._root)
+        last = existing[-1] if existing else 0
+        return PackNo(last if last > self.sealed_upto else self.sealed_upto + 1)
+
+    def sealed_packs(self) -> list[tuple[PackNo, int]]:
+        """(number, size in bytes) of every sealed pack present locally, ascending."""
+        open_pack = self.open_pack
+        out = []
+        for n in list_packs(self._root):
+            if n < open_pack:
+                try:
+                    out.append((PackNo(n), os.path.getsize(pack_path(self._root, n))))
+                except FileNotFoundError:
+                    pass  # evicted meanwhile
+        return out
+
+    def pack_file(self, pack: int) -> Path:
+        return pack_path(self._root, pack)
+
+    def set_fetcher(self, fetch_pack: Callable[[PackNo], Path] | None) -> None:
+        """Where missing packs come from (see PackReader)."""
+        self._reader.fetch = fetch_pack
+
+    def pack_last_use(self) -> dict[int, float]:
+        """pack -> time.monotonic() of its last read in this process."""
+        return dict(self._reader.last_use)
+
+    def evict_pack(self, pack: int) -> int:
+        """Remove a sealed pack's local file (it must be safe elsewhere); the bytes freed."""
+        if pack >= self.open_pack:
+            raise ValueError(f"pack {pack} is not sealed")
+        self._reader.forget(pack)
+        path = pack_path(self._root, pack)
+        try:
+            size = os.path.getsize(path)
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
     @property
     def _writer(self) -> PackWriter:
         """The pack writer, opened on first use: a store opened only to read (perhaps without the
         store lock, next to a running daemon) must never create, rewrite or truncate a pack."""
         with self._writer_lock:
             if self._pack_writer is None:
-                self._pack_writer = PackWriter(self._root, self.config.pack_target)
+                self._pack_writer = PackWriter(self._root, self.config.pack_target, sealed_upto=self.sealed_upto)
             return self._pack_writer
 
     # -- reading -------------------------------------------------------------------------------

@@ -64,3 +64,17 @@ def decode(codec: int, stored: bytes, plain_len: int, expected: ChunkId, where: 
     if len(plain) != plain_len or chunk_id(plain) != expected:
         raise CorruptChunk(f"chunk {expected.hex()} in {where}: content does not match its BLAKE3 id")
     return plain
+
+
+def compress(data: bytes | memoryview, level: int = 3) -> bytes:
+    """zstd of `data` (for whole objects such as catalog checkpoints, not chunks)."""
+    return _compressor(level).compress(data)
+
+
+def decompress(data: bytes, where: str) -> bytes:
+    """Undo `compress`; CorruptChunk naming `where` if the bytes are not a zstd frame."""
+    try:
+        out: bytes = _decompressor().decompressobj().decompress(data)
+        return out
+    except zstandard.ZstdError as e:
+        raise CorruptChunk(f"{where}: cannot decompress ({e})") from None

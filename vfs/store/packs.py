@@ -16,6 +16,8 @@ import errno
 import os
 import struct
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +60,12 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 class PackWriter:
     """Appends entries to the open pack; rotates to a new pack past the target size. Thread-safe."""
 
-    def __init__(self, root: Path, target: int) -> None:
+    def __init__(self, root: Path, target: int, *, sealed_upto: int = 0) -> None:
+        """Open the pack writer of `root`.
+
+        `sealed_upto`: packs numbered up to it are sealed whatever their size (uploaded to a remote,
+        or fetched from one): the writer never appends to them and starts its new pack above them.
+        """
         self._root = root
         self._target = target
         self._lock = threading.Lock()  # guards the open pack, its size and _unsynced
@@ -67,11 +74,11 @@ class PackWriter:
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-flush")
         root.mkdir(parents=True, exist_ok=True)
         existing = list_packs(root)
-        self._pack = PackNo(existing[-1] if existing else 0)
+        self._pack = PackNo(max(existing[-1] if existing else 0, sealed_upto))
         self._fd = -1
         self._size = 0
         last = pack_path(root, self._pack)
-        if existing and _cut_torn_tail(last) and os.path.getsize(last) < target:
+        if existing and self._pack > sealed_upto and _cut_torn_tail(last) and os.path.getsize(last) < target:
             self._open(self._pack, new=False)
         else:
             self._open(PackNo(self._pack + 1), new=True)
@@ -124,6 +131,21 @@ class PackWriter:
                     if fd != self._fd and fd not in self._unsynced:
                         os.close(fd)
 
+    def seal(self) -> PackNo:
+        """Seal the open pack now if it holds any entry, and make every sealed pack durable.
+
+        Returns the highest sealed pack number (0 if none): every entry appended before this call is
+        then in a pack numbered at most that, which never changes again. The next pack's file is
+        created (and its directory fsync'd) before this returns, so a restarted writer never reopens
+        the sealed one.
+        """
+        with self._lock:
+            if self._size > len(PACK_HEADER):
+                self._open(PackNo(self._pack + 1), new=True)
+            sealed = PackNo(self._pack - 1)
+        self.sync()
+        return sealed
+
     def close(self) -> None:
         self.sync()
         self._flusher.shutdown(wait=True, cancel_futures=True)  # after sync(), early flushes are moot
@@ -138,26 +160,46 @@ class PackWriter:
 
 
 class PackReader:
-    """Reads entries back by location, with a cache of read-only descriptors. Thread-safe."""
+    """Reads entries back by location, with a cache of read-only descriptors. Thread-safe.
 
-    def __init__(self, root: Path) -> None:
+    A pack missing locally (a lazily cloned or evicted one) is asked of `fetch` when one is set: it
+    must place the whole, verified pack at its path (or raise) and return that path.
+    """
+
+    def __init__(self, root: Path, fetch: Callable[[PackNo], Path] | None = None) -> None:
         self._root = root
         self._lock = threading.Lock()
         self._fds: dict[int, int] = {}
+        self.fetch = fetch
+        self.last_use: dict[int, float] = {}  # pack -> time.monotonic() of its last read (for LRU eviction)
 
-    def _fd(self, loc: ChunkLocation) -> int:
+    def _fd(self, loc: ChunkLocation, *, fetch: bool = True) -> int:
         with self._lock:
+            self.last_use[loc.pack] = time.monotonic()
             fd = self._fds.get(loc.pack)
-            if fd is None:
-                path = pack_path(self._root, loc.pack)
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    raise MissingChunk(
-                        f"chunk {loc.chunk_id.hex()}: its pack {loc.pack} is missing ({path})"
-                    ) from None
-                self._fds[loc.pack] = fd
-            return fd
+            if fd is not None:
+                return fd
+        path = pack_path(self._root, loc.pack)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if self.fetch is None or not fetch:
+                raise MissingChunk(f"chunk {loc.chunk_id.hex()}: its pack {loc.pack} is missing ({path})") from None
+            # Outside the lock: a fetch takes a while, and reads of other packs must go on meanwhile.
+            fd = os.open(self.fetch(loc.pack), os.O_RDONLY | os.O_CLOEXEC)
+        with self._lock:
+            old = self._fds.setdefault(loc.pack, fd)
+        if old != fd:
+            os.close(fd)
+        return old
+
+    def forget(self, pack: int) -> None:
+        """Close the cached descriptor of `pack` (before its file is removed by eviction)."""
+        with self._lock:
+            fd = self._fds.pop(pack, None)
+            self.last_use.pop(pack, None)
+        if fd is not None:
+            os.close(fd)
 
     def read_entry(self, loc: ChunkLocation) -> bytes:
         """The stored bytes of `loc`, after checking the entry header agrees with the location."""
@@ -179,7 +221,8 @@ class PackReader:
         Only a hint: a missing pack is reported by `read_entry`, not here.
         """
         try:
-            os.posix_fadvise(self._fd(loc), loc.offset, ENTRY.size + loc.stored_len, os.POSIX_FADV_WILLNEED)
+            fd = self._fd(loc, fetch=False)
+            os.posix_fadvise(fd, loc.offset, ENTRY.size + loc.stored_len, os.POSIX_FADV_WILLNEED)
         except (MissingChunk, OSError):
             pass
 

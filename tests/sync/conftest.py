@@ -1,0 +1,97 @@
+"""Sync tests: a moto server on 127.0.0.1 (the backend tests' fixtures), a fault proxy in front of it,
+and helpers to fill a store and compare two stores version by version."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
+from tests.backend.faultproxy import FaultProxy
+from vfs.backend import Backend, RetryPolicy, open_backend
+from vfs.config import RemoteConfig, StoreConfig
+from vfs.repository import Repository
+from vfs.types import ROOT_INO, InodeNo
+
+FAST_RETRY = RetryPolicy(max_attempts=30, max_time=60.0, base_delay=0.02, max_delay=0.3)
+SMALL_PACKS = StoreConfig(pack_target=1 << 20)
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:  # noqa: F811
+    """A fault proxy in front of the moto server, faultless until a test sets rate/kinds/status."""
+    with FaultProxy(moto_endpoint, seed=1) as p:
+        yield p
+
+
+@pytest.fixture
+def remote(s3_bucket: str, proxy: FaultProxy) -> RemoteConfig:  # noqa: F811
+    return RemoteConfig(f"s3://{s3_bucket}/vol", proxy.url)
+
+
+def backend_of(remote: RemoteConfig) -> Backend:
+    return open_backend(remote.url, endpoint_url=remote.endpoint_url, retry=FAST_RETRY, read_timeout=10.0)
+
+
+def make_store(path: Path, remote: RemoteConfig, config: StoreConfig = SMALL_PACKS) -> Repository:
+    repo = Repository.init(path, config)
+    repo.catalog.set_meta("remote", remote.to_json())
+    repo.close()
+    return Repository.open(path)
+
+
+def write(repo: Repository, name: str, data: bytes, parent: InodeNo = ROOT_INO) -> InodeNo:
+    ino = repo.catalog.lookup(parent, name.encode())
+    if ino is None:
+        ino = repo.catalog.create(parent, name.encode(), 0o100644, 0, 0).ino
+    repo.commit_bytes(ino, data)
+    return ino
+
+
+def fill(repo: Repository, files: int, size: int, seed: int = 0) -> dict[str, bytes]:
+    """`files` files of random, partly repeated content (so dedup has something to find)."""
+    rng = random.Random(seed)
+    out = {}
+    common = rng.randbytes(size // 2)
+    for i in range(files):
+        data = common + rng.randbytes(size - size // 2) if i % 3 == 0 else rng.randbytes(rng.randint(1, size))
+        out[f"f{i:04d}"] = data
+        write(repo, f"f{i:04d}", data)
+    return out
+
+
+def assert_same_volume(a: Repository, b: Repository) -> int:
+    """Every version of every inode, every snapshot and the tree at each snapshot are equal; the count
+    of versions compared."""
+    assert [(s.name, s.commit_no) for s in a.catalog.snapshots()] == [
+        (s.name, s.commit_no) for s in b.catalog.snapshots()]
+    for s in a.catalog.snapshots():
+        assert a.catalog.tree(s.commit_no) == b.catalog.tree(s.commit_no)
+    head = a.catalog.head().no
+    assert a.catalog.tree(head) == b.catalog.tree(head)
+    compared = 0
+    missing = 0
+    ino = 1
+    while missing < 100:  # inode numbers are dense: past the last one, stop
+        ino += 1
+        if not a.catalog.exists(InodeNo(ino)):
+            missing += 1
+            continue
+        missing = 0
+        for v in a.catalog.versions(InodeNo(ino)):
+            w = b.catalog.version(InodeNo(ino), v.vno)
+            assert w is not None and (w.size, w.hash) == (v.size, v.hash)
+            assert b"".join(b.iter_content(w)) == b"".join(a.iter_content(v))
+            compared += 1
+    assert b.catalog.check() == []
+    return compared
+
+
+def pack_puts(proxy: FaultProxy) -> list[str]:
+    """Paths of pack objects the endpoint stored (PUT answered 200), one entry per PUT."""
+    return [path for method, path, status in proxy.forwarded if method == "PUT" and "/packs/" in path
+            and status == 200]
+

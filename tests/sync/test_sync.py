@@ -1,0 +1,186 @@
+"""Background sync and clone against a moto server on 127.0.0.1, through a fault proxy."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from tests.backend.faultproxy import FaultProxy
+from tests.conftest import LogWatch
+from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, pack_puts, write
+from vfs.config import RemoteConfig, StoreConfig
+from vfs.errors import CorruptChunk
+from vfs.repository import Repository
+from vfs.sync.clone import clone
+from vfs.sync.transfer import upload_pack
+from vfs.sync.uploader import Uploader, backlog
+from vfs.types import ROOT_INO
+
+pytestmark = pytest.mark.s3
+
+
+def sync_round(repo: Repository, remote: RemoteConfig) -> Uploader:
+    up = Uploader(repo, backend_of(remote))
+    trio.run(up.round)
+    return up
+
+
+def test_sync_then_clone_is_identical_with_history_and_snapshots(tmp_path: Path, remote: RemoteConfig) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    fill(repo, 30, 150_000)
+    repo.catalog.create_snapshot("one")
+    write(repo, "f0001", b"second version")
+    sync_round(repo, remote)
+    # Changes after the first checkpoint travel as a delta (or a new base), and old versions stay.
+    write(repo, "f0002", b"x" * 300_000)
+    repo.catalog.unlink(ROOT_INO, b"f0003")
+    repo.catalog.create_snapshot("two")
+    up = sync_round(repo, remote)
+    assert backlog(repo, up.manifest).objects == 0
+    for lazy in (False, True):
+        with backend_of(remote) as be, clone(be, remote, tmp_path / f"clone-{lazy}", lazy=lazy) as copy:
+            assert assert_same_volume(repo, copy) >= 32
+    repo.close()
+
+
+def test_catalog_changes_upload_as_deltas(tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    empty = repo.chunks.ingest_bytes(b"", repo.catalog.has_chunk)
+    repo.catalog.bulk_create_files(ROOT_INO, [(f"name-{i:06d}".encode(), [empty]) for i in range(40_000)],
+                                   mode=0o100644, uid=0, gid=0)  # a catalog of ~10 MiB
+    up = sync_round(repo, remote)
+    base = up.manifest
+    assert base is not None and base.chain[-1].endswith("-base")
+    write(repo, "small", b"a small change")
+    up2 = sync_round(repo, remote)
+    assert up2.manifest is not None and up2.manifest.chain[-1].endswith("-delta")
+    delta = up2.manifest.deltas_size
+    assert 0 < delta < base.base_size / 4, (delta, base.base_size)
+    with backend_of(remote) as be, clone(be, remote, tmp_path / "b", lazy=True) as copy:
+        assert_same_volume(repo, copy)
+    repo.close()
+
+
+def test_snapshot_of_unchanged_tree_uploads_no_pack_data(tmp_path: Path, remote: RemoteConfig,
+                                                         proxy: FaultProxy) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    fill(repo, 10, 200_000)
+    sync_round(repo, remote)
+    before = len(pack_puts(proxy))
+    assert before > 0
+    repo.catalog.create_snapshot("same")
+    up = sync_round(repo, remote)
+    assert len(pack_puts(proxy)) == before
+    assert up.manifest is not None and up.manifest.head_commit == repo.catalog.head().no
+    repo.close()
+
+
+def test_restart_after_crash_mid_upload_sends_nothing_twice(tmp_path: Path, remote: RemoteConfig,
+                                                             proxy: FaultProxy) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    fill(repo, 20, 300_000)
+    repo.chunks.seal()
+    packs = repo.chunks.sealed_packs()
+    assert len(packs) >= 3
+    # A process that died after some PUTs completed but before it recorded them:
+    with backend_of(remote) as be:
+        for pack, _ in packs[: len(packs) // 2]:
+            upload_pack(be, repo.chunks.pack_file(pack))
+    repo.close()
+    repo = Repository.open(tmp_path / "a")
+    sync_round(repo, remote)
+    puts = collections.Counter(pack_puts(proxy))
+    assert puts and max(puts.values()) == 1
+    assert len(puts) == len(packs)
+    with backend_of(remote) as be, clone(be, remote, tmp_path / "b") as copy:
+        assert_same_volume(repo, copy)
+    repo.close()
+
+
+def test_flipped_byte_in_remote_pack_is_detected_on_lazy_fetch(
+    tmp_path: Path, remote: RemoteConfig, s3_admin: Any, s3_bucket: str, log_watch: LogWatch,
+) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    ino = write(repo, "f", b"precious " * 50_000)
+    sync_round(repo, remote)
+    key = next(iter(repo.catalog.remote_packs().values()))[0]
+    body = bytearray(s3_admin.get_object(Bucket=s3_bucket, Key=f"vol/{key}")["Body"].read())
+    body[len(body) // 2] ^= 0x01
+    s3_admin.put_object(Bucket=s3_bucket, Key=f"vol/{key}", Body=bytes(body))
+    log_watch.expect("is corrupt")
+    with backend_of(remote) as be, clone(be, remote, tmp_path / "b", lazy=True) as copy:
+        v = copy.catalog.version_at(ino)
+        assert v is not None
+        with pytest.raises(CorruptChunk, match=key):
+            copy.read(v, 0, 100)
+        assert not copy.chunks.pack_file(next(iter(copy.catalog.remote_packs()))).exists()
+    repo.close()
+
+
+def test_clone_of_a_prefix_without_volume_fails_clearly(tmp_path: Path, remote: RemoteConfig) -> None:
+    from vfs.errors import BackendNotFound
+
+    with backend_of(remote) as be, pytest.raises(BackendNotFound):
+        clone(be, remote, tmp_path / "b")
+
+
+def test_outage_keeps_backlog_and_drains_after(tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
+                                               log_watch: LogWatch) -> None:
+    log_watch.expect("sync to .* failed, will retry")
+    repo = make_store(tmp_path / "a", remote)
+    fill(repo, 8, 300_000)
+    from vfs.backend import RetryPolicy, open_backend
+
+    be = open_backend(remote.url, endpoint_url=remote.endpoint_url, read_timeout=2.0,
+                      retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05))
+    up = Uploader(repo, be, poll_interval=0.1, max_pause=0.3)
+
+    async def scenario() -> None:
+        proxy.status = 503  # the endpoint answers nothing useful
+        async with trio.open_nursery() as nursery:
+            await nursery.start(up.run)
+            target = up.request()
+            await trio.sleep(1.5)
+            assert up.error is not None and up.done < target
+            assert backlog(repo, up.manifest).objects > 0
+            proxy.status = None
+            with trio.fail_after(30):
+                await up.wait_round(target)
+            up.stop()
+
+    trio.run(scenario)
+    assert backlog(repo, up.manifest).objects == 0 and up.error is None
+    with backend_of(remote) as b2, clone(b2, remote, tmp_path / "b") as copy:
+        assert_same_volume(repo, copy)
+    repo.close()
+
+
+@pytest.mark.slow
+def test_sync_under_30_percent_faults_then_clone_is_identical(tmp_path: Path, remote: RemoteConfig,
+                                                               proxy: FaultProxy, log_watch: LogWatch) -> None:
+    log_watch.expect("sync to .* failed, will retry")
+    repo = make_store(tmp_path / "a", remote, StoreConfig(pack_target=4 << 20))
+    fill(repo, 500, 200_000, seed=7)  # ~50 MiB (scaled down from the issue's 200 MiB in 2,000 files)
+    repo.catalog.create_snapshot("s")
+    fill(repo, 50, 100_000, seed=8)
+    proxy.rate = 0.3
+    up = Uploader(repo, backend_of(remote), poll_interval=0.1, max_pause=1.0)
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(up.run)
+            with trio.fail_after(240):
+                await up.sync()
+            up.stop()
+
+    trio.run(scenario)
+    assert sum(proxy.stats[k] for k in ("reset", "reset_after", "500", "503", "slowdown", "truncate")) > 20
+    proxy.rate = 0.0
+    with backend_of(remote) as be, clone(be, remote, tmp_path / "b") as copy:
+        assert assert_same_volume(repo, copy) >= 550
+    repo.close()
+

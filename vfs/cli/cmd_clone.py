@@ -1,0 +1,45 @@
+"""vfs clone s3://BUCKET/PREFIX [STORE] [--lazy]: a new store holding a remote's volume, history included.
+
+Without --lazy every pack is downloaded (a progress bar on a terminal); with --lazy only the
+catalog is, and packs are fetched on the first read of a chunk in them (`vfs fetch` prefetches).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from vfs.cli import cmd_remote
+from vfs.cli.transferbar import Bar
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("clone", help="make a store from a remote's volume")
+    p.add_argument("url", metavar="s3://BUCKET/PREFIX")
+    p.add_argument("store", nargs="?", type=Path,
+                   help="new store directory (default: $VFS_HOME or ~/.local/share/vfs/default)")
+    p.add_argument("--lazy", action="store_true", help="fetch data on first read instead of now")
+    p.add_argument("--jobs", type=int, default=4, help="downloads in flight (4)")
+    cmd_remote.add_remote_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vfs.backend import open_backend
+    from vfs.cli.main import default_store
+    from vfs.sync.clone import clone
+
+    remote = cmd_remote.remote_from_args(args)
+    store = Path(args.store or default_store()).absolute()
+    bar = Bar("clone")
+    with open_backend(remote.url, endpoint_url=remote.endpoint_url, region=remote.region) as backend:
+        try:
+            repo = clone(backend, remote, store, lazy=args.lazy, jobs=args.jobs, progress=bar)
+        finally:
+            bar.close()
+        with repo:
+            if args.cache_size is not None:
+                repo.catalog.set_meta("cache_size", str(cmd_remote.parse_size(args.cache_size)))
+    print(f"cloned {remote.url} into {store}" + (" (lazily)" if args.lazy else ""))
+    return 0

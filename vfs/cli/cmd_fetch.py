@@ -1,0 +1,50 @@
+"""vfs fetch PATH...: download now the data of files (or of all files under directories) that a lazy
+clone would otherwise fetch on first read."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vfs.catalog import Version
+from vfs.cli.common import add_store_options, target
+from vfs.cli.transferbar import Bar
+from vfs.fs.locate import locate
+from vfs.repository import Repository
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("fetch", help="prefetch file data from the remote")
+    p.add_argument("paths", nargs="+", metavar="PATH[@SPEC]")
+    add_store_options(p, mount=False)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vfs.sync.clone import prefetch
+
+    targets = [target(args, text) for text in args.paths]
+    total = 0
+    for t in targets:
+        with Repository.open(t.store, lock=False) as repo:
+            if repo.fetcher is None:
+                print(f"{t.store} has no remote: nothing to fetch")
+                continue
+            found = locate(repo.catalog, t.names, t.spec)
+            versions: list[Version] = []
+            if found.is_dir:
+                prefix = b"/".join(t.names)
+                for e in repo.catalog.tree(found.at):
+                    if e.hash is not None and (not prefix or e.path == prefix or e.path.startswith(prefix + b"/")):
+                        v = repo.catalog.version_at(e.ino, found.at)
+                        if v is not None:
+                            versions.append(v)
+            elif found.version is not None:
+                versions.append(found.version)
+            bar = Bar("fetch")
+            try:
+                total += prefetch(repo, repo.fetcher.backend, versions, progress=bar)
+            finally:
+                bar.close()
+    print(f"fetched {total} bytes")
+    return 0

@@ -1,0 +1,108 @@
+"""vfs sync [--wait] [--timeout S]: push everything up to now to the store's remote.
+
+With the store mounted the daemon's uploader does it (asked through the control socket; without
+--wait the command returns at once). Otherwise this process uploads, and always waits. With --wait,
+exit 0 means the remote holds every commit made before the command started; if that cannot be done
+within --timeout seconds (endpoint down, access denied) the command says why and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from vfs.cli.common import add_store_options, store_of
+from vfs.cli.transferbar import Bar
+from vfs.control.client import call, daemon_running
+from vfs.errors import BackendError, BackendUnavailable, StoreError, UsageError
+from vfs.repository import Repository
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("sync", help="upload everything up to now to the remote")
+    p.add_argument("--wait", action="store_true", help="return only when the remote holds it (exit 0) or not")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds (600)")
+    add_store_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        raise UsageError("timeout must be positive")
+    store = store_of(args)
+    if daemon_running(store):
+        return _through_daemon(store, args)
+    return _direct(store, args.timeout)
+
+
+def _through_daemon(store: Path, args: argparse.Namespace) -> int:
+    answer = call(store, {"op": "sync"}, timeout=args.timeout)
+    if not args.wait:
+        return 0
+    target = int(answer["target"])
+    deadline = time.monotonic() + args.timeout
+    bar = Bar("sync")
+    first = max(int(answer["backlog_bytes"]), 1)
+    try:
+        while True:
+            st = call(store, {"op": "status"}, timeout=args.timeout)
+            bar(max(first - int(st["backlog_bytes"]), 0), first)
+            if int(st["rounds_done"]) >= target:
+                return 0
+            if time.monotonic() > deadline:
+                raise _timed_out(args.timeout, st.get("error"))
+            time.sleep(0.2)
+    finally:
+        bar.close()
+
+
+def _timed_out(timeout: float, error: object) -> BackendError:
+    return BackendUnavailable(f"sync did not finish within {timeout:g}s: {error or 'still uploading'}")
+
+
+def _direct(store: Path, timeout: float) -> int:
+    from vfs.sync.uploader import open_uploader
+
+    with Repository.open(store) as repo:
+        if repo.remote is None:
+            raise UsageError(f"store {store} has no remote; set one with 'vfs remote set'")
+        uploader = open_uploader(repo, max_pause=5.0)
+        bar = Bar("sync")
+        try:
+            trio.run(_sync_direct, uploader, bar, timeout)
+        finally:
+            bar.close()
+            uploader.backend.close()
+    return 0
+
+
+async def _sync_direct(uploader: Any, bar: Bar, limit: float) -> None:
+    first = max(uploader.status()["backlog_bytes"], 1)
+    async with trio.open_nursery() as nursery:
+        async def show() -> None:
+            while True:
+                bar(max(first - uploader.status()["backlog_bytes"], 0), first)
+                await trio.sleep(0.25)
+
+        nursery.start_soon(show)
+        error: object = None
+        with trio.move_on_after(limit):
+            pause = 0.5
+            while True:
+                try:
+                    await uploader.round()
+                    bar(first, first)
+                    nursery.cancel_scope.cancel()
+                    return
+                except (BackendError, StoreError, OSError) as e:
+                    if isinstance(e, BackendError) and not e.transient:
+                        raise
+                    error = e
+                    await trio.sleep(pause)
+                    pause = min(pause * 2, 10.0)
+        nursery.cancel_scope.cancel()
+    raise _timed_out(limit, error)

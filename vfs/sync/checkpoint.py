@@ -1,0 +1,224 @@
+"""Catalog checkpoints: a consistent copy of the catalog, uploaded incrementally in fixed blocks.
+
+The copy (SQLite online backup) is cut into blocks of `BLOCK` bytes; each block's BLAKE3 is kept in a
+local manifest (`STORE/sync/checkpoint.json`). A checkpoint uploads a *delta* of the blocks whose
+hash changed, or a *base* of all blocks every `MAX_DELTAS` deltas or once the deltas outgrow the base.
+Object payload (zstd): block size u32, database size u64, block count u32, then per block its index
+u32, length u32 and bytes. The pointer names the chain (base first) and the BLAKE3 of the database;
+a restore applies the chain in order and checks that hash before using the file.
+
+A checkpoint is made in two steps around the pack uploads: `prepare` takes the copy and seals the
+open pack (so every chunk the copy names is in a sealed pack); once those packs are uploaded,
+`finish` records their remote rows in the copy and uploads the objects, then the pointer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vfs.backend import Backend
+from vfs.catalog.catalog import CATALOG_FILE
+from vfs.errors import BackendError, BackendNotFound, CorruptChunk, StoreError
+from vfs.store import codec
+from vfs.sync import layout
+from vfs.types import PackNo
+
+BLOCK = 256 * 1024
+MAX_DELTAS = 16
+_HEAD = struct.Struct("<IQI")
+_ENTRY = struct.Struct("<II")
+STATE_DIR = "sync"
+MANIFEST = "checkpoint.json"
+SNAPSHOT = "catalog.snapshot"
+
+
+@dataclass
+class Manifest:
+    """What the newest uploaded checkpoint holds (local state, rewritten after each checkpoint)."""
+
+    seq: int = 0
+    chain: list[str] = field(default_factory=list)  # object keys, base first
+    block_size: int = BLOCK
+    hashes: list[str] = field(default_factory=list)  # hex BLAKE3 per block of the checkpointed db
+    base_size: int = 0  # bytes of the chain's base object
+    deltas_size: int = 0  # bytes of its deltas
+    head_commit: int = 0  # catalog head the checkpoint holds
+    remote_packs: int = 0  # remote_packs rows it holds
+    time_ns: int = 0  # when it was completed
+
+    @classmethod
+    def load(cls, store: Path) -> Manifest | None:
+        try:
+            return cls(**json.loads((store / STATE_DIR / MANIFEST).read_text()))
+        except FileNotFoundError:
+            return None
+
+    def save(self, store: Path) -> None:
+        d = store / STATE_DIR
+        d.mkdir(exist_ok=True)
+        tmp = d / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, d / MANIFEST)
+
+
+@dataclass
+class Prepared:
+    snapshot: Path
+    head_commit: int
+    max_pack: int  # highest pack the copy's chunks name (0 if none)
+
+
+def prepare(store: Path, backup_to: Any, seal: Any) -> Prepared:
+    """Take a consistent copy of the catalog and seal the pack its chunks may still be appended to.
+
+    `backup_to(path)` is Catalog.backup_to, `seal()` is ChunkStore.seal (returns the highest sealed
+    pack).
+    """
+    d = store / STATE_DIR
+    d.mkdir(exist_ok=True)
+    snap = d / SNAPSHOT
+    snap.unlink(missing_ok=True)
+    backup_to(snap)
+    conn = sqlite3.connect(snap, isolation_level=None)
+    try:
+        head = int(conn.execute("SELECT coalesce(max(commit_no), 0) FROM commits").fetchone()[0])
+        max_pack = int(conn.execute("SELECT coalesce(max(pack), 0) FROM chunks").fetchone()[0])
+    finally:
+        conn.close()
+    sealed = seal()
+    if max_pack > sealed:
+        raise StoreError(f"catalog names pack {max_pack} but only packs up to {sealed} are sealed")
+    return Prepared(snap, head, max_pack)
+
+
+def needed(prepared: Prepared, previous: Manifest | None, remote_count: int) -> bool:
+    """Whether the copy differs from what the remote's newest checkpoint holds."""
+    return previous is None or previous.head_commit != prepared.head_commit or previous.remote_packs != remote_count
+
+
+def finish(
+    store: Path, backend: Backend, prepared: Prepared, remote_packs: Mapping[PackNo, tuple[str, int]],
+    previous: Manifest | None, volume: str,
+) -> tuple[Manifest, int]:
+    """Record the remote packs in the copy, upload it as a base or delta, then the pointer.
+
+    Returns the new manifest (also saved) and the bytes uploaded.
+
+    Raises:
+        StoreError: the copy names a pack the remote lacks (the caller did not upload it first).
+    """
+    snap = prepared.snapshot
+    conn = sqlite3.connect(snap, isolation_level=None)
+    try:
+        missing = [p for (p,) in conn.execute("SELECT DISTINCT pack FROM chunks") if p not in remote_packs]
+        if missing:
+            raise StoreError(f"checkpoint names packs the remote lacks: {missing[:5]}")
+        conn.execute("BEGIN")
+        conn.execute("DELETE FROM remote_packs")
+        conn.executemany("INSERT INTO remote_packs(pack, key, size, uploaded_ns) VALUES (?,?,?,?)",
+                         [(p, k, n, time.time_ns()) for p, (k, n) in remote_packs.items()])
+        conn.execute("DELETE FROM meta WHERE key IN ('remote', 'cache_size')")  # local settings
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    data = snap.read_bytes()
+    hashes = [codec.chunk_id(data[i : i + BLOCK]).hex() for i in range(0, len(data), BLOCK)]
+    seq = (previous.seq if previous else 0) + 1
+    base = (previous is None or previous.block_size != BLOCK or len(previous.chain) > MAX_DELTAS
+            or not previous.chain)
+    changed = range(len(hashes)) if base else [
+        i for i, h in enumerate(hashes) if i >= len(previous.hashes) or previous.hashes[i] != h  # type: ignore[union-attr]
+    ]
+    body = layout.wrap(codec.compress(_encode(data, changed)))
+    if not base and previous is not None and previous.deltas_size + len(body) > previous.base_size:
+        base, changed = True, range(len(hashes))
+        body = layout.wrap(codec.compress(_encode(data, changed)))
+    key = layout.catalog_key(seq, "base" if base else "delta")
+    chain = [key] if base else [*previous.chain, key]  # type: ignore[union-attr]
+    backend.put(key, body)
+    pointer = {"seq": seq, "chain": chain, "db_size": len(data), "db_hash": codec.chunk_id(data).hex(),
+               "block_size": BLOCK, "volume": volume}
+    backend.put(layout.LATEST_KEY, layout.wrap_json(pointer))
+    manifest = Manifest(
+        seq=seq, chain=chain, hashes=hashes,
+        base_size=len(body) if base else previous.base_size,  # type: ignore[union-attr]
+        deltas_size=0 if base else previous.deltas_size + len(body),  # type: ignore[union-attr]
+        head_commit=prepared.head_commit, remote_packs=len(remote_packs), time_ns=time.time_ns(),
+    )
+    manifest.save(store)
+    snap.unlink(missing_ok=True)
+    return manifest, len(body)
+
+
+def _encode(data: bytes, blocks: Any) -> bytes:
+    parts = []
+    count = 0
+    for i in blocks:
+        piece = data[i * BLOCK : (i + 1) * BLOCK]
+        parts.append(_ENTRY.pack(i, len(piece)) + piece)
+        count += 1
+    return _HEAD.pack(BLOCK, len(data), count) + b"".join(parts)
+
+
+def restore(backend: Backend, store: Path) -> tuple[dict[str, Any], Manifest]:
+    """Rebuild the newest checkpoint's catalog as `store/catalog.db`, verified; (pointer, manifest).
+
+    Raises:
+        BackendNotFound: the remote holds no checkpoint.
+        CorruptChunk: an object is damaged, or the result does not match the pointer's hash.
+    """
+    pointer = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)
+    size = int(pointer["db_size"])
+    buf = bytearray(size)
+    for key in pointer["chain"]:
+        payload = codec.decompress(layout.unwrap(backend.get(key), key), f"remote object {key}")
+        try:
+            block, _db_size, count = _HEAD.unpack_from(payload, 0)
+            pos = _HEAD.size
+            for _ in range(count):
+                index, length = _ENTRY.unpack_from(payload, pos)
+                pos += _ENTRY.size
+                start = index * block
+                if start + length > size:
+                    raise CorruptChunk(f"remote object {key}: block {index} lies past the database's end")
+                buf[start : start + length] = payload[pos : pos + length]
+                pos += length
+        except struct.error:
+            raise CorruptChunk(f"remote object {key} is truncated") from None
+    if codec.chunk_id(bytes(buf)).hex() != pointer["db_hash"]:
+        raise CorruptChunk(f"the catalog rebuilt from {layout.LATEST_KEY} does not match its BLAKE3; not used")
+    dest = store / CATALOG_FILE
+    tmp = dest.with_name(CATALOG_FILE + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(buf)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+    hashes = [codec.chunk_id(bytes(buf[i : i + BLOCK])).hex() for i in range(0, size, BLOCK)]
+    manifest = Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns())
+    return pointer, manifest
+
+
+def check_config(backend: Backend, volume: str, config: dict[str, Any]) -> None:
+    """Write the remote's `config` object, or check that it names this volume.
+
+    Raises:
+        BackendError: the prefix holds another volume.
+    """
+    try:
+        found = layout.unwrap_json(backend.get(layout.CONFIG_KEY), layout.CONFIG_KEY)
+    except BackendNotFound:
+        found = None
+    if found is None:
+        backend.put(layout.CONFIG_KEY, layout.wrap_json({"format": layout.FORMAT, "volume": volume,
+                                                         "store_config": config}))
+    elif found.get("volume") != volume:
+        raise BackendError(f"{backend.url} holds another volume ({found.get('volume')}); use another prefix")

@@ -1,0 +1,48 @@
+"""Moving whole pack files between the store and the remote, verified (blocking: run in threads)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vfs.backend import Backend
+from vfs.errors import CorruptChunk
+from vfs.store import codec
+from vfs.sync.layout import pack_key
+
+
+def upload_pack(backend: Backend, path: Path) -> tuple[str, int, bool]:
+    """Put the sealed pack at `path` unless the remote already holds it whole.
+
+    Returns (key, size, whether it was sent). A HEAD first, so that a pack uploaded by a process that
+    died before recording it is never sent twice.
+    """
+    data = path.read_bytes()
+    key = pack_key(codec.chunk_id(data))
+    if backend.head(key) == len(data):
+        return key, len(data), False
+    backend.put(key, data)
+    return key, len(data), True
+
+
+def download_pack(backend: Backend, key: str, size: int, dest: Path) -> int:
+    """Get the pack object `key` into `dest` (atomically), after checking it against its name.
+
+    Raises:
+        CorruptChunk: the object's bytes do not hash to its key (or have the wrong size); nothing is
+            written, and the message names the key.
+    """
+    data = backend.get(key)
+    if len(data) != size or pack_key(codec.chunk_id(data)) != key:
+        raise CorruptChunk(
+            f"remote object {key} ({backend.url}) is corrupt: its {len(data)} bytes do not match its BLAKE3 name"
+            f" (expected {size} bytes); not used"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+    return len(data)

@@ -1,0 +1,285 @@
+"""The uploader: a background task that replicates the store to its remote while it is in use.
+
+Each *round* uploads the sealed packs the remote lacks (several in flight, boto3 in threads) and,
+when a checkpoint is due or asked for, takes one: copy the catalog and seal the open pack, upload
+the packs that sealed, then the checkpoint objects and the pointer (see `vfs.sync.checkpoint`).
+Failures are retried by the backend's retry wrapper; a round that still fails is retried after a
+growing pause (capped at `max_pause`), forever: during an outage the backlog stays on local disk
+and drains when the endpoint is back. Nothing here runs on the trio loop longer than a small
+catalog transaction, so the mount stays responsive however slow or dead the endpoint is.
+
+Stopping (`stop()`, or cancellation) abandons requests in flight: what they sent is found by HEAD
+next time and not sent again; the backlog stays on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from vfs.backend import Backend
+from vfs.errors import BackendError, StoreError
+from vfs.repository import Repository
+from vfs.sync import checkpoint
+from vfs.sync.transfer import upload_pack
+from vfs.types import PackNo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backlog:
+    objects: int
+    bytes: int
+    catalog_changed: bool  # the catalog holds commits the newest checkpoint lacks
+
+
+def backlog(repo: Repository, manifest: checkpoint.Manifest | None) -> Backlog:
+    """What the remote still lacks: sealed packs without a row, the open pack's data, catalog changes."""
+    remote = repo.catalog.remote_packs()
+    objects = size = 0
+    for pack, n in repo.chunks.sealed_packs():
+        if pack not in remote:
+            objects, size = objects + 1, size + n
+    open_file = repo.chunks.pack_file(repo.chunks.open_pack)
+    try:
+        open_size = open_file.stat().st_size
+    except FileNotFoundError:
+        open_size = 0
+    if open_size > 16:  # more than the pack header
+        objects, size = objects + 1, size + open_size
+    changed = manifest is None or manifest.head_commit != repo.catalog.head().no
+    if changed:
+        objects += 1
+    return Backlog(objects, size, changed)
+
+
+class Uploader:
+    """Replicates `repo` to `backend`; `run` is the task, `sync` asks for (and awaits) a full round.
+
+    Args:
+        checkpoint_interval: seconds between checkpoints while the catalog changes.
+        poll_interval: seconds between looks for newly sealed packs.
+        uploads: uploads in flight at most.
+        cache_size: bytes of local pack data to keep at most (None: no cap).
+    """
+
+    def __init__(
+        self, repo: Repository, backend: Backend, *, checkpoint_interval: float = 60.0, poll_interval: float = 2.0,
+        uploads: int = 4, max_pause: float = 60.0, cache_size: int | None = None,
+    ) -> None:
+        self.repo = repo
+        self.backend = backend
+        self.checkpoint_interval = checkpoint_interval
+        self.poll_interval = poll_interval
+        self.max_pause = max_pause
+        self.cache_size = cache_size
+        self._limiter = trio.CapacityLimiter(uploads)
+        self._cpu = trio.CapacityLimiter(1)  # catalog copies and hashing: one at a time
+        self._wake = trio.Event()
+        self._changed = trio.Event()
+        self._cancel = trio.CancelScope()
+        self._want_round = 0  # rounds asked for by `sync` (the newest one's number)
+        self._started = 0
+        self._done = 0  # the newest round that completed
+        self._last_checkpoint = 0.0
+        self.manifest = checkpoint.Manifest.load(repo.path)
+        self.error: str | None = None
+        self.cache_note: str | None = None
+        self.sent_bytes = 0  # pack and catalog bytes put by this process
+        self.sent_objects = 0
+        self.in_flight = 0
+
+    # -- the task --------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Replicate until cancelled or `stop()`."""
+        failures = 0
+        with self._cancel:
+            task_status.started()
+            while True:
+                due = time.monotonic() - self._last_checkpoint >= self.checkpoint_interval
+                try:
+                    await self.round(checkpoint_due=due or self._want_round > self._done)
+                except (BackendError, StoreError, OSError) as e:
+                    failures += 1
+                    if self.error != str(e):
+                        log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
+                    self.error = str(e)
+                    self._notify()
+                    pause = random.uniform(0.5, 1.0) * min(self.max_pause, 2.0 ** min(failures, 20))
+                    with trio.move_on_after(pause):
+                        await self._wake.wait()
+                    self._wake = trio.Event()
+                    continue
+                if failures:
+                    log.info("sync to %s works again", self.backend.url)
+                failures = 0
+                self.error = None
+                with trio.move_on_after(self.poll_interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+
+    def stop(self) -> None:
+        self._cancel.cancel()
+
+    async def sync(self) -> None:
+        """Ask for a full round (packs and a checkpoint) that starts after this call; await it.
+
+        Waits through failures (see `error`): the caller bounds it with trio.move_on_after.
+        """
+        await self.wait_round(self.request())
+
+    def request(self) -> int:
+        """Ask for a full round; returns its number (see `done`)."""
+        self._want_round = self._started + 1
+        self._wake.set()
+        return self._want_round
+
+    @property
+    def done(self) -> int:
+        return self._done
+
+    async def wait_round(self, target: int) -> None:
+        while self._done < target:
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # -- one round -------------------------------------------------------------------------------
+    async def round(self, *, checkpoint_due: bool = True) -> None:
+        """Upload what the remote lacks; with `checkpoint_due`, end with a checkpoint if the catalog changed."""
+        self._started += 1
+        number = self._started
+        repo = self.repo
+        if self.manifest is None:
+            config = {"store_id": repo.store_id, "config": repo.catalog.meta("config")}
+            await trio.to_thread.run_sync(checkpoint.check_config, self.backend, repo.store_id, config,
+                                          limiter=self._limiter, abandon_on_cancel=True)
+        await self._upload_backlog()
+        if checkpoint_due:
+            prepared = await trio.to_thread.run_sync(
+                checkpoint.prepare, repo.path, repo.catalog.backup_to, repo.chunks.seal, limiter=self._cpu)
+            await self._upload_backlog()
+            remote = repo.catalog.remote_packs()
+            if checkpoint.needed(prepared, self.manifest, len(remote)):
+                manifest, sent = await trio.to_thread.run_sync(
+                    checkpoint.finish, repo.path, self.backend, prepared, remote, self.manifest, repo.store_id,
+                    limiter=self._limiter, abandon_on_cancel=True)
+                self.manifest = manifest
+                self.sent_bytes += sent
+                self.sent_objects += 2
+                log.info("checkpoint %d uploaded to %s (%s, %d bytes)", manifest.seq, self.backend.url,
+                         manifest.chain[-1], sent)
+            else:
+                prepared.snapshot.unlink(missing_ok=True)
+            self._last_checkpoint = time.monotonic()
+        if self.cache_size is not None:
+            self.cache_note = await trio.to_thread.run_sync(evict, repo, self.cache_size, limiter=self._cpu)
+        self._done = max(self._done, number)
+        self._notify()
+
+    async def _upload_backlog(self) -> None:
+        remote = self.repo.catalog.remote_packs()
+        todo = [p for p, _ in self.repo.chunks.sealed_packs() if p not in remote]
+        if not todo:
+            return
+        async with trio.open_nursery() as nursery:
+            for pack in todo:
+                nursery.start_soon(self._upload_one, pack)
+
+    async def _upload_one(self, pack: PackNo) -> None:
+        async with self._limiter:
+            self.in_flight += 1
+            try:
+                # Abandoned on cancel: a hung PUT must not hold up an unmount (HEAD finds it next time).
+                key, size, sent = await trio.to_thread.run_sync(
+                    upload_pack, self.backend, self.repo.chunks.pack_file(pack), abandon_on_cancel=True)
+            finally:
+                self.in_flight -= 1
+        self.repo.catalog.add_remote_pack(pack, key, size)
+        if sent:
+            self.sent_bytes += size
+            self.sent_objects += 1
+        log.debug("pack %d %s %s (%d bytes)", pack, "uploaded as" if sent else "already on the remote as", key, size)
+        self._notify()
+
+    # -- reporting -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return status_of(self.repo, self.manifest, error=self.error, cache_note=self.cache_note,
+                         extra={"in_flight": self.in_flight, "sent_bytes": self.sent_bytes,
+                                "sent_objects": self.sent_objects, "rounds_done": self._done})
+
+
+def status_of(
+    repo: Repository, manifest: checkpoint.Manifest | None, *, error: str | None = None,
+    cache_note: str | None = None, extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The status `vfs status` shows (JSON-ready)."""
+    b = backlog(repo, manifest)
+    return {
+        "remote": repo.remote.url if repo.remote else None,
+        "endpoint_url": repo.remote.endpoint_url if repo.remote else None,
+        "backlog_objects": b.objects,
+        "backlog_bytes": b.bytes,
+        "catalog_changed": b.catalog_changed,
+        "last_sync_ns": manifest.time_ns if manifest else None,
+        "checkpoint": manifest.seq if manifest else None,
+        "error": error,
+        "cache": cache_note,
+        **(extra or {}),
+    }
+
+
+def evict(repo: Repository, cap: int, now: Callable[[], float] = time.monotonic) -> str | None:
+    """Remove least recently read packs that the remote holds until local pack bytes are at most `cap`.
+
+    Packs read in the last few seconds are kept (a read may be using them). Returns a note when the
+    cap cannot be honoured (data not yet uploaded exceeds it), else None.
+    """
+    remote = repo.catalog.remote_packs()
+    packs = repo.chunks.sealed_packs()
+    total = sum(n for _, n in packs)
+    open_file = repo.chunks.pack_file(repo.chunks.open_pack)
+    total += open_file.stat().st_size if open_file.exists() else 0
+    if total <= cap:
+        return None
+    used = repo.chunks.pack_last_use()
+    recent = now() - 5.0
+    candidates = sorted((used.get(p, 0.0), p) for p, _ in packs if p in remote and used.get(p, 0.0) < recent)
+    for _, pack in candidates:
+        if total <= cap:
+            break
+        total -= repo.chunks.evict_pack(pack)
+    if total > cap:
+        return (f"cache size {cap} bytes cannot be honoured: {total} bytes of packs are local"
+                " (not yet uploaded, or in use)")
+    return None
+
+
+
+def open_uploader(repo: Repository, **options: Any) -> Uploader:
+    """The uploader of a store with a remote, configured from its catalog (backend opened here)."""
+    from vfs.backend import open_backend
+
+    assert repo.remote is not None
+    backend = open_backend(repo.remote.url, endpoint_url=repo.remote.endpoint_url, region=repo.remote.region)
+    cache = repo.catalog.meta_or_none("cache_size")
+    return Uploader(repo, backend, cache_size=int(cache) if cache else None, **options)
+
+
+def report_backlog(repo: Repository) -> None:
+    """Log what the remote still lacks (at shutdown: it is kept on disk for the next mount)."""
+    b = backlog(repo, checkpoint.Manifest.load(repo.path))
+    if b.objects:
+        log.info("not yet on the remote: %d object(s), %d bytes of packs%s; kept for the next mount or"
+                 " 'vfs sync'", b.objects, b.bytes, " and catalog changes" if b.catalog_changed else "")
+    else:
+        log.info("the remote holds everything")
