@@ -69,6 +69,7 @@ class FaultProxy:
         self.stall = stall
         self.status = status
         self.stats: collections.Counter[str] = collections.Counter()
+        self.forwarded: list[tuple[str, str, int]] = []  # (method, path, upstream status) of each forwarded request
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -233,6 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, reason = response.status, response.reason
         finally:
             upstream.close()
+        with proxy._lock:
+            proxy.forwarded.append((self.command, self.path, status))
 
         if fault == "reset_after" or (fault == "truncate" and len(payload) < 2):
             self._reset()
