@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vfs.catalog.schema import LIVE, REMOTE_TABLES, SCHEMA_VERSION, TABLES
+from vfs.catalog.schema import LIVE, PRUNED, REMOTE_TABLES, SCHEMA_VERSION, TABLES
 from vfs.errors import (
     Exists,
     InvalidArgument,
@@ -97,6 +97,18 @@ class Snapshot:
     name: str
     commit_no: CommitNo
     time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """A version row without its chunk list (for retention)."""
+
+    id: int  # versions.id
+    ino: InodeNo
+    vno: VersionNo
+    commit_no: CommitNo
+    time_ns: int  # when it was committed
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +360,23 @@ class Catalog:
             self._db.execute("INSERT INTO snapshots(name, commit_no, time_ns) VALUES (?, ?, ?)",
                              (name, c.no, c.time_ns))
             return Snapshot(name, c.no, c.time_ns)
+
+    def create_snapshot_at(self, name: str, time_ns: int) -> Snapshot:
+        """Name the current tree, recording `time_ns` as the snapshot's time (for imports and tests of
+        retention policies, which need snapshots taken at chosen times)."""
+        with self._write() as c:
+            if self._db.execute("SELECT 1 FROM snapshots WHERE name = ?", (name,)).fetchone():
+                raise Exists(f"snapshot {name!r} exists already")
+            self._db.execute("INSERT INTO snapshots(name, commit_no, time_ns) VALUES (?, ?, ?)",
+                             (name, c.no, time_ns))
+            return Snapshot(name, c.no, time_ns)
+
+    def delete_snapshots(self, names: Sequence[str]) -> None:
+        """Delete many snapshots in one transaction (NotFound, and nothing deleted, if one is missing)."""
+        with self._write():
+            for name in names:
+                if self._db.execute("DELETE FROM snapshots WHERE name = ?", (name,)).rowcount == 0:
+                    raise NotFound(f"no snapshot named {name!r}")
 
     def delete_snapshot(self, name: str) -> None:
         with self._write():
@@ -810,12 +839,21 @@ class Catalog:
             " AND v.vno > ? ORDER BY v.vno LIMIT ?", (ino, after, limit))]
 
     def version_at(self, ino: InodeNo, at: int = LIVE) -> Version | None:
-        """The content version current at commit `at` (None for an empty or never-written file)."""
-        row = self._one(
-            f"SELECT {self._VERSION_COLS} WHERE v.id = (SELECT version FROM inode_states WHERE ino = ?"
-            " AND commit_from <= ? ORDER BY commit_from DESC LIMIT 1)",
-            (ino, at),
-        )
+        """The content version current at commit `at` (None for an empty or never-written file).
+
+        Raises:
+            NotFound: that content was pruned (see schema.PRUNED).
+        """
+        with self._lock:
+            state = self._db.execute(
+                "SELECT version FROM inode_states WHERE ino = ? AND commit_from <= ? ORDER BY commit_from DESC LIMIT 1",
+                (ino, at),
+            ).fetchone()
+            if state is None or state[0] == 0:
+                return None
+            if state[0] == PRUNED:
+                raise NotFound(f"the content of inode {ino} at commit {at} was pruned")
+            row = self._db.execute(f"SELECT {self._VERSION_COLS} WHERE v.id = ?", (state[0],)).fetchone()
         return self._version(row) if row else None
 
     def version_by_hash(self, content_hash: bytes) -> Version | None:
@@ -980,17 +1018,151 @@ class Catalog:
         ):
             problems.append(f"live entries under directory {parent}, which has no live name")
         for (ino, version) in self._all(
-            "SELECT s.ino, s.version FROM inode_states s WHERE s.version != 0 AND NOT EXISTS"
-            " (SELECT 1 FROM versions v WHERE v.id = s.version)"
+            "SELECT s.ino, s.version FROM inode_states s WHERE s.version NOT IN (0, ?) AND NOT EXISTS"
+            " (SELECT 1 FROM versions v WHERE v.id = s.version)", (PRUNED,)
         ):
             problems.append(f"inode {ino} state points to missing version id {version}")
+        for (ino, version) in self._all(
+            "SELECT s.ino, s.version FROM inode_states s JOIN versions v ON v.id = s.version WHERE s.size != v.size"
+        ):
+            problems.append(f"inode {ino} has a state whose size differs from its version (id {version})")
+        for (ino,) in self._all(
+            "SELECT v.ino FROM versions v LEFT JOIN inodes i ON i.ino = v.ino WHERE i.ino IS NULL"
+        ):
+            problems.append(f"a version belongs to missing inode {ino}")
+        for (name, commit_no) in self._all(
+            "SELECT s.name, s.commit_no FROM snapshots s LEFT JOIN commits c ON c.commit_no = s.commit_no"
+            " WHERE c.commit_no IS NULL"
+        ):
+            problems.append(f"snapshot {name!r} names missing commit {commit_no}")
+        for (ino,) in self._all(
+            "SELECT ino FROM inodes WHERE NOT EXISTS (SELECT 1 FROM inode_states s WHERE s.ino = inodes.ino)"
+        ):
+            problems.append(f"inode {ino} has no state")
         with self._lock:
             known = {bytes(r[0]) for r in self._db.execute("SELECT id FROM chunks")}
-            for ino, vno, blob in self._db.execute("SELECT ino, vno, chunks FROM versions"):
-                for cid, _ in decode_chunk_list(blob):
+            for ino, vno, size, blob in self._db.execute("SELECT ino, vno, size, chunks FROM versions"):
+                chunks = decode_chunk_list(blob)
+                if sum(n for _, n in chunks) != size:
+                    problems.append(f"version {vno} of inode {ino}: its chunks do not add up to its size {size}")
+                for cid, _ in chunks:
                     if cid not in known:
                         problems.append(f"version {vno} of inode {ino} uses unknown chunk {cid.hex()}")
+            integrity = self._db.execute("PRAGMA quick_check").fetchall()
+        if [tuple(r) for r in integrity] != [("ok",)]:
+            problems.extend(f"SQLite: {r[0]}" for r in integrity)
         return problems
+
+    # -- retention and garbage collection ----------------------------------------------------------
+    def version_infos(self) -> list[VersionInfo]:
+        """Every version row, cheaply (no chunk lists), oldest first."""
+        return [VersionInfo(int(r[0]), InodeNo(int(r[1])), VersionNo(int(r[2])), CommitNo(int(r[3])), int(r[4]),
+                            int(r[5]))
+                for r in self._all("SELECT v.id, v.ino, v.vno, v.commit_no, c.time_ns, v.size FROM versions v"
+                                   " JOIN commits c ON c.commit_no = v.commit_no ORDER BY v.id")]
+
+    def current_version_ids(self) -> set[int]:
+        """Ids of the versions that files with at least one live name hold now (never pruned)."""
+        rows = self._all(
+            "SELECT s.version FROM (SELECT DISTINCT ino FROM dirents WHERE commit_to = ?) f"
+            " JOIN inode_states s ON s.ino = f.ino AND s.commit_from ="
+            "  (SELECT max(commit_from) FROM inode_states WHERE ino = f.ino)"
+            " WHERE s.version > 0", (LIVE,))
+        return {int(r[0]) for r in rows}
+
+    def version_ids_at(self, at: int) -> set[int]:
+        """Ids of the versions the files of the tree at commit `at` held (what a snapshot there keeps)."""
+        rows = self._all(
+            "SELECT s.version FROM (SELECT DISTINCT ino FROM dirents WHERE commit_from <= ? AND commit_to > ?) f"
+            " JOIN inode_states s ON s.ino = f.ino AND s.commit_from ="
+            "  (SELECT max(commit_from) FROM inode_states WHERE ino = f.ino AND commit_from <= ?)"
+            " WHERE s.version > 0", (at, min(at, LIVE - 1), at))
+        return {int(r[0]) for r in rows}
+
+    def current_version_ids_of(self, inos: Iterable[InodeNo]) -> set[int]:
+        """Ids of the versions inodes `inos` hold now (open files the daemon still reads, named or not)."""
+        out = set()
+        with self._lock:
+            for ino in inos:
+                row = self._db.execute("SELECT version FROM inode_states WHERE ino = ? ORDER BY commit_from DESC"
+                                       " LIMIT 1", (ino,)).fetchone()
+                if row is not None and row[0] > 0:
+                    out.add(int(row[0]))
+        return out
+
+    def prune(self, version_ids: Iterable[int], snapshot_names: Sequence[str] = ()) -> tuple[int, int]:
+        """Delete snapshots and version rows in one transaction; (versions deleted, their bytes).
+
+        States that pointed to a deleted version are kept with version PRUNED (see the schema), so the
+        tree at any commit still resolves. A version that files with a live name hold now, or that a
+        remaining snapshot holds, is never deleted: it is checked again here, inside the transaction.
+        Chunks stay: `vfs gc` frees those no version uses any more.
+        """
+        ids = sorted(set(version_ids))
+        with self._write(durable=True):
+            for name in snapshot_names:
+                if self._db.execute("DELETE FROM snapshots WHERE name = ?", (name,)).rowcount == 0:
+                    raise NotFound(f"no snapshot named {name!r}")
+            held = self.current_version_ids()
+            for (commit_no,) in self._db.execute("SELECT commit_no FROM snapshots").fetchall():
+                held |= self.version_ids_at(int(commit_no))
+            ids = [i for i in ids if i not in held]
+            freed = 0
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                freed += int(self._db.execute(f"SELECT coalesce(sum(size), 0) FROM versions WHERE id IN ({marks})",
+                                              part).fetchone()[0])
+                self._db.execute(f"UPDATE inode_states SET version = ? WHERE version IN ({marks})", (PRUNED, *part))
+                self._db.execute(f"DELETE FROM versions WHERE id IN ({marks})", part)
+        return len(ids), freed
+
+    def iter_version_chunks(self, batch: int = 1000) -> Iterator[list[ChunkId]]:
+        """The chunk ids of every version, a batch of versions at a time (not one long read transaction)."""
+        last = 0
+        while True:
+            rows = self._all("SELECT id, chunks FROM versions WHERE id > ? ORDER BY id LIMIT ?", (last, batch))
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield [cid for _, blob in rows for cid, _ in decode_chunk_list(blob)]
+
+    def max_version_id(self) -> int:
+        return int(self._one("SELECT coalesce(max(id), 0) FROM versions")[0])
+
+    def delete_chunks(self, chunk_ids: Iterable[ChunkId], *, versions_after: int | None = None) -> int:
+        """Delete chunk rows (gc: before their pack bytes go); returns how many went.
+
+        `versions_after`: the last version id the caller's scan of used chunks saw; a chunk that a
+        version made since then uses is kept (checked inside the transaction, so cheap and race-free).
+        """
+        ids = list(chunk_ids)
+        if not ids:
+            return 0
+        with self._write(durable=True):
+            if versions_after is not None:
+                used: set[bytes] = set()
+                for (blob,) in self._db.execute("SELECT chunks FROM versions WHERE id > ?", (versions_after,)):
+                    used.update(cid for cid, _ in decode_chunk_list(blob))
+                ids = [i for i in ids if i not in used]
+            self._db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
+        return len(ids)
+
+    def move_chunks(self, moves: Sequence[tuple[ChunkLocation, ChunkLocation]]) -> int:
+        """Point chunk rows at new locations (a repack; the new entries must be durable already).
+
+        Each (old, new) moves only a row that is still at `old`; returns how many moved.
+        """
+        moved = 0
+        with self._write(durable=True):
+            for old, new in moves:
+                moved += self._db.execute(
+                    "UPDATE chunks SET pack = ?, offset = ?, codec = ?, stored_len = ?, plain_len = ?"
+                    " WHERE id = ? AND pack = ? AND offset = ?",
+                    (new.pack, new.offset, new.codec, new.stored_len, new.plain_len, old.chunk_id, old.pack,
+                     old.offset),
+                ).rowcount
+        return moved
 
     def chunk_locations(self) -> list[ChunkLocation]:
         return [ChunkLocation(ChunkId(bytes(r[0])), PackNo(r[1]), *r[2:])

@@ -14,6 +14,13 @@ SCHEMA_VERSION = 1
 # commit_to of a row that still holds ("live"): larger than any real commit number.
 LIVE = 1 << 62
 
+# inode_states.version of a state whose content version was pruned (`vfs prune`). The state row itself
+# stays, so the inode's metadata history (mode, size, times) and the tree at any commit still resolve;
+# only the bytes are gone: reading that content (`f@time`, a view of a snapshot that was not kept) is
+# NotFound ("pruned"), never an empty file. Versions held by a kept snapshot and the latest version of
+# every file that has a name are never pruned, so live paths and kept snapshots never meet it.
+PRUNED = -1
+
 # Added after schema version 1 without a version bump: Catalog.open creates it when missing, and an
 # older vfs ignores it.
 REMOTE_TABLES = """
@@ -69,11 +76,13 @@ CREATE TABLE inode_states (
     atime_ns    INTEGER NOT NULL,
     mtime_ns    INTEGER NOT NULL,
     ctime_ns    INTEGER NOT NULL,
-    version     INTEGER NOT NULL, -- versions.id of a file's content in this state; 0 = empty / not a file
+    version     INTEGER NOT NULL, -- versions.id of a file's content in this state; 0 = empty / not a file;
+                                  -- -1 (PRUNED) = the content version was pruned (see PRUNED above)
     PRIMARY KEY (ino, commit_from)
 ) WITHOUT ROWID;
 
 -- Committed contents of files. Content is immutable once written; numbered 1, 2, 3 ... per lineage.
+-- `vfs prune` deletes rows (numbers leave gaps, never reused); states that pointed to them get PRUNED.
 CREATE TABLE versions (
     id        INTEGER PRIMARY KEY, -- stable identity (inode_states point here)
     ino       INTEGER NOT NULL REFERENCES inodes(ino), -- the inode that wrote it
@@ -124,7 +133,8 @@ CREATE TABLE snapshots (
 );
 
 -- Where each stored chunk is. A row is inserted in the same transaction as the first version that
--- uses the chunk, after the pack bytes are durable.
+-- uses the chunk, after the pack bytes are durable. `vfs gc` deletes rows no version uses (before it
+-- deletes pack bytes) and moves rows to a new pack when it repacks (after the new pack is durable).
 CREATE TABLE chunks (
     id         BLOB PRIMARY KEY,  -- BLAKE3-256 of the plain bytes
     pack       INTEGER NOT NULL,  -- local pack number

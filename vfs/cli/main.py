@@ -18,7 +18,19 @@ def default_store() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vfs.cli import cmd_cat, cmd_diff, cmd_init, cmd_log, cmd_mount, cmd_restore, cmd_snapshot
+    from vfs.cli import (
+        cmd_cat,
+        cmd_diff,
+        cmd_fsck,
+        cmd_gc,
+        cmd_init,
+        cmd_install_units,
+        cmd_log,
+        cmd_mount,
+        cmd_prune,
+        cmd_restore,
+        cmd_snapshot,
+    )
 
     parser = argparse.ArgumentParser(prog="vfs", description="A versioned, content-addressed FUSE filesystem.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -37,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_sync.register(sub)
     cmd_clone.register(sub)
     cmd_fetch.register(sub)
+    cmd_prune.register(sub)
+    cmd_gc.register(sub)
+    cmd_fsck.register(sub)
+    cmd_install_units.register(sub)
     return parser
 
 

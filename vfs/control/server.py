@@ -21,6 +21,9 @@ from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
 from vfs.fs.locate import locate, volume_names
+from vfs.maintenance import gc as garbage
+from vfs.maintenance import prune as pruning
+from vfs.maintenance import retention
 from vfs.sync.uploader import Uploader
 from vfs.types import InodeNo
 
@@ -33,6 +36,7 @@ class ControlServer:
         self.uploader = uploader  # None: the store has no remote
         self.path = socket_path(fs.repo.path)
         self._cancel = trio.CancelScope()
+        self._maintenance = trio.Lock()  # one prune or gc at a time
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve the socket until cancelled or `stop()`; the socket file is removed on the way out."""
@@ -120,6 +124,29 @@ class ControlServer:
         snapshots.delete(self.fs.catalog, name)
         return {}
 
+    async def _prune(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Plan (and unless dry_run, apply) a retention policy; files open in the mount keep their content."""
+        policy = retention.Policy.from_json(request.get("policy") or {})
+        async with self._maintenance:
+            await self._flush(request)  # what open files hold is the latest version: never pruned
+            keep = self.fs.catalog.current_version_ids_of(list(self.fs._live))
+            plan = await trio.to_thread.run_sync(
+                lambda: pruning.plan(self.fs.catalog, policy, keep_versions=keep))
+            answer = plan.as_json()
+            if not request.get("dry_run"):
+                answer["deleted"], answer["deleted_bytes"] = await trio.to_thread.run_sync(
+                    pruning.apply, self.fs.catalog, plan)
+        return answer
+
+    async def _gc(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run gc with the committer paused: no entry is appended meanwhile that gc could take for garbage."""
+        async with self._maintenance:
+            await self._flush(request)
+            async with self.fs._commit_lock:
+                result = await trio.to_thread.run_sync(
+                    lambda: garbage.collect(self.fs.repo, dry_run=bool(request.get("dry_run"))))
+        return result.as_json()
+
     async def _restore(self, request: dict[str, Any]) -> dict[str, Any]:
         path = _optional_str(request, "path")
         if path is None:
@@ -176,6 +203,8 @@ _HANDLERS = {
     "snapshot_create": ControlServer._snapshot_create,
     "snapshot_delete": ControlServer._snapshot_delete,
     "restore": ControlServer._restore,
+    "prune": ControlServer._prune,
+    "gc": ControlServer._gc,
     "sync": ControlServer._sync,
     "status": ControlServer._status,
 }

@@ -11,6 +11,7 @@ import faulthandler
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -102,12 +103,34 @@ async def _announce_ready(mountpoint: str, ready: Callable[[], None]) -> None:
     await trio.to_thread.run_sync(set_read_ahead, mountpoint)
     log.info("mounted at %s", mountpoint)
     ready()
+    sd_notify("READY=1")
+
+
+def sd_notify(state: str) -> bool:
+    """Tell systemd (a Type=notify unit) about our state, e.g. "READY=1"; False when not run by it.
+
+    The protocol: one datagram to the Unix socket named by $NOTIFY_SOCKET (a leading '@' names an
+    abstract socket). Errors are logged, never raised: a failed notification must not stop a mount.
+    """
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return False
+    address = "\0" + path[1:] if path.startswith("@") else path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as e:
+        log.error("cannot notify systemd at %s: %s", path, e)
+        return False
+    return True
 
 
 async def _stop_on_signal(signalled: trio.Event) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             log.info("signal %d: unmounting", signum)
+            sd_notify("STOPPING=1")
             signalled.set()
             pyfuse3.terminate()
             return
