@@ -24,8 +24,8 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -47,7 +47,7 @@ from vfs.errors import (
     ReadOnly,
     UsageError,
 )
-from vfs.fs.history import check_snapshot_name, default_snapshot_name
+from vfs.fs import snapshots
 from vfs.fs.views import SnapshotList, View, Views, is_synthetic
 from vfs.repository import Repository
 from vfs.types import ROOT_INO, InodeNo
@@ -116,17 +116,19 @@ def _check_name(name: bytes) -> None:
         raise NameTooLong(f"name of {len(name)} bytes is longer than {NAME_MAX}")
 
 
-_ACL_XATTRS = (b"system.posix_acl_access", b"system.posix_acl_default")
+_UNSUPPORTED_XATTRS = (b"system.posix_acl_access", b"system.posix_acl_default", b"security.selinux")
 
 
 def _check_not_acl(name: bytes) -> None:
-    """POSIX ACLs are not supported: storing one would not enforce it, and would hide a mode change.
+    """POSIX ACLs and SELinux labels are not supported, as on a filesystem mounted without them.
 
-    `cp -a`, `rsync -A` and tar set permissions through system.posix_acl_access and fall back to
-    chmod only when the filesystem answers EOPNOTSUPP, as one mounted without ACLs does.
+    Storing an ACL would not enforce it and would hide a mode change: `cp -a`, `rsync -A` and tar
+    set permissions through system.posix_acl_access and fall back to chmod only on EOPNOTSUPP.
+    Reads answer EOPNOTSUPP too, which tells `ls -l` to stop asking for every entry of a directory
+    (it asked twice per entry, a round trip each).
     """
-    if name in _ACL_XATTRS:
-        raise NotSupported("POSIX ACLs are not supported")
+    if name in _UNSUPPORTED_XATTRS:
+        raise NotSupported("POSIX ACLs and SELinux labels are not supported")
 
 
 class FileSystem:
@@ -391,13 +393,24 @@ class FileSystem:
             UsageError: `name` could be read as a version or a time, or has '/' or '@'.
             Exists: a snapshot of that name exists.
         """
-        if name is None:
-            name = default_snapshot_name()
-        else:
-            check_snapshot_name(name)
         await self.flush_kernel()
         await self.flush_all()
-        return self.catalog.create_snapshot(name)
+        return snapshots.take(self.catalog, name)
+
+    def is_being_written(self, ino: InodeNo) -> bool:
+        """Whether reads of `ino` come from a staging file (content not, or not only, in the store)."""
+        live = self._live.get(ino)
+        return live is not None and live.staging is not None
+
+    def open_inodes(self) -> list[InodeNo]:
+        """Inodes with handles or staging files now."""
+        return list(self._live)
+
+    @asynccontextmanager
+    async def commits_paused(self) -> AsyncIterator[None]:
+        """No version is committed while inside (maintenance that must not race the committer)."""
+        async with self._commit_lock:
+            yield
 
     def mknod(self, parent: InodeNo, name: bytes, mode: int, rdev: int, uid: int, gid: int) -> Attr:
         self._writable(parent)
@@ -646,6 +659,7 @@ class FileSystem:
     # -- extended attributes -----------------------------------------------------------------------
     def getxattr(self, ino: InodeNo, name: bytes) -> bytes:
         """Stored attributes, plus user.vfs.hash (BLAKE3 of the content) and user.vfs.version."""
+        _check_not_acl(name)
         if name in (b"user.vfs.hash", b"user.vfs.version"):
             version = self.views.content(ino) if is_synthetic(ino) else self.catalog.version_at(ino)
             if version is None:

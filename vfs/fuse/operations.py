@@ -26,10 +26,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Every change reaches the filesystem through the kernel, which invalidates its own caches, so
-# long timeouts are safe; content changed by other paths is invalidated explicitly. History names
-# are not cached: `f@-1h` means another version a minute later, and a real name created later wins.
+# long timeouts are safe; content changed by other paths is invalidated explicitly. A hidden history
+# name in a live directory is cached for a second only (`f@-1h` means another version a minute
+# later, yet `ls -l f@/` must not look `f@` up again for every entry); names inside history
+# directories are immutable views, cached longer (a snapshot may still be deleted elsewhere).
 TIMEOUT = 300.0
-HISTORY_TIMEOUT = 1.0
+HIDDEN_NAME_TIMEOUT = 1.0
+HISTORY_TIMEOUT = 10.0
 
 
 def _errno(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -56,12 +59,16 @@ def _brief(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(a for a in args[1:3] if isinstance(a, int | bytes) and not (isinstance(a, bytes) and len(a) > 255))
 
 
-def entry(attr: Attr) -> pyfuse3.EntryAttributes:
+def entry(attr: Attr, *, parent: int = 0) -> pyfuse3.EntryAttributes:
+    """Attributes for the kernel; `parent` (when known) decides how long the name may be cached."""
     e = pyfuse3.EntryAttributes()
     e.st_ino = attr.ino
     e.generation = 0
     history = is_synthetic(attr.ino)
-    e.entry_timeout = 0.0 if history else TIMEOUT
+    if not history:
+        e.entry_timeout = TIMEOUT
+    else:
+        e.entry_timeout = HISTORY_TIMEOUT if is_synthetic(parent) else HIDDEN_NAME_TIMEOUT
     e.attr_timeout = HISTORY_TIMEOUT if history else TIMEOUT
     e.st_mode = attr.mode
     e.st_nlink = attr.nlink
@@ -97,7 +104,7 @@ class Operations(pyfuse3.Operations):
 
     @_errno
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return entry(self.fs.lookup(InodeNo(parent_inode), name))
+        return entry(self.fs.lookup(InodeNo(parent_inode), name), parent=parent_inode)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         pass  # inodes live in the catalog; nothing in memory depends on kernel references
@@ -214,7 +221,7 @@ class Operations(pyfuse3.Operations):
         ino = self._dirs[fh]
         while entries := self.fs.readdir(ino, start_id):
             for cookie, name, attr in entries:
-                if not pyfuse3.readdir_reply(token, name, entry(attr), cookie):
+                if not pyfuse3.readdir_reply(token, name, entry(attr, parent=ino), cookie):
                     return
             start_id = entries[-1][0]
 
