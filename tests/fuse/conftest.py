@@ -16,7 +16,10 @@ VFS = [sys.executable, "-m", "vfs.cli.main"]
 
 
 def vfs(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*VFS, *args], capture_output=True, text=True, check=check, timeout=timeout)
+    done = subprocess.run([*VFS, *args], capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:  # say why: CalledProcessError would not show stderr
+        raise AssertionError(f"vfs {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return done
 
 
 def is_mounted(path: Path) -> bool:

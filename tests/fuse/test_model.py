@@ -10,6 +10,7 @@ One mount serves the whole run; the tree is emptied before each example.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import os
@@ -51,7 +52,18 @@ datas = st.one_of(
               st.integers(1, 70_000), st.integers(1, 255)),
 )
 write_kinds = st.sampled_from(["create", "overwrite", "trunc", "append", "excl"])
+xattr_names = st.sampled_from([b"user.a", b"user.b", b"user." + b"x" * 200])
+# ext4 (the reference) keeps all of an inode's attributes in one 4 KiB block: stay well below it.
+xattr_values = st.one_of(st.binary(max_size=50), st.binary(min_size=300, max_size=800))
 MAX_HANDLES = 4
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def renameat2(src: Path, dst: Path, flags: int) -> None:
+    if _libc.renameat2(-100, os.fsencode(src), -100, os.fsencode(dst), flags) != 0:  # -100: AT_FDCWD
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
 
 Outcome = tuple[str, Any]
 
@@ -203,6 +215,11 @@ class FsModel(RuleBasedStateMachine):
     def rename(self, src: str, dst: str) -> None:
         self.both(lambda root: os.rename(root / src, root / dst))
 
+    @rule(src=paths, dst=paths, flags=st.sampled_from([RENAME_NOREPLACE, RENAME_EXCHANGE]))
+    @logged
+    def rename2(self, src: str, dst: str, flags: int) -> None:
+        self.both(lambda root: renameat2(root / src, root / dst, flags))
+
     @rule(dest=link_targets, path=paths)
     @logged
     def symlink(self, dest: str, path: str) -> None:
@@ -231,6 +248,28 @@ class FsModel(RuleBasedStateMachine):
             return stat.S_IFMT(s.st_mode) | stat.S_IMODE(s.st_mode), 0 if stat.S_ISDIR(s.st_mode) else s.st_size
 
         self.both(op)
+
+    # -- extended attributes (user namespace; following symlinks) --------------------------------
+    @rule(path=paths, name=xattr_names, value=xattr_values,
+          flags=st.sampled_from([0, os.XATTR_CREATE, os.XATTR_REPLACE]))
+    @logged
+    def setxattr(self, path: str, name: bytes, value: bytes, flags: int) -> None:
+        self.both(lambda root: os.setxattr(root / path, name, value, flags))
+
+    @rule(path=paths, name=xattr_names)
+    @logged
+    def getxattr(self, path: str, name: bytes) -> None:
+        self.both(lambda root: os.getxattr(root / path, name))
+
+    @rule(path=paths)
+    @logged
+    def listxattr(self, path: str) -> None:
+        self.both(lambda root: sorted(n for n in os.listxattr(root / path) if n.startswith("user.")))
+
+    @rule(path=paths, name=xattr_names)
+    @logged
+    def removexattr(self, path: str, name: bytes) -> None:
+        self.both(lambda root: os.removexattr(root / path, name))
 
     # -- handles kept open across steps ----------------------------------------------------------
     @precondition(lambda self: len(self.handles) < MAX_HANDLES)
