@@ -1,0 +1,161 @@
+"""The sync commands end to end through the real `vfs` CLI: init --remote, status, sync, clone, fetch,
+a sync killed mid-upload, and a mount that stays responsive while the endpoint hangs."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.backend.conftest import SECRET_KEY
+from tests.backend.faultproxy import FaultProxy
+from tests.fuse.conftest import Mount
+from tests.sync.conftest import assert_same_volume, pack_puts
+from vfs.config import RemoteConfig
+from vfs.repository import Repository
+from vfs.types import ROOT_INO
+
+pytestmark = pytest.mark.s3
+VFS = [sys.executable, "-m", "vfs.cli.main"]
+
+
+def vfs(*args: str | Path, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*VFS, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"vfs {' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    assert SECRET_KEY not in done.stdout + done.stderr
+    return done
+
+
+def init(store: Path, remote: RemoteConfig) -> None:
+    vfs("init", store, "--remote", remote.url, "--endpoint-url", str(remote.endpoint_url))
+
+
+def write_files(store: Path, files: dict[str, bytes]) -> None:
+    with Repository.open(store) as repo:
+        for name, data in files.items():
+            ino = repo.catalog.lookup(ROOT_INO, name.encode())
+            if ino is None:
+                ino = repo.catalog.create(ROOT_INO, name.encode(), 0o100644, 0, 0).ino
+            repo.commit_bytes(ino, data)
+
+
+def status(store: Path) -> dict[str, object]:
+    result: dict[str, object] = json.loads(vfs("status", "--store", store, "--json").stdout)
+    return result
+
+
+def test_init_sync_status_clone_cat_fetch(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    init(store, remote)
+    files = {f"f{i}": os.urandom(100_000 * (i + 1)) for i in range(6)}
+    write_files(store, files)
+    write_files(store, {"f0": b"new content of f0"})
+    vfs("snapshot", "create", "snap", "--store", store)
+    st = status(store)
+    assert st["backlog_objects"] and st["last_sync_ns"] is None and st["mounted"] is False
+    vfs("sync", "--wait", "--store", store)
+    st = status(store)
+    assert st["backlog_objects"] == 0 and st["backlog_bytes"] == 0 and st["last_sync_ns"]
+    copy = tmp_path / "b"
+    vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    old = subprocess.run([*VFS, "cat", "--store", str(copy), "f0@1"], capture_output=True, timeout=60)
+    assert old.returncode == 0 and old.stdout == files["f0"]
+    with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
+        assert_same_volume(a, b)
+    lazy = tmp_path / "c"
+    vfs("clone", remote.url, lazy, "--lazy", "--endpoint-url", str(remote.endpoint_url))
+    assert not list((lazy / "packs").glob("*/*.pack"))
+    done = subprocess.run([*VFS, "cat", "--store", str(lazy), "f3"], capture_output=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == files["f3"]
+    assert "fetched" in vfs("fetch", "--store", lazy, "/").stdout
+    with Repository.open(store, lock=False) as a, Repository.open(lazy, lock=False) as b:
+        b.chunks.set_fetcher(None)  # everything must be local now
+        assert_same_volume(a, b)
+
+
+def test_sync_fails_clearly_when_the_endpoint_is_down(tmp_path: Path, remote: RemoteConfig,
+                                                      proxy: FaultProxy) -> None:
+    store = tmp_path / "a"
+    init(store, remote)
+    write_files(store, {"f": b"data"})
+    proxy.status = 503
+    t0 = time.monotonic()
+    done = vfs("sync", "--wait", "--timeout", "3", "--store", store, check=False)
+    assert done.returncode == 5, done.stderr
+    assert "did not finish within 3s" in done.stderr and "Traceback" not in done.stderr
+    assert time.monotonic() - t0 < 30
+    assert status(store)["backlog_objects"]
+
+
+def test_killed_sync_resumes_without_uploading_anything_twice(tmp_path: Path, remote: RemoteConfig,
+                                                              proxy: FaultProxy) -> None:
+    store = tmp_path / "a"
+    vfs("init", store, "--remote", remote.url, "--endpoint-url", str(remote.endpoint_url))
+    # Small packs, so that there are many uploads to interrupt.
+    with Repository.open(store) as repo:
+        cfg = json.loads(repo.catalog.meta("config"))
+    assert cfg["pack_target"] > 0
+    files = {f"f{i:03d}": os.urandom(400_000) for i in range(60)}  # ~24 MiB: two packs at least
+    write_files(store, files)
+    proxy.rate, proxy.kinds, proxy.delay = 1.0, ("delay",), (0.4, 0.6)
+    proc = subprocess.Popen([*VFS, "sync", "--wait", "--store", str(store)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not pack_puts(proxy) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proxy.rate = 0.0
+    vfs("sync", "--wait", "--store", store)
+    puts = collections.Counter(pack_puts(proxy))
+    assert puts and max(puts.values()) == 1, puts
+    copy = tmp_path / "b"
+    vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
+        assert_same_volume(a, b)
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+def test_mount_stays_responsive_while_uploads_hang_and_backlog_drains_after(
+    tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
+) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    init(store, remote)
+    proxy.rate, proxy.kinds, proxy.stall = 1.0, ("stall",), 20.0  # every request hangs
+    m = Mount(store, mnt)
+    m.start()
+    try:
+        data = os.urandom(1 << 20)
+        for i in range(40):  # 40 MiB: packs seal and their uploads hang
+            (mnt / f"f{i}").write_bytes(data[i:] + data[:i])
+        time.sleep(3)  # the uploader is now stuck in PUTs
+        t0 = time.monotonic()
+        for _ in range(20):
+            assert len(os.listdir(mnt)) >= 40
+            assert (mnt / "f3").read_bytes()[:10] == (data[3:] + data[:3])[:10]
+            (mnt / "small").write_bytes(b"still writable")
+        elapsed = time.monotonic() - t0
+        assert elapsed < 5, f"mount answered slowly while the endpoint hung: {elapsed:.1f}s"
+        st = json.loads(vfs("status", "--mount", mnt, "--json").stdout)
+        assert st["mounted"] and st["backlog_objects"]
+        proxy.rate = 0.0
+        vfs("sync", "--wait", "--timeout", "170", "--mount", mnt, timeout=200)
+        st = json.loads(vfs("status", "--mount", mnt, "--json").stdout)
+        assert st["backlog_objects"] == 0, st
+        m.stop()
+    finally:
+        m.cleanup()
+    copy = tmp_path / "copy"
+    vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
+        assert_same_volume(a, b)
