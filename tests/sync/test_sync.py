@@ -163,10 +163,10 @@ def test_outage_keeps_backlog_and_drains_after(tmp_path: Path, remote: RemoteCon
 def test_sync_under_30_percent_faults_then_clone_is_identical(tmp_path: Path, remote: RemoteConfig,
                                                                proxy: FaultProxy, log_watch: LogWatch) -> None:
     log_watch.expect("sync to .* failed, will retry")
-    repo = make_store(tmp_path / "a", remote, StoreConfig(pack_target=4 << 20))
-    fill(repo, 500, 200_000, seed=7)  # ~50 MiB (scaled down from the issue's 200 MiB in 2,000 files)
+    repo = make_store(tmp_path / "a", remote, StoreConfig(pack_target=1 << 20))
+    fill(repo, 2000, 200_000, seed=7)  # ~210 MB in 2,000 files, as the issue asks
     repo.catalog.create_snapshot("s")
-    fill(repo, 50, 100_000, seed=8)
+    fill(repo, 50, 100_000, seed=8)  # overwrites f0000..f0049: a second version of each
     proxy.rate = 0.3
     up = Uploader(repo, backend_of(remote), poll_interval=0.1, max_pause=1.0)
 
@@ -178,9 +178,8 @@ def test_sync_under_30_percent_faults_then_clone_is_identical(tmp_path: Path, re
             up.stop()
 
     trio.run(scenario)
-    assert sum(proxy.stats[k] for k in ("reset", "reset_after", "500", "503", "slowdown", "truncate")) > 20
-    proxy.rate = 0.0
-    with backend_of(remote) as be, clone(be, remote, tmp_path / "b") as copy:
-        assert assert_same_volume(repo, copy) >= 550
+    assert sum(proxy.stats[k] for k in ("reset", "reset_after", "500", "503", "slowdown", "truncate")) >= 10
+    with backend_of(remote) as be, clone(be, remote, tmp_path / "b") as copy:  # still under 30% faults
+        assert assert_same_volume(repo, copy) >= 2050
     repo.close()
 

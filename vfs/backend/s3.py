@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import urllib3.exceptions
 
 from vfs.backend.base import Backend, check_key, check_range
 from vfs.errors import BackendDenied, BackendError, BackendNotFound, BackendUnavailable, UsageError
@@ -169,6 +170,12 @@ class S3Backend(Backend):
             raise self._error(op, key, e) from None
         except botocore.exceptions.BotoCoreError as e:
             raise self._error(op, key, e) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            # A body cut short mid-read (the connection reset after the headers): botocore lets
+            # urllib3's ProtocolError through unwrapped.
+            raise BackendUnavailable(
+                f"s3 {op} {self.bucket}/{self.prefix}{key} at {self.endpoint}: body read failed ({e})"
+            ) from None
         # botocore checks this too; a short body must never pass for the object, so check again.
         expected = response.get("ContentLength")
         if expected is not None and len(data) != expected:
