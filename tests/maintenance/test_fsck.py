@@ -8,10 +8,11 @@ from pathlib import Path
 from tests.maintenance.helpers import blob, clean, flip_byte, read, write
 from vfs.maintenance import fsck
 from vfs.repository import Repository
+from vfs.store import ChunkLocation
 from vfs.store.packs import ENTRY, pack_path
 
 
-def _store(tmp_path: Path) -> tuple[Repository, list]:
+def _store(tmp_path: Path) -> tuple[Repository, list[ChunkLocation]]:
     repo = Repository.init(tmp_path / "s")
     for i in range(4):
         write(repo, f"f{i}", blob(i, 50_000))
