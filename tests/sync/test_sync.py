@@ -17,7 +17,7 @@ from vfs.errors import CorruptChunk
 from vfs.repository import Repository
 from vfs.sync.clone import clone
 from vfs.sync.transfer import upload_pack
-from vfs.sync.uploader import Uploader, backlog
+from vfs.sync.uploader import Uploader, backlog, evict
 from vfs.types import ROOT_INO
 
 pytestmark = pytest.mark.s3
@@ -183,3 +183,24 @@ def test_sync_under_30_percent_faults_then_clone_is_identical(tmp_path: Path, re
         assert assert_same_volume(repo, copy) >= 2050
     repo.close()
 
+
+
+def test_cache_size_evicts_only_uploaded_packs_and_reads_fetch_them_back(tmp_path: Path,
+                                                                          remote: RemoteConfig) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    files = fill(repo, 12, 400_000)
+    repo.chunks.seal()
+    local = sum(n for _, n in repo.chunks.sealed_packs())
+    note = evict(repo, 1 << 20)  # nothing uploaded yet: nothing may go
+    assert note is not None and "cannot be honoured" in note
+    assert sum(n for _, n in repo.chunks.sealed_packs()) == local
+    up = Uploader(repo, backend_of(remote), cache_size=1 << 20)
+    trio.run(up.round)
+    assert up.cache_note is None
+    assert sum(n for _, n in repo.chunks.sealed_packs()) <= 1 << 20 < local
+    for name, data in files.items():  # evicted packs come back from the remote, verified
+        ino = repo.catalog.lookup(ROOT_INO, name.encode())
+        assert ino is not None
+        v = repo.catalog.version_at(ino)
+        assert v is not None and b"".join(repo.iter_content(v)) == data
+    repo.close()
