@@ -17,7 +17,7 @@ from vfs.errors import CorruptChunk
 from vfs.repository import Repository
 from vfs.sync.clone import clone
 from vfs.sync.transfer import upload_pack
-from vfs.sync.uploader import Uploader, backlog, evict
+from vfs.sync.uploader import Uploader, backlog, evict, started_marker
 from vfs.types import ROOT_INO
 
 pytestmark = pytest.mark.s3
@@ -86,10 +86,13 @@ def test_restart_after_crash_mid_upload_sends_nothing_twice(tmp_path: Path, remo
     repo.chunks.seal()
     packs = repo.chunks.sealed_packs()
     assert len(packs) >= 3
-    # A process that died after some PUTs completed but before it recorded them:
+    # A process that died after some PUTs completed but before it recorded them (it had marked them):
     with backend_of(remote) as be:
         for pack, _ in packs[: len(packs) // 2]:
-            upload_pack(be, repo.chunks.pack_file(pack))
+            marker = started_marker(repo, pack)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            upload_pack(be, repo.chunks.pack_file(pack), check_first=False)
     repo.close()
     repo = Repository.open(tmp_path / "a")
     sync_round(repo, remote)

@@ -11,15 +11,16 @@ from vfs.store import codec
 from vfs.sync.layout import pack_key
 
 
-def upload_pack(backend: Backend, path: Path) -> tuple[str, int, bool]:
+def upload_pack(backend: Backend, path: Path, *, check_first: bool = True) -> tuple[str, int, bool]:
     """Put the sealed pack at `path` unless the remote already holds it whole.
 
-    Returns (key, size, whether it was sent). A HEAD first, so that a pack uploaded by a process that
-    died before recording it is never sent twice.
+    Returns (key, size, whether it was sent). With `check_first`, a HEAD first, so that a pack a
+    process uploaded but died before recording is not sent twice; the uploader asks for it only for
+    packs an earlier attempt may have sent (it saves a round trip per pack otherwise).
     """
     data = path.read_bytes()
     key = pack_key(codec.chunk_id(data))
-    if backend.head(key) == len(data):
+    if check_first and backend.head(key) == len(data):
         return key, len(data), False
     backend.put(key, data)
     return key, len(data), True

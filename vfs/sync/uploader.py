@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -196,15 +197,17 @@ class Uploader:
                 nursery.start_soon(self._upload_one, pack)
 
     async def _upload_one(self, pack: PackNo) -> None:
+        marker = started_marker(self.repo, pack)
         async with self._limiter:
             self.in_flight += 1
             try:
                 # Abandoned on cancel: a hung PUT must not hold up an unmount (HEAD finds it next time).
                 key, size, sent = await trio.to_thread.run_sync(
-                    upload_pack, self.backend, self.repo.chunks.pack_file(pack), abandon_on_cancel=True)
+                    _upload_marked, self.backend, self.repo.chunks.pack_file(pack), marker, abandon_on_cancel=True)
             finally:
                 self.in_flight -= 1
         self.repo.catalog.add_remote_pack(pack, key, size)
+        marker.unlink(missing_ok=True)
         if sent:
             self.sent_bytes += size
             self.sent_objects += 1
@@ -216,6 +219,20 @@ class Uploader:
         return status_of(self.repo, self.manifest, error=self.error, cache_note=self.cache_note,
                          extra={"in_flight": self.in_flight, "sent_bytes": self.sent_bytes,
                                 "sent_objects": self.sent_objects, "rounds_done": self._done})
+
+
+def started_marker(repo: Repository, pack: PackNo) -> Path:
+    """`STORE/sync/started/N`: exists while an upload of pack N may have reached the remote unrecorded."""
+    return repo.path / checkpoint.STATE_DIR / "started" / str(pack)
+
+
+def _upload_marked(backend: Backend, path: Path, marker: Path) -> tuple[str, int, bool]:
+    """Upload a pack, HEADing first only if an earlier attempt (its marker) may have sent it."""
+    tried = marker.exists()
+    if not tried:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()  # before the PUT: a process killed during it leaves the marker behind
+    return upload_pack(backend, path, check_first=tried)
 
 
 def status_of(
