@@ -159,3 +159,39 @@ def test_mount_stays_responsive_while_uploads_hang_and_backlog_drains_after(
     vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
     with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
         assert_same_volume(a, b)
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+def test_daemon_killed_mid_upload_then_mounted_again_finishes_with_nothing_sent_twice(
+    tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
+) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    init(store, remote)
+    proxy.rate, proxy.kinds, proxy.delay = 1.0, ("delay",), (0.5, 1.0)  # slow uploads, to be killed amid
+    m = Mount(store, mnt)
+    m.start()
+    try:
+        for i in range(48):  # 48 MiB: several sealed packs
+            (mnt / f"f{i}").write_bytes(os.urandom(1 << 20))
+        vfs("sync", "--mount", mnt)  # a round now (without waiting for it)
+        deadline = time.monotonic() + 60
+        while not pack_puts(proxy) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pack_puts(proxy), "no upload started"
+        m.kill9()
+        proxy.rate = 0.0
+        m.start()  # recovers what the killed daemon left, resumes the backlog
+        vfs("sync", "--wait", "--timeout", "170", "--mount", mnt, timeout=200)
+        assert json.loads(vfs("status", "--mount", mnt, "--json").stdout)["backlog_objects"] == 0
+        m.stop()
+    finally:
+        m.cleanup()
+    puts = collections.Counter(pack_puts(proxy))
+    assert puts and max(puts.values()) == 1, puts
+    copy = tmp_path / "copy"
+    vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
+        assert_same_volume(a, b)
+        assert len([e for e in b.catalog.tree(b.catalog.head().no) if e.hash is not None]) == 48
