@@ -73,6 +73,8 @@ def test_init_sync_status_clone_cat_fetch(tmp_path: Path, remote: RemoteConfig) 
     lazy = tmp_path / "c"
     vfs("clone", remote.url, lazy, "--lazy", "--endpoint-url", str(remote.endpoint_url))
     assert not list((lazy / "packs").glob("*/*.pack"))
+    st = status(lazy)
+    assert st["backlog_objects"] == 0 and st["remote"] == remote.url, st
     done = subprocess.run([*VFS, "cat", "--store", str(lazy), "f3"], capture_output=True, timeout=60)
     assert done.returncode == 0 and done.stdout == files["f3"]
     assert "fetched" in vfs("fetch", "--store", lazy, "/").stdout

@@ -45,6 +45,8 @@ def clone(
     try:
         catalog.set_meta("remote", remote.to_json())
         packs = catalog.remote_packs()
+        # What the remote's checkpoint holds: the clone starts with nothing to upload.
+        manifest.head_commit, manifest.remote_packs = catalog.head().no, len(packs)
     finally:
         catalog.close()
     manifest.save(store)
