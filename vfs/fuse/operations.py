@@ -195,9 +195,6 @@ class Operations(pyfuse3.Operations):
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         return await self.fs.write(fh, off, buf)
 
-    async def flush(self, fh: int) -> None:
-        pass  # versions are recorded on release of the last writable handle
-
     @_errno
     async def release(self, fh: int) -> None:
         await self.fs.release(fh)
