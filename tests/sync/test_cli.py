@@ -197,3 +197,34 @@ def test_daemon_killed_mid_upload_then_mounted_again_finishes_with_nothing_sent_
     with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
         assert_same_volume(a, b)
         assert len([e for e in b.catalog.tree(b.catalog.head().no) if e.hash is not None]) == 48
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+def test_umount_while_uploads_hang_keeps_and_reports_the_backlog(
+    tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
+) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    init(store, remote)
+    proxy.rate, proxy.kinds, proxy.stall = 1.0, ("stall",), 60.0
+    m = Mount(store, mnt)
+    m.start()
+    try:
+        for i in range(20):
+            (mnt / f"f{i}").write_bytes(os.urandom(1 << 20))
+        time.sleep(3)  # a sealed pack's PUT now hangs
+        t0 = time.monotonic()
+        m.stop()
+        assert time.monotonic() - t0 < 30, "umount waited for a hung upload"
+    finally:
+        m.cleanup()
+    assert "not yet on the remote" in (store / "vfs.log").read_text()
+    assert status(store)["backlog_objects"]
+    proxy.rate = 0.0
+    vfs("sync", "--wait", "--store", store)
+    assert status(store)["backlog_objects"] == 0
+    copy = tmp_path / "copy"
+    vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
+        assert_same_volume(a, b)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vfs.cli import cmd_remote
-from vfs.cli.transferbar import Bar
+from vfs.cli.progress import Progress
 
 
 def register(sub: Any) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     remote = cmd_remote.remote_from_args(args)
     store = Path(args.store or default_store()).absolute()
-    bar = Bar("clone")
+    bar = Progress("clone")
     with open_backend(remote.url, endpoint_url=remote.endpoint_url, region=remote.region) as backend:
         try:
             repo = clone(backend, remote, store, lazy=args.lazy, jobs=args.jobs, progress=bar)

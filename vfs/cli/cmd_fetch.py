@@ -8,7 +8,7 @@ from typing import Any
 
 from vfs.catalog import Version
 from vfs.cli.common import add_store_options, target
-from vfs.cli.transferbar import Bar
+from vfs.cli.progress import Progress
 from vfs.fs.locate import locate
 from vfs.repository import Repository
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                             versions.append(v)
             elif found.version is not None:
                 versions.append(found.version)
-            bar = Bar("fetch")
+            bar = Progress("fetch")
             try:
                 total += prefetch(repo, repo.fetcher.backend, versions, progress=bar)
             finally:

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from vfs.cli.common import add_store_options, store_of
-from vfs.cli.transferbar import Bar
+from vfs.cli.progress import Progress
 from vfs.control.client import call, daemon_running
 from vfs.errors import BackendError, BackendUnavailable, StoreError, UsageError
 from vfs.repository import Repository
@@ -45,7 +45,7 @@ def _through_daemon(store: Path, args: argparse.Namespace) -> int:
         return 0
     target = int(answer["target"])
     deadline = time.monotonic() + args.timeout
-    bar = Bar("sync")
+    bar = Progress("sync")
     first = max(int(answer["backlog_bytes"]), 1)
     try:
         while True:
@@ -71,7 +71,7 @@ def _direct(store: Path, timeout: float) -> int:
         if repo.remote is None:
             raise UsageError(f"store {store} has no remote; set one with 'vfs remote set'")
         uploader = open_uploader(repo, max_pause=5.0)
-        bar = Bar("sync")
+        bar = Progress("sync")
         try:
             trio.run(_sync_direct, uploader, bar, timeout)
         finally:
@@ -80,7 +80,7 @@ def _direct(store: Path, timeout: float) -> int:
     return 0
 
 
-async def _sync_direct(uploader: Any, bar: Bar, limit: float) -> None:
+async def _sync_direct(uploader: Any, bar: Progress, limit: float) -> None:
     first = max(uploader.status()["backlog_bytes"], 1)
     async with trio.open_nursery() as nursery:
         async def show() -> None:
