@@ -38,12 +38,11 @@ def test_full_disk_is_enospc_and_loses_nothing(small_mount: Mount) -> None:
     mnt = small_mount.path
     (mnt / "saved.txt").write_text("keep me\n")
     chunk = os.urandom(1 << 20)
-    with pytest.raises(OSError) as info:
-        with open(mnt / "big.bin", "wb") as f:
-            for _ in range(200):
-                f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+    with pytest.raises(OSError) as info, open(mnt / "big.bin", "wb") as f:
+        for _ in range(200):
+            f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
     assert info.value.errno == errno.ENOSPC
     # The mount still answers, and what was saved is intact.
     assert (mnt / "saved.txt").read_text() == "keep me\n"
