@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vfs.backend.base import Backend, check_key, check_range
 from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageError
+from vfs.fsutil import fsync_path
 
 TMP_DIR = ".tmp"
 
@@ -72,7 +73,7 @@ class LocalBackend(Backend):
             except BaseException:
                 os.unlink(tmp)
                 raise
-            _fsync_dir(path.parent)
+            fsync_path(path.parent, directory=True)
         except OSError as e:
             if e.errno in _MISSING_ERRNOS:  # a file where the key needs a folder, or the reverse
                 raise BackendError(f"{self.url}: put {key}: a key is a prefix folder of another") from None
@@ -87,7 +88,7 @@ class LocalBackend(Backend):
             folder.mkdir()
         except FileExistsError:
             return
-        _fsync_dir(folder.parent)
+        fsync_path(folder.parent, directory=True)
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -154,10 +155,3 @@ class LocalBackend(Backend):
 def _raise(e: OSError) -> None:
     raise e
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

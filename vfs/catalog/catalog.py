@@ -9,7 +9,6 @@ trio loop may call them inline while ingest threads call `has_chunk`.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import stat
 import struct
@@ -38,6 +37,7 @@ from vfs.errors import (
     SchemaTooNew,
     StoreError,
 )
+from vfs.fsutil import fsync_path
 from vfs.store import ChunkLocation, Ingested
 from vfs.types import ROOT_INO, ChunkId, CommitNo, InodeNo, PackNo, VersionNo
 
@@ -224,13 +224,9 @@ class Catalog:
         wal = self.path.with_name(self.path.name + "-wal")
         with self._lock:
             try:
-                fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
+                fsync_path(wal)
             except FileNotFoundError:
-                return
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                pass
 
     def meta(self, key: str) -> str:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))

@@ -49,6 +49,7 @@ from vfs.errors import (
 )
 from vfs.fs import snapshots
 from vfs.fs.views import SnapshotList, View, Views, is_synthetic
+from vfs.fsutil import fsync_path
 from vfs.repository import Repository
 from vfs.types import ROOT_INO, InodeNo
 
@@ -618,11 +619,7 @@ class FileSystem:
     def _fsync_staging(self, st: Staging) -> None:
         _os_call(os.fsync, st.fd)
         if not st.fsynced_dir:
-            dfd = os.open(st.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_path(st.path.parent, directory=True)
             st.fsynced_dir = True
         self.catalog.sync()
 

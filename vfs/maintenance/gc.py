@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from vfs.errors import VfsError
+from vfs.fsutil import fsync_path
 from vfs.repository import Repository
 from vfs.store import ChunkLocation, codec
 from vfs.store.packs import ENTRY, list_packs, pack_path
@@ -173,8 +174,4 @@ def _delete_pack(repo: Repository, pack: int) -> None:
         path.unlink()
     except FileNotFoundError:
         return
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path.parent, directory=True)

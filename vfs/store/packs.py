@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vfs.errors import CorruptChunk, MissingChunk, NoSpace
+from vfs.fsutil import fsync_path
 from vfs.types import ChunkId, PackNo
 
 PACK_MAGIC = b"VFSPACK\0"
@@ -94,7 +95,7 @@ class PackWriter:
             _write_all(self._fd, PACK_HEADER)
             self._size = len(PACK_HEADER)
             if new:
-                _fsync_dir(path.parent)
+                fsync_path(path.parent, directory=True)
 
     def append(self, chunk_id: ChunkId, codec: int, stored: bytes | memoryview, plain_len: int) -> ChunkLocation:
         header = ENTRY.pack(chunk_id, codec, len(stored), plain_len)
@@ -298,10 +299,3 @@ def _flush(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
