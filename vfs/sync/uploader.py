@@ -165,6 +165,10 @@ class Uploader:
             await trio.to_thread.run_sync(checkpoint.check_config, self.backend, repo.store_id, config,
                                           limiter=self._limiter, abandon_on_cancel=True)
         await self._upload_backlog()
+        m = self.manifest
+        if m is not None and m.head_commit == repo.catalog.head().no and m.remote_packs == len(
+                repo.catalog.remote_packs()):
+            checkpoint_due = False  # the remote's checkpoint is current: no catalog copy needed
         if checkpoint_due:
             prepared = await trio.to_thread.run_sync(
                 checkpoint.prepare, repo.path, repo.catalog.backup_to, repo.chunks.seal, limiter=self._cpu)
