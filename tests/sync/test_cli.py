@@ -232,3 +232,24 @@ def test_umount_while_uploads_hang_keeps_and_reports_the_backlog(
     vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
     with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
         assert_same_volume(a, b)
+
+
+@pytest.mark.fuse
+def test_lazily_cloned_volume_mounts_and_reads_fetch_packs(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    init(store, remote)
+    files = {f"f{i}": os.urandom(300_000) for i in range(5)}
+    write_files(store, files)
+    vfs("sync", "--wait", "--store", store)
+    lazy, mnt = tmp_path / "lazy", tmp_path / "mnt"
+    mnt.mkdir()
+    vfs("clone", remote.url, lazy, "--lazy", "--endpoint-url", str(remote.endpoint_url))
+    m = Mount(lazy, mnt)
+    m.start()
+    try:
+        for name, data in files.items():
+            assert (mnt / name).read_bytes() == data
+        m.stop()
+    finally:
+        m.cleanup()
+    assert list((lazy / "packs").glob("*/*.pack"))
