@@ -126,9 +126,10 @@ def _store_with_one_version(path: Path) -> tuple[Version, bytes]:
 
 def test_a_truncated_pack_is_a_corrupt_chunk(tmp_path: Path) -> None:
     v, data = _store_with_one_version(tmp_path)
-    packs = list_packs(tmp_path / "packs")
-    last = pack_path(tmp_path / "packs", packs[-1])
-    os.truncate(last, last.stat().st_size // 2)
+    with Repository.open(tmp_path) as repo:
+        loc = repo.catalog.locate(v.chunks[-1][0])  # the pack that holds the last chunk, never empty
+    last = pack_path(tmp_path / "packs", loc.pack)
+    os.truncate(last, loc.offset + 10)
     with Repository.open(tmp_path) as repo:
         with pytest.raises(CorruptChunk, match=r"chunk [0-9a-f]{64} in pack \d+ .*truncated"):
             read_all(repo, v)
