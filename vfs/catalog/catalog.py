@@ -262,6 +262,25 @@ class Catalog:
             self._db.execute("INSERT OR REPLACE INTO remote_packs(pack, key, size, uploaded_ns) VALUES (?,?,?,?)",
                              (pack, key, size, time.time_ns()))
 
+    def forget_remote_packs(self, packs: Iterable[PackNo]) -> dict[PackNo, tuple[str, int]]:
+        """Delete the remote rows of `packs` that no chunk row names (checked in the transaction);
+        returns pack -> (key, size) of the rows deleted. Remote gc: the next checkpoint then stops
+        naming them, and only after it is uploaded are their objects deleted."""
+        gone: dict[PackNo, tuple[str, int]] = {}
+        with self._plain_write():
+            for pack in packs:
+                if self._db.execute("SELECT 1 FROM chunks WHERE pack = ? LIMIT 1", (pack,)).fetchone():
+                    continue
+                row = self._db.execute("SELECT key, size FROM remote_packs WHERE pack = ?", (pack,)).fetchone()
+                if row is not None:
+                    self._db.execute("DELETE FROM remote_packs WHERE pack = ?", (pack,))
+                    gone[PackNo(pack)] = (str(row[0]), int(row[1]))
+        return gone
+
+    def packs_in_use(self) -> set[PackNo]:
+        """Packs that some chunk row names."""
+        return {PackNo(p) for (p,) in self._all("SELECT DISTINCT pack FROM chunks")}
+
     def max_remote_pack(self) -> int:
         """The highest pack number the remote holds (0 if none): packs up to it are sealed for good."""
         try:
@@ -1166,6 +1185,12 @@ class Catalog:
     def chunk_locations(self) -> list[ChunkLocation]:
         return [ChunkLocation(ChunkId(bytes(r[0])), PackNo(r[1]), *r[2:])
                 for r in self._all("SELECT id, pack, offset, codec, stored_len, plain_len FROM chunks")]
+
+    def chunk_locations_in(self, pack: PackNo) -> list[ChunkLocation]:
+        """The chunk rows that name `pack`."""
+        return [ChunkLocation(ChunkId(bytes(r[0])), PackNo(r[1]), *r[2:])
+                for r in self._all("SELECT id, pack, offset, codec, stored_len, plain_len FROM chunks WHERE pack = ?",
+                                   (pack,))]
 
 
 def _holds(commit_to: int, at: int) -> bool:

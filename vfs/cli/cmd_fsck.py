@@ -1,9 +1,14 @@
-"""vfs fsck [STORE] [--read-data] [--read-data-subset n/m] [--repair] [--json]: verify a store.
+"""vfs fsck [STORE] [--read-data] [--read-data-subset n/m] [--remote] [--repair] [--json]: verify a store.
 
 Checking only reads: it works while the store is mounted (the store is opened without its lock).
-`--repair` writes the catalog, so it needs the store unmounted (it takes the store's lock and says so
-when a daemon has it). Exit status: 0 when no damage remains, 1 when some does, 3 when the store
-cannot be opened, 4 when --repair finds the store in use.
+Packs only the remote holds (evicted, lazy clone) are expected locally. `--remote` also checks the
+bucket (vfs.maintenance.remote): every pack object the catalog needs and the checkpoint chain, and
+with --read-data every pack object re-hashed against its name. `--repair` writes the catalog, so it
+needs the store unmounted (it takes the store's lock and says so when a daemon has it); with a remote
+it fetches damaged local packs back from it, and with --remote puts damaged remote objects back from
+intact local packs. Exit status: 0 when no damage remains, 1 when some does, 2 usage (no remote), 3
+when the store cannot be opened, 4 when --repair finds the store in use, 5 when the remote cannot be
+reached.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from vfs.cli.progress import Progress
 from vfs.errors import StoreLocked
-from vfs.maintenance import fsck
+from vfs.maintenance import fsck, remote
 from vfs.repository import Repository
 
 
@@ -28,8 +33,11 @@ def register(sub: Any) -> None:
     p.add_argument("store", nargs="?", type=Path, help="the store (default: $VFS_HOME or ~/.local/share/vfs/default)")
     p.add_argument("--read-data", action="store_true", help="read back every chunk and check its BLAKE3 id")
     p.add_argument("--read-data-subset", metavar="N/M", help="read only slice N of M (chosen by chunk id)")
+    p.add_argument("--remote", action="store_true",
+                   help="check the remote too: pack objects and the checkpoint chain (re-hashed with --read-data)")
     p.add_argument("--repair", action="store_true",
-                   help="mend locally what can be (needs the store unmounted); report what needs the remote")
+                   help="mend what can be (needs the store unmounted): from intact local copies, from the remote,"
+                        " and with --remote the remote's objects from local packs")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(run=run)
 
@@ -44,14 +52,32 @@ def run(args: argparse.Namespace) -> int:
         repo = Repository.open(store, lock=args.repair)
     except StoreLocked as e:
         raise StoreLocked(f"{e}; --repair needs the store unmounted (checking alone works while mounted)") from None
-    bar = Progress("fsck")
     with repo:
+        backend = remote.open_remote(repo) if args.remote else None
         try:
-            report = fsck.check(repo, read_data=read_data, subset=subset, progress=bar)
+            bar = Progress("fsck")
+            try:
+                report = fsck.check(repo, read_data=read_data, subset=subset, progress=bar,
+                                    remote_only=remote.remote_only(repo))
+            finally:
+                bar.close()
+            if backend is not None:
+                bar = Progress("fsck remote")
+                try:
+                    report.remote = remote.check_remote(repo, backend, report, read_data=read_data, subset=subset,
+                                                        progress=bar).as_json()
+                finally:
+                    bar.close()
+            if args.repair and report.problems:
+                fsck.repair(repo, report)
+                if repo.remote is not None and any(not p.repaired for p in report.problems):
+                    if backend is None:
+                        backend = remote.open_remote(repo)
+                    remote.repair_remote(repo, backend, report,
+                                         lambda new_base: remote.upload_checkpoint_direct(repo, new_base))
         finally:
-            bar.close()
-        if args.repair and report.problems:
-            fsck.repair(repo, report)
+            if backend is not None:
+                backend.close()
     _print(report, args.json)
     return 1 if report.damage_remains else 0
 
@@ -65,5 +91,10 @@ def _print(report: fsck.Report, as_json: bool) -> None:
             " (needs the remote)" if p.needs_remote else ""
         print(f"{p.kind}: {p.message}{state}", file=sys.stderr)
     summary = report.as_json()
-    print(f"{report.packs} packs, {report.chunks} chunks checked, {report.chunks_read} read back"
-          f" ({report.bytes_read} bytes); {summary['damaged']} damaged, {summary['repaired']} repaired")
+    line = (f"{report.packs} packs, {report.chunks} chunks checked, {report.chunks_read} read back"
+            f" ({report.bytes_read} bytes)")
+    if report.remote is not None:
+        r = report.remote
+        line += (f"; remote: {r['packs']} pack objects checked, {r['packs_read']} read back ({r['bytes_read']}"
+                 f" bytes), checkpoint {r['checkpoint']}")
+    print(f"{line}; {summary['damaged']} damaged, {summary['repaired']} repaired")

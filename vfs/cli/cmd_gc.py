@@ -1,18 +1,23 @@
-"""vfs gc [--dry-run] [--json]: free the chunks and packs that no version uses; report bytes freed.
+"""vfs gc [--dry-run] [--local-only] [--json]: free the chunks and packs that no version uses, locally
+and (when the store has a remote) in the bucket; report bytes freed.
 
-Through the daemon when the store is mounted (it pauses its committer meanwhile), else on the store
-directly, holding its lock. See vfs.maintenance.gc for the ordering that makes a crash harmless.
+Through the daemon when the store is mounted (it pauses its committer meanwhile, and its uploader
+during the remote part), else on the store directly, holding its lock. See vfs.maintenance.gc and
+vfs.maintenance.remote for the orderings that make a crash harmless. Exit 5 when the remote part
+could not be done (the local part is done and reported).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
 from vfs.control.client import call, daemon_running
-from vfs.maintenance import gc
+from vfs.errors import BackendError
+from vfs.maintenance import gc, remote
 from vfs.repository import Repository
 
 
@@ -22,6 +27,7 @@ def register(sub: Any) -> None:
         description="Delete chunk rows no version uses, delete packs holding nothing used, and repack packs"
                     " that are mostly garbage. Reports the bytes freed.")
     p.add_argument("--dry-run", "-n", action="store_true", help="only report what would be freed")
+    p.add_argument("--local-only", action="store_true", help="leave the remote's objects alone")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_store_options(p)
     p.set_defaults(run=run)
@@ -30,10 +36,15 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     store = store_of(args)
     if daemon_running(store):
-        answer = call(store, {"op": "gc", "dry_run": args.dry_run})
+        answer = call(store, {"op": "gc", "dry_run": args.dry_run, "remote": not args.local_only}, timeout=3600)
     else:
         with Repository.open(store) as repo:
             answer = gc.collect(repo, dry_run=args.dry_run).as_json()
+            if repo.remote is not None and not args.local_only:
+                try:
+                    answer["remote"] = remote.collect_direct(repo, dry_run=args.dry_run).as_json()
+                except BackendError as e:
+                    answer["remote_error"] = str(e)
     if args.json:
         print(json.dumps(answer, indent=2))
     else:
@@ -42,4 +53,14 @@ def run(args: argparse.Namespace) -> int:
               f" {len(answer['packs_deleted'])} pack(s) deleted, {len(answer['packs_repacked'])} repacked")
         for msg in answer["damaged"]:
             print(f"not repacked (damaged; run vfs fsck): {msg}")
+        r = answer.get("remote")
+        if r is not None:
+            if args.dry_run:
+                print(f"remote: would forget {len(r['packs_forgotten'])} pack(s)")
+            else:
+                print(f"remote: freed {r['bytes_freed']} bytes: {r['pack_objects_deleted']} pack object(s),"
+                      f" {r['catalog_objects_deleted']} old catalog object(s) deleted")
+    if answer.get("remote_error"):
+        print(f"vfs: error: remote gc not done: {answer['remote_error']}", file=sys.stderr)
+        return BackendError.exit_code
     return 0

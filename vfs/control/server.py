@@ -16,13 +16,14 @@ from typing import Any
 import trio
 
 from vfs.control.protocol import MAX_LINE, decode, encode, error_answer, socket_path
-from vfs.errors import Busy, UsageError, VfsError
+from vfs.errors import BackendError, Busy, StoreError, UsageError, VfsError
 from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
 from vfs.fs.locate import locate, volume_names
 from vfs.maintenance import gc as garbage
 from vfs.maintenance import prune as pruning
+from vfs.maintenance import remote as remote_gc
 from vfs.maintenance import retention
 from vfs.sync.uploader import Uploader
 from vfs.types import InodeNo
@@ -145,7 +146,24 @@ class ControlServer:
             async with self.fs._commit_lock:
                 result = await trio.to_thread.run_sync(
                     lambda: garbage.collect(self.fs.repo, dry_run=bool(request.get("dry_run"))))
-        return result.as_json()
+            answer = result.as_json()
+            if self.uploader is not None and request.get("remote", True) and not request.get("dry_run"):
+                try:
+                    answer["remote"] = (await self._gc_remote(self.uploader)).as_json()
+                except (BackendError, StoreError, OSError) as e:
+                    answer["remote_error"] = str(e)
+        return answer
+
+    async def _gc_remote(self, uploader: Uploader) -> remote_gc.RemoteGcResult:
+        """Remote gc with uploads held off: forget dead pack rows, upload a checkpoint, delete objects."""
+        repo = self.fs.repo
+        result = remote_gc.RemoteGcResult()
+        async with uploader.lock:
+            result.packs_forgotten = await trio.to_thread.run_sync(remote_gc.forget_dead, repo)
+            await uploader.round_locked(force=True)
+            # Not abandoned on cancel: the uploader stays held off until no deletion can be in flight.
+            await trio.to_thread.run_sync(lambda: remote_gc.sweep(repo, uploader.backend, result))
+        return result
 
     async def _restore(self, request: dict[str, Any]) -> dict[str, Any]:
         path = _optional_str(request, "path")

@@ -38,12 +38,13 @@ class Problem:
     used: bool = True  # some version uses the chunk (False: garbage, harmless)
     repaired: bool = False
     needs_remote: bool = False
-    pack: int | None = None  # the pack a bad-pack-header problem is about
+    pack: int | None = None  # the pack a bad-pack-header or remote problem is about
+    key: str | None = None  # the remote object a remote problem is about
 
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "message": self.message,
                 "chunk": None if self.chunk is None else self.chunk.chunk_id.hex(),
-                "pack": self.chunk.pack if self.chunk is not None else self.pack,
+                "pack": self.chunk.pack if self.chunk is not None else self.pack, "key": self.key,
                 "used": self.used, "repaired": self.repaired, "needs_remote": self.needs_remote}
 
 
@@ -54,6 +55,8 @@ class Report:
     chunks_read: int = 0  # chunks read back and re-hashed
     bytes_read: int = 0
     problems: list[Problem] = field(default_factory=list)
+    used_packs: dict[int, bool] = field(default_factory=dict)  # pack -> whether a version uses a chunk in it
+    remote: dict[str, Any] | None = None  # what the remote check looked at (vfs.maintenance.remote)
 
     @property
     def damage_remains(self) -> bool:
@@ -65,7 +68,8 @@ class Report:
                 "problems": [p.as_json() for p in self.problems],
                 "damaged": sum(1 for p in self.problems if p.used and not p.repaired),
                 "repaired": sum(1 for p in self.problems if p.repaired),
-                "needs_remote": sum(1 for p in self.problems if p.needs_remote and not p.repaired)}
+                "needs_remote": sum(1 for p in self.problems if p.needs_remote and not p.repaired),
+                "remote": self.remote}
 
 
 def parse_subset(text: str) -> tuple[int, int]:
@@ -110,6 +114,7 @@ def check(repo: Repository, *, read_data: bool = False, subset: tuple[int, int] 
     done = 0  # stored bytes of the chunks checked so far
     for pack in sorted(by_pack):
         locs = sorted(by_pack[pack], key=lambda x: x.offset)
+        report.used_packs[pack] = any(loc.chunk_id in used for loc in locs)
         report.chunks += len(locs)
         path = pack_path(packs_dir, pack)
         try:

@@ -85,6 +85,7 @@ class Uploader:
         self._cpu = trio.CapacityLimiter(1)  # catalog copies and hashing: one at a time
         self._wake = trio.Event()
         self._changed = trio.Event()
+        self.lock = trio.Lock()  # held by a round, and by remote gc across its checkpoint and deletions
         self._cancel = trio.CancelScope()
         self._want_round = 0  # rounds asked for by `sync` (the newest one's number)
         self._started = 0
@@ -155,8 +156,17 @@ class Uploader:
         self._changed = trio.Event()
 
     # -- one round -------------------------------------------------------------------------------
-    async def round(self, *, checkpoint_due: bool = True) -> None:
-        """Upload what the remote lacks; with `checkpoint_due`, end with a checkpoint if the catalog changed."""
+    async def round(self, *, checkpoint_due: bool = True, force: bool = False) -> None:
+        """Upload what the remote lacks; with `checkpoint_due`, end with a checkpoint if the catalog changed.
+
+        `force`: upload a checkpoint even if the remote's seems current (remote gc needs one that
+        certainly reflects the catalog now). Rounds run one at a time (`lock`).
+        """
+        async with self.lock:
+            await self.round_locked(checkpoint_due=checkpoint_due, force=force)
+
+    async def round_locked(self, *, checkpoint_due: bool = True, force: bool = False) -> None:
+        """`round`, for a caller that holds `lock` (remote gc: no upload may start meanwhile)."""
         self._started += 1
         number = self._started
         repo = self.repo
@@ -166,7 +176,9 @@ class Uploader:
                                           limiter=self._limiter, abandon_on_cancel=True)
         await self._upload_backlog()
         m = self.manifest
-        if m is not None and m.head_commit == repo.catalog.head().no and m.remote_packs == len(
+        if force:
+            checkpoint_due = True
+        elif m is not None and m.head_commit == repo.catalog.head().no and m.remote_packs == len(
                 repo.catalog.remote_packs()):
             checkpoint_due = False  # the remote's checkpoint is current: no catalog copy needed
         if checkpoint_due:
@@ -174,7 +186,7 @@ class Uploader:
                 checkpoint.prepare, repo.path, repo.catalog.backup_to, repo.chunks.seal, limiter=self._cpu)
             await self._upload_backlog()
             remote = repo.catalog.remote_packs()
-            if checkpoint.needed(prepared, self.manifest, len(remote)):
+            if force or checkpoint.needed(prepared, self.manifest, len(remote)):
                 manifest, sent = await trio.to_thread.run_sync(
                     checkpoint.finish, repo.path, self.backend, prepared, remote, self.manifest, repo.store_id,
                     limiter=self._limiter, abandon_on_cancel=True)

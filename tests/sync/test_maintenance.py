@@ -1,0 +1,235 @@
+"""The remote half of issue 6: fsck --remote (finds and repairs damage in the bucket and locally from
+the bucket) and gc in the bucket (reverse write ordering, a kill at any point loses nothing)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.backend.conftest import SECRET_KEY
+from tests.maintenance.helpers import flip_byte
+from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, write
+from vfs.backend import Backend
+from vfs.config import RemoteConfig
+from vfs.maintenance import fsck, gc, prune
+from vfs.maintenance import remote as rmaint
+from vfs.maintenance.retention import Policy
+from vfs.repository import Repository
+from vfs.store.packs import ENTRY
+from vfs.sync import layout
+from vfs.sync.clone import clone
+from vfs.sync.uploader import open_uploader
+
+pytestmark = pytest.mark.s3
+VFS = [sys.executable, "-m", "vfs.cli.main"]
+FAR_FUTURE = 2**62
+
+
+def sync(repo: Repository) -> None:
+    uploader = open_uploader(repo, max_pause=1.0)
+    try:
+        trio.run(uploader.round)
+    finally:
+        uploader.backend.close()
+
+
+def full_check(repo: Repository, backend: Backend, *, read_data: bool = True) -> fsck.Report:
+    report = fsck.check(repo, read_data=read_data, remote_only=rmaint.remote_only(repo))
+    report.remote = rmaint.check_remote(repo, backend, report, read_data=read_data).as_json()
+    return report
+
+
+def kinds(report: fsck.Report) -> list[str]:
+    return sorted(p.kind for p in report.problems)
+
+
+def vfs(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*VFS, *map(str, args)], capture_output=True, text=True, timeout=180)
+    assert SECRET_KEY not in done.stdout + done.stderr
+    return done
+
+
+def build(store: Path, remote_cfg: RemoteConfig) -> dict[str, bytes]:
+    """A synced store with several packs, some of them garbage once old versions are pruned."""
+    repo = make_store(store, remote_cfg)
+    with repo:
+        files = fill(repo, 40, 200_000, seed=3)
+        sync(repo)
+        for name in list(files)[:20]:  # new content: the old versions become prunable
+            files[name] = os.urandom(120_000)
+            write(repo, name, files[name])
+        sync(repo)
+    return files
+
+
+def test_fsck_remote_finds_and_repairs_damage_on_both_sides(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    build(store, remote)
+    backend = backend_of(remote)
+    with Repository.open(store) as repo:
+        report = full_check(repo, backend)
+        assert report.problems == [] and report.remote is not None
+        assert report.remote["packs_read"] == report.remote["packs"] >= 5
+        rows = sorted(repo.catalog.remote_packs().items())
+        # an evicted pack (remote only) is expected, not damage
+        evicted = rows[0][0]
+        repo.chunks.evict_pack(evicted)
+        assert full_check(repo, backend, read_data=False).problems == []
+        # damage: a remote object deleted, one flipped, one truncated; a local chunk flipped
+        (_, (k_deleted, _)), (_, (k_flipped, _)), (_, (k_cut, _)) = rows[1], rows[2], rows[3]
+        backend.delete(k_deleted)
+        data = bytearray(backend.get(k_flipped))
+        data[len(data) // 2] ^= 0xFF
+        backend.put(k_flipped, bytes(data))
+        backend.put(k_cut, backend.get(k_cut)[:-100])
+        loc = next(loc for loc in repo.catalog.chunk_locations() if loc.pack == rows[4][0])
+        flip_byte(repo.chunks.pack_file(loc.pack), loc.offset + ENTRY.size + 5)
+    done = vfs("fsck", store, "--read-data", "--remote", "--json")
+    assert done.returncode == 1, done.stderr
+    with Repository.open(store) as repo:
+        report = full_check(repo, backend)
+        assert kinds(report) == ["corrupt", "remote-corrupt", "remote-missing", "remote-size"], report.problems
+        without = fsck.check(repo, read_data=True, remote_only=rmaint.remote_only(repo))
+        assert kinds(without) == ["corrupt"]  # the bucket is only looked at with --remote
+    done = vfs("fsck", store, "--read-data", "--remote", "--repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    with Repository.open(store) as repo:
+        assert full_check(repo, backend).problems == []
+    copy = tmp_path / "copy"
+    with clone(backend, remote, copy) as b, Repository.open(store, lock=False) as a:
+        assert_same_volume(a, b)
+    backend.close()
+
+
+def test_fsck_remote_checks_the_checkpoint_chain_and_repairs_it(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    build(store, remote)
+    backend = backend_of(remote)
+    chain = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)["chain"]
+    backend.delete(chain[0])
+    with Repository.open(store) as repo:
+        assert kinds(full_check(repo, backend, read_data=False)) == ["remote-catalog"]
+    done = vfs("fsck", store, "--remote", "--repair", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Repository.open(store) as repo:
+        assert full_check(repo, backend).problems == []
+    with clone(backend, remote, tmp_path / "copy") as b, Repository.open(store, lock=False) as a:
+        assert_same_volume(a, b)
+    backend.close()
+
+
+def test_fsck_remote_errors_clearly_without_a_remote_or_an_endpoint(tmp_path: Path, remote: RemoteConfig,
+                                                                    proxy: object) -> None:
+    plain = tmp_path / "plain"
+    Repository.init(plain).close()
+    done = vfs("fsck", plain, "--remote")
+    assert done.returncode == 2 and "has no remote" in done.stderr and "Traceback" not in done.stderr
+    store = tmp_path / "a"
+    make_store(store, RemoteConfig(remote.url, "http://127.0.0.1:9")).close()  # nothing listens there
+    t0 = time.monotonic()
+    done = vfs("fsck", store, "--remote")
+    assert done.returncode == 5, done.stderr
+    assert "cannot reach the remote" in done.stderr and "Traceback" not in done.stderr
+    assert time.monotonic() - t0 < 60
+
+
+def _prune_all_old(repo: Repository) -> None:
+    prune.apply(repo.catalog, prune.plan(repo.catalog, Policy(versions_within_ns=0), now_ns=FAR_FUTURE))
+
+
+def _objects(backend: Backend, prefix: str) -> set[str]:
+    return set(backend.list(prefix))
+
+
+def test_remote_gc_deletes_what_no_checkpoint_names(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    build(store, remote)
+    backend = backend_of(remote)
+    backend.put("packs/" + "ab" * 32, b"an orphan nothing names")
+    with Repository.open(store) as repo:
+        # a pack only the remote holds, whose chunks all become garbage, must go too
+        repo.chunks.evict_pack(min(repo.catalog.remote_packs()))
+        packs_before = _objects(backend, "packs/")
+        catalog_before = _objects(backend, "catalog/")
+        assert len(catalog_before) >= 3  # base, a delta, latest
+        _prune_all_old(repo)
+        local = gc.collect(repo)
+        assert local.packs_deleted or local.packs_repacked
+        dry = rmaint.collect_direct(repo, dry_run=True)
+        assert dry.packs_forgotten and _objects(backend, "packs/") == packs_before
+        result = rmaint.collect_direct(repo)
+        assert result.packs_forgotten == dry.packs_forgotten
+        assert result.pack_objects_deleted >= len(result.packs_forgotten) + 1  # and the orphan
+        assert result.catalog_objects_deleted >= 1 and result.bytes_freed > 0
+        after = _objects(backend, "packs/")
+        assert "packs/" + "ab" * 32 not in after
+        assert after == {k for k, _ in repo.catalog.remote_packs().values()}
+        pointer = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)
+        assert _objects(backend, "catalog/") == {layout.LATEST_KEY, *pointer["chain"]}
+        assert full_check(repo, backend).problems == []
+        again = rmaint.collect_direct(repo)
+        assert again.pack_objects_deleted == 0 and not again.packs_forgotten
+    with clone(backend, remote, tmp_path / "copy") as b, Repository.open(store, lock=False) as a:
+        assert_same_volume(a, b)
+    backend.close()
+
+
+CHILD = """
+import random, sys, time
+from vfs.maintenance import gc
+from vfs.maintenance import remote
+from vfs.repository import Repository
+rnd = random.Random(int(sys.argv[2]))
+with Repository.open(sys.argv[1]) as repo:
+    gc.collect(repo)
+    print("ready", flush=True)
+    rmaint.collect_direct(repo, step=lambda what: time.sleep(rnd.random() * 0.05))
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_kill_during_remote_gc_loses_nothing(tmp_path: Path, remote: RemoteConfig) -> None:
+    rnd = random.Random(6)
+    killed = 0
+    for attempt in range(5):
+        cfg = RemoteConfig(remote.url + f"/k{attempt}", remote.endpoint_url)
+        store = tmp_path / f"s{attempt}"
+        build(store, cfg)
+        backend = backend_of(cfg)
+        backend.put("packs/" + "cd" * 32, b"orphan")
+        with Repository.open(store) as repo:
+            _prune_all_old(repo)
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(store), str(attempt)], stdout=subprocess.PIPE,
+                                cwd=Path(__file__).parents[2])
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(rnd.random() * 0.6)
+        proc.send_signal(signal.SIGKILL)
+        rest = proc.stdout.read()
+        proc.stdout.close()
+        proc.wait()
+        killed += b"done" not in rest
+        with Repository.open(store) as repo:
+            assert full_check(repo, backend).problems == []
+        with clone(backend, cfg, tmp_path / f"c{attempt}") as b, Repository.open(store, lock=False) as a:
+            assert_same_volume(a, b)
+        with Repository.open(store) as repo:  # a later gc finishes the job
+            rmaint.collect_direct(repo)
+            assert full_check(repo, backend).problems == []
+            assert _objects(backend, "packs/") == {k for k, _ in repo.catalog.remote_packs().values()}
+        with clone(backend, cfg, tmp_path / f"d{attempt}") as b, Repository.open(store, lock=False) as a:
+            assert_same_volume(a, b)
+        backend.close()
+        shutil.rmtree(store)
+    assert killed >= 2
