@@ -43,6 +43,12 @@ from vfs.types import ROOT_INO, ChunkId, CommitNo, InodeNo, PackNo, VersionNo
 
 NAME_MAX = 255
 _CLOCK_REALTIME_COARSE = 5  # Linux's clock id; Python's time module does not name it
+
+
+def _now_ns() -> int:
+    """Commit time. The kernel stamps file times with its coarse clock: a file created and then
+    written in the same tick then keeps its mtime, which spares a SETATTR round trip at close."""
+    return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
 _CHUNK_REF = struct.Struct("<32sI")
 
 
@@ -326,9 +332,7 @@ class Catalog:
                 db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                # The kernel stamps times with its coarse clock: a file created and then written in
-                # the same tick then keeps its mtime, which spares a SETATTR round trip at close.
-                now = max(time.clock_gettime_ns(_CLOCK_REALTIME_COARSE), self._last_time_ns)
+                now = max(_now_ns(), self._last_time_ns)
                 no = db.execute("INSERT INTO commits(time_ns) VALUES (?)", (now,)).lastrowid
                 assert no is not None
                 yield Commit(CommitNo(no), now)

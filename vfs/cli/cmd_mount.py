@@ -54,14 +54,15 @@ def _check_mountpoint(mnt: Path) -> None:
 def _detach_dead_mount(mnt: Path) -> None:
     """Detach a vfs mount left at `mnt` by a daemon that died (kill -9, OOM), so a new mount takes over.
 
-    Such a mount answers every access with ENOTCONN until it is detached; nothing can be lost by
+    Such a mount answers every access with ENOTCONN (ECONNABORTED once the kernel aborted the
+    connection) until it is detached; nothing can be lost by
     detaching it, since its daemon is gone (what it left in staging/ is recovered by the new one).
     """
     try:
         os.listdir(mnt)
         return
     except OSError as e:
-        if e.errno != errno.ENOTCONN:
+        if e.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
             return  # missing, not a directory, ...: reported by the checks that follow
     try:
         find_mount(mnt)
