@@ -146,6 +146,9 @@ class FileSystem:
         self._batch_full = trio.Event()
         self._commit_lock = trio.Lock()
         self._threads = trio.CapacityLimiter(2)
+        # Reads of committed content wait on the disk more than on the CPU (hashing releases the
+        # GIL): more of them in flight overlap the kernel's read-ahead requests.
+        self._read_threads = trio.CapacityLimiter(4)
         self.views = Views(self.catalog)
         # Called when an inode's content changes by a path other than the kernel's own writes.
         self.invalidate: Callable[[InodeNo], None] = lambda ino: None
@@ -596,7 +599,7 @@ class FileSystem:
                 h.version = self.catalog.version(h.ino, attr.vno) if attr.vno else None
         if h.version is None:
             return b""
-        return await trio.to_thread.run_sync(self.repo.read, h.version, offset, size, limiter=self._threads)
+        return await trio.to_thread.run_sync(self.repo.read, h.version, offset, size, limiter=self._read_threads)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         h = self._handles[fh]

@@ -217,6 +217,11 @@ class ChunkStore:
         stored = self._reader.read_entry(loc)
         return codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
 
+    def prefetch(self, locs: Iterable[ChunkLocation]) -> None:
+        """Ask the kernel to start reading these chunks' entries into the page cache; returns at once."""
+        for loc in locs:
+            self._reader.prefetch(loc)
+
     def read_chunks(self, locs: Iterable[ChunkLocation]) -> Iterator[bytes]:
         """`read_chunk` over many locations, decoded in parallel, yielded in order.
 
