@@ -233,3 +233,90 @@ def test_kill_during_remote_gc_loses_nothing(tmp_path: Path, remote: RemoteConfi
         backend.close()
         shutil.rmtree(store)
     assert killed >= 2
+
+
+BACKUP = Path(__file__).parents[2] / "scripts" / "vfs-backup"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _ok(*args: str | Path) -> str:
+    done = vfs(*args)
+    assert done.returncode == 0, f"vfs {args} exited {done.returncode}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+def test_done_means_backups_prune_gc_fsck_clone(tmp_path: Path, remote: RemoteConfig) -> None:
+    """Issue 6's "done means": three backup runs through a mount with changes in between, prune, gc
+    (locally and in the bucket), fsck --read-data --remote, and a clone holding every kept snapshot
+    byte for byte and none of the pruned ones."""
+    import json
+
+    from tests.fuse.conftest import Mount
+
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    _ok("init", store, "--remote", remote.url, "--endpoint-url", str(remote.endpoint_url))
+    m = Mount(store, mnt)
+    m.start()
+    env = {**os.environ, "VFS": str(Path(sys.executable).with_name("vfs"))}
+    snapshots: dict[str, dict[str, bytes]] = {}
+    try:
+        rng = random.Random(7)
+        (mnt / "docs").mkdir()
+        for i in range(3):
+            (mnt / f"big{i}").write_bytes(rng.randbytes(3_000_000))
+            if i:
+                (mnt / f"big{i - 1}").unlink()
+            (mnt / "docs" / "notes.txt").write_text(f"run {i}\n" * (i + 1))
+            (mnt / "docs" / f"small{i}").write_bytes(rng.randbytes(20_000))
+            t0 = time.monotonic()
+            done = subprocess.run([str(BACKUP), "--mount", str(mnt)], capture_output=True, text=True, timeout=120,
+                                  env=env)
+            assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr
+            print(f"backup run {i}: {time.monotonic() - t0:.2f}s")
+            names = [s["name"] for s in json.loads(_ok("snapshot", "list", "--mount", mnt, "--json"))]
+            new = [n for n in names if n not in snapshots]
+            assert len(new) == 1
+            snapshots[new[0]] = _tree(mnt)
+            st = json.loads(_ok("status", "--mount", mnt, "--json"))
+            assert st["backlog_objects"] == 0 and st["error"] is None, st
+        order = list(snapshots)
+        pruned = json.loads(_ok("prune", "--mount", mnt, "--keep-last", "2", "--keep-versions-within", "0s",
+                                "--json"))
+        assert pruned["forget"] == [order[0]]
+        t0 = time.monotonic()
+        gc_answer = json.loads(_ok("gc", "--mount", mnt, "--json"))
+        print(f"gc: {time.monotonic() - t0:.2f}s, local {gc_answer['bytes_freed']} bytes freed,"
+              f" remote {gc_answer['remote']}")
+        assert "remote_error" not in gc_answer, gc_answer
+        assert gc_answer["bytes_freed"] > 2_000_000
+        assert gc_answer["remote"]["bytes_freed"] > 2_000_000 and gc_answer["remote"]["pack_objects_deleted"] >= 1
+        t0 = time.monotonic()
+        report = json.loads(_ok("fsck", store, "--read-data", "--remote", "--json"))  # while mounted
+        print(f"fsck --read-data --remote: {time.monotonic() - t0:.2f}s")
+        assert report["ok"] and report["problems"] == [] and report["remote"]["packs_read"] >= 1, report
+        m.stop()
+    finally:
+        m.cleanup()
+    report = json.loads(_ok("fsck", store, "--read-data", "--remote", "--json"))
+    assert report["ok"] and report["problems"] == [], report
+    copy, cmnt = tmp_path / "copy", tmp_path / "cmnt"
+    cmnt.mkdir()
+    _ok("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    names = [s["name"] for s in json.loads(_ok("snapshot", "list", "--store", copy, "--json"))]
+    assert names == order[1:]
+    c = Mount(copy, cmnt)
+    c.start()
+    try:
+        for name in order[1:]:
+            assert _tree(cmnt / ".snapshots" / name) == snapshots[name], name
+        assert not (cmnt / ".snapshots" / order[0]).exists()
+        assert (cmnt / "big2").read_bytes() == snapshots[order[2]]["big2"]
+        c.stop()
+    finally:
+        c.cleanup()
