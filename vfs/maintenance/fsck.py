@@ -10,7 +10,8 @@ remains (gc or `--repair` drops it).
 `repair` needs the store to itself (unmounted: it writes the catalog). What it can mend locally: a
 damaged or missing chunk whose intact copy another local pack holds (an earlier write the catalog
 forgot, or a repack copy) gets its row pointed there; a damaged unused row is deleted. The rest needs
-the remote (re-fetching the chunk): such problems are marked `needs_remote` for the remote half.
+the remote (re-fetching the chunk): such problems are marked `needs_remote` for the remote half
+(`vfs.maintenance.remote`, which also checks the bucket itself).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ kept data:
 What gc must never touch: the open pack (the highest-numbered one when gc starts, which a writer
 appends to or reopens), and entries appended but not yet committed. So it runs either on an unmounted
 store (whose lock it holds) or inside the daemon with the committer paused (see the control server).
-Packs absent locally (on the remote only) are left to the remote half of gc (not written yet: it will
-delete unused remote pack objects after the catalog checkpoint that stopped using them is uploaded).
+Packs absent locally (on the remote only) are left to the remote half of gc (`vfs.maintenance.remote`:
+it deletes unused remote pack objects after the catalog checkpoint that stopped using them is uploaded).
 """
 
 from __future__ import annotations
