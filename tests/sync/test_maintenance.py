@@ -79,6 +79,9 @@ def test_fsck_remote_finds_and_repairs_damage_on_both_sides(tmp_path: Path, remo
         report = full_check(repo, backend)
         assert report.problems == [] and report.remote is not None
         assert report.remote["packs_read"] == report.remote["packs"] >= 5
+        sampled = [rmaint.check_remote(repo, backend, fsck.Report(), read_data=True, subset=(n, 3)).packs_read
+                   for n in (1, 2, 3)]
+        assert sum(sampled) == report.remote["packs"]  # the slices cover every pack object once
         rows = sorted(repo.catalog.remote_packs().items())
         # an evicted pack (remote only) is expected, not damage
         evicted = rows[0][0]
