@@ -376,8 +376,7 @@ class FileSystem:
     # -- directories -------------------------------------------------------------------------------
     def readdir(self, ino: InodeNo, after: int, limit: int = 256) -> list[tuple[int, bytes, Attr]]:
         if is_synthetic(ino):
-            return [(cookie, name, self.views.attr(self.views.ino(node)))
-                    for cookie, name, node in self.views.readdir(ino, after, limit)]
+            return self.views.readdir(ino, after, limit)
         return [(e.cookie, e.name, self.getattr(e.ino)) for e in self.catalog.readdir(ino, after, limit)]
 
     async def mkdir(self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int) -> Attr:
