@@ -87,15 +87,19 @@ class PackWriter:
     def _open(self, pack: PackNo, *, new: bool) -> None:
         path = pack_path(self._root, pack)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        if new or path.stat().st_size < len(PACK_HEADER):
+            # Header first, then the name: a crash never leaves a .pack without its header.
+            tmp = path.with_name(path.name + ".new")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                _write_all(fd, PACK_HEADER)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            fsync_path(path.parent, directory=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._pack = pack
         self._size = os.fstat(self._fd).st_size
-        if new or self._size < len(PACK_HEADER):
-            os.ftruncate(self._fd, 0)
-            _write_all(self._fd, PACK_HEADER)
-            self._size = len(PACK_HEADER)
-            if new:
-                fsync_path(path.parent, directory=True)
 
     def append(self, chunk_id: ChunkId, codec: int, stored: bytes | memoryview, plain_len: int) -> ChunkLocation:
         header = ENTRY.pack(chunk_id, codec, len(stored), plain_len)
