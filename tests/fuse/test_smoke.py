@@ -32,3 +32,24 @@ def test_listing(mnt: Path) -> None:
     for i in range(50):
         (mnt / f"f{i:03d}").write_text(str(i))
     assert sorted(p.name for p in mnt.iterdir()) == [f"f{i:03d}" for i in range(50)]
+
+
+def test_sigterm_keeps_what_a_file_still_open_wrote(mount: Mount) -> None:
+    """A graceful stop (systemctl stop) includes writes the kernel still caches for an open file."""
+    import contextlib
+    import os
+    import signal
+    import time
+
+    log = open(mount.path / "app.log", "w")  # noqa: SIM115 - kept open across the stop on purpose
+    log.write("still open at shutdown\n")
+    log.flush()
+    pid = mount.pid
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(OSError):
+        log.close()  # the mount is gone: its flush fails, harmlessly
+    mount.start()
+    assert (mount.path / "app.log").read_text() == "still open at shutdown\n"

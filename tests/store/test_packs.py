@@ -223,3 +223,33 @@ def test_concurrent_appends_and_syncs_across_rotations(tmp_path: Path) -> None:
     r.close()
     scanned = {loc for n in list_packs(tmp_path) for loc in scan_pack(pack_path(tmp_path, n))}
     assert scanned == {loc for locs in out for loc in locs}
+
+
+def test_a_failed_append_leaves_no_partial_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk mid-entry (a short write, then ENOSPC) must not shift where later entries land."""
+    import errno
+
+    from vfs.errors import NoSpace
+
+    writer = PackWriter(tmp_path, 1 << 20)
+    first = writer.append(codec.chunk_id(b"a" * 100), codec.RAW, b"a" * 100, 100)
+    real_write = os.write
+    calls = {"n": 0}
+
+    def short_then_full(fd: int, data: bytes | memoryview) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data)[:50])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(packs.os, "write", short_then_full)
+    with pytest.raises(NoSpace):
+        writer.append(codec.chunk_id(b"b" * 100), codec.RAW, b"b" * 100, 100)
+    monkeypatch.setattr(packs.os, "write", real_write)
+    third = writer.append(codec.chunk_id(b"c" * 100), codec.RAW, b"c" * 100, 100)
+    writer.close()
+    reader = PackReader(tmp_path)
+    assert reader.read_entry(first) == b"a" * 100
+    assert reader.read_entry(third) == b"c" * 100
+    assert [loc.chunk_id for loc in scan_pack(pack_path(tmp_path, first.pack))] == [first.chunk_id, third.chunk_id]
+    reader.close()

@@ -37,7 +37,7 @@ class ControlServer:
         self.uploader = uploader  # None: the store has no remote
         self.path = socket_path(fs.repo.path)
         self._cancel = trio.CancelScope()
-        self._maintenance = trio.Lock()  # one prune or gc at a time
+        self._maintenance = trio.Lock()  # one prune, gc or restore at a time
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve the socket until cancelled or `stop()`; the socket file is removed on the way out."""
@@ -130,7 +130,7 @@ class ControlServer:
         policy = retention.Policy.from_json(request.get("policy") or {})
         async with self._maintenance:
             await self._flush(request)  # what open files hold is the latest version: never pruned
-            keep = self.fs.catalog.current_version_ids_of(list(self.fs._live))
+            keep = self.fs.catalog.current_version_ids_of(self.fs.open_inodes())
             plan = await trio.to_thread.run_sync(
                 lambda: pruning.plan(self.fs.catalog, policy, keep_versions=keep))
             answer = plan.as_json()
@@ -143,7 +143,7 @@ class ControlServer:
         """Run gc with the committer paused: no entry is appended meanwhile that gc could take for garbage."""
         async with self._maintenance:
             await self._flush(request)
-            async with self.fs._commit_lock:
+            async with self.fs.commits_paused():
                 result = await trio.to_thread.run_sync(
                     lambda: garbage.collect(self.fs.repo, dry_run=bool(request.get("dry_run"))))
             answer = result.as_json()
@@ -171,21 +171,21 @@ class ControlServer:
             raise UsageError("restore needs a path")
         spec = _optional_str(request, "spec")
         to = _optional_str(request, "to")
-        await self._flush(request)  # compare with, and build on, what the files hold now
-        source = locate(self.fs.catalog, volume_names(path), spec)
-        dest = None if to is None else volume_names(to)
         changes = []
-        for change in restoring.restore(self.fs.repo, source, dest, before_change=self._refuse_if_open,
-                                        after_change=self.fs.invalidate):
-            changes.append(change)
-            await trio.lowlevel.checkpoint()
+        # Not while prune or gc run: they could delete the versions and chunks being restored.
+        async with self._maintenance:
+            await self._flush(request)  # compare with, and build on, what the files hold now
+            source = locate(self.fs.catalog, volume_names(path), spec)
+            dest = None if to is None else volume_names(to)
+            for change in restoring.restore(self.fs.repo, source, dest, before_change=self._refuse_if_open,
+                                            after_change=self.fs.invalidate):
+                changes.append(change)
+                await trio.lowlevel.checkpoint()
         return {"changes": [{"action": c.action, "path": c.path, "detail": c.detail} for c in changes]}
 
     def _refuse_if_open(self, ino: InodeNo) -> None:
         # A file with a staging file reads from it and would commit it over the restored version.
-        # FileSystem has no public question for this yet (see the issue 4 report).
-        live = self.fs._live.get(ino)
-        if live is not None and live.staging is not None:
+        if self.fs.is_being_written(ino):
             raise Busy("the file is open for writing in the mount; close it and restore again")
 
     async def _sync(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ WAL, which makes the data survive a power loss as well.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
@@ -58,7 +59,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Small files commit in large batches: one pack fsync and one transaction for all of them.
-_COMMIT_BATCH = 512
+_COMMIT_BATCH = 64
 _COMMIT_GATHER = 0.05  # seconds
 
 
@@ -73,6 +74,7 @@ class Staging:
     dirty: bool = False
     dirty_since: float = 0.0
     fsynced_dir: bool = False
+    fsynced: bool = False  # fsync(2) was asked: its version must commit durably (WAL fsync'd)
 
 
 @dataclass
@@ -233,7 +235,10 @@ class FileSystem:
             items.append((live.ino, st.path, st.mtime_ns))
         committed = False
         try:
-            await trio.to_thread.run_sync(self.repo.commit_files, items, limiter=self._threads)
+            # Content someone fsync'd must stay durable once its staging file is gone.
+            durable = any(live.staging is not None and live.staging.fsynced for live in batch)
+            await trio.to_thread.run_sync(
+                functools.partial(self.repo.commit_files, items, durable=durable), limiter=self._threads)
             committed = True
         except Exception:
             log.exception("committing %d file(s) failed; they stay dirty and will be retried", len(items))
@@ -452,8 +457,9 @@ class FileSystem:
     def _drop_doomed_staging(self, parent: InodeNo, name: bytes) -> bool:
         ino = self.catalog.lookup(parent, name)
         live = self._live.get(ino) if ino is not None else None
-        if ino is None or live is None or live.staging is None or live.opens or self.catalog.attr(ino).nlink != 1:
-            return False
+        if (ino is None or live is None or live.staging is None or live.opens or live.committing is not None
+                or self.catalog.attr(ino).nlink != 1):
+            return False  # (a commit in flight has the file mapped: truncating it would SIGBUS)
         _os_call(os.ftruncate, live.staging.fd, 0)
         return True
 
@@ -560,14 +566,18 @@ class FileSystem:
                 return live.staging
             attr = self.catalog.attr(live.ino)
             path = self.repo.staging / str(live.ino)
-            fd = _os_call(os.open, path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            version = None if empty else self.catalog.version_at(live.ino)
+            # A copy is made under another name and renamed when complete: recovery after a kill
+            # must never take a half-made copy for the file's new content.
+            work = path if version is None else path.with_name(f"{live.ino}.copy")
+            fd = _os_call(os.open, work, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                version = None if empty else self.catalog.version_at(live.ino)
                 if version is not None:
                     await trio.to_thread.run_sync(self._copy_version, version, fd, limiter=self._threads)
+                    os.replace(work, path)
             except BaseException:
                 os.close(fd)
-                path.unlink(missing_ok=True)
+                work.unlink(missing_ok=True)
                 raise
             live.staging = Staging(fd, path, 0 if version is None else version.size, attr.mtime_ns)
             return live.staging
@@ -613,7 +623,11 @@ class FileSystem:
         """Make the handle's data survive a power loss (it already survives a killed daemon)."""
         h = self._handles[fh]
         live = self._live.get(h.ino)
+        if live is not None and live.committing is not None:
+            await live.committing.wait()  # its content may be in that commit
         if live is None or live.staging is None:
+            # Committed already (the staging file is gone): make the catalog's commit durable.
+            await trio.to_thread.run_sync(self.catalog.sync, limiter=self._threads)
             return
         st = live.staging
         await trio.to_thread.run_sync(self._fsync_staging, st, limiter=self._threads)
@@ -623,6 +637,7 @@ class FileSystem:
         if not st.fsynced_dir:
             fsync_path(st.path.parent, directory=True)
             st.fsynced_dir = True
+        st.fsynced = True
         self.catalog.sync()
 
     async def release(self, fh: int) -> None:

@@ -70,7 +70,7 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
                 await nursery.start(uploader.run)
             await nursery.start(ControlServer(fs, uploader).run)  # before ready: a mounted store answers
             signalled = trio.Event()
-            nursery.start_soon(_stop_on_signal, signalled)
+            nursery.start_soon(_stop_on_signal, signalled, fs)
             nursery.start_soon(_announce_ready, str(mountpoint), ready)
             await pyfuse3.main()
             kernel_unmounted = not signalled.is_set()
@@ -126,11 +126,15 @@ def sd_notify(state: str) -> bool:
     return True
 
 
-async def _stop_on_signal(signalled: trio.Event) -> None:
+async def _stop_on_signal(signalled: trio.Event, fs: FileSystem) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             log.info("signal %d: unmounting", signum)
             sd_notify("STOPPING=1")
+            # Files still open may have written data the kernel caches (writeback cache): have it
+            # sent here before the mount is detached, or those writes would never arrive.
+            with trio.move_on_after(60):
+                await fs.flush_kernel()
             signalled.set()
             pyfuse3.terminate()
             return

@@ -105,9 +105,15 @@ class PackWriter:
         header = ENTRY.pack(chunk_id, codec, len(stored), plain_len)
         with self._lock:
             offset = self._size
-            _write_all(self._fd, header + bytes(stored) if len(stored) < 65536 else header)
-            if len(stored) >= 65536:
-                _write_all(self._fd, stored)
+            try:
+                _write_all(self._fd, header + bytes(stored) if len(stored) < 65536 else header)
+                if len(stored) >= 65536:
+                    _write_all(self._fd, stored)
+            except BaseException:
+                # A partial entry (a full disk) would shift every later append off its recorded
+                # offset (O_APPEND writes at the real end): cut it off again.
+                os.ftruncate(self._fd, self._size)
+                raise
             self._size += len(header) + len(stored)
             loc = ChunkLocation(chunk_id, self._pack, offset, codec, len(stored), plain_len)
             self._unsynced.add(self._fd)
