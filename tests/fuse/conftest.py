@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -90,10 +91,10 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-@pytest.fixture
-def mount(tmp_path: Path) -> Iterator[Mount]:
-    """A freshly initialized store, mounted; unmounted (or forcibly detached) at teardown."""
-    store, mnt = tmp_path / "store", tmp_path / "mnt"
+@contextmanager
+def new_mount(base: Path) -> Iterator[Mount]:
+    """A freshly initialized store under `base`, mounted; always unmounted (or detached) after."""
+    store, mnt = base / "store", base / "mnt"
     mnt.mkdir()
     vfs("init", str(store))
     m = Mount(store, mnt)
@@ -102,6 +103,13 @@ def mount(tmp_path: Path) -> Iterator[Mount]:
         yield m
     finally:
         m.cleanup()
+
+
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Mount]:
+    """A freshly initialized store, mounted; unmounted (or forcibly detached) at teardown."""
+    with new_mount(tmp_path) as m:
+        yield m
 
 
 @pytest.fixture

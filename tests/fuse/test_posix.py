@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuse.conftest import Mount, _is_zombie, is_mounted, vfs
+from tests.fuse.conftest import Mount, _is_zombie, is_mounted, new_mount, vfs
 
 pytestmark = pytest.mark.fuse
 
@@ -32,16 +32,8 @@ GiB = 1 << 30
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
-    base = tmp_path_factory.mktemp("posix")
-    store, mnt = base / "store", base / "mnt"
-    mnt.mkdir()
-    vfs("init", str(store))
-    m = Mount(store, mnt)
-    m.start()
-    try:
+    with new_mount(tmp_path_factory.mktemp("posix")) as m:
         yield m
-    finally:
-        m.cleanup()
 
 
 @pytest.fixture
