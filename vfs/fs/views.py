@@ -36,6 +36,8 @@ class View:
 class VersionFile:
     ino: InodeNo
     vno: int
+    content: bytes  # its hash: a rename over a file renumbers versions, and the kernel may cache pages
+                    # of a synthetic inode, so other content must never get the same one
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ class Views:
             return View(ROOT_INO, snap.commit_no) if snap else None
         if isinstance(node, VersionList):
             text = name.decode(errors="replace")
-            if text.isdigit() and not text.startswith("0") and self._catalog.version(node.ino, int(text)):
-                return VersionFile(node.ino, int(text))
+            if text.isdigit() and not text.startswith("0"):
+                return self._version_file(node.ino, int(text))
             return None
         if isinstance(node, View):
             child = self._catalog.lookup(node.ino, name, node.at)
@@ -122,7 +124,7 @@ class Views:
                 if parsed.listing:
                     return VersionList(now_ino)
                 assert parsed.version is not None
-                return VersionFile(now_ino, parsed.version) if self._catalog.version(now_ino, parsed.version) else None
+                return self._version_file(now_ino, parsed.version)
             assert parsed.time_ns is not None
             found = self._catalog.commit_at_time(parsed.time_ns)
             if found is None:
@@ -157,10 +159,14 @@ class Views:
         return Attr(ino, base.mode, base.uid, base.gid, 0, v.size, v.mtime_ns, v.mtime_ns, v.time_ns,
                     VersionNo(v.vno), 1)
 
+    def _version_file(self, ino: InodeNo, vno: int) -> VersionFile | None:
+        v = self._catalog.version(ino, vno)
+        return VersionFile(ino, vno, v.hash) if v is not None else None
+
     def _version(self, node: VersionFile) -> Version:
         v = self._catalog.version(node.ino, node.vno)
-        if v is None:
-            raise NotFound(f"version {node.vno} of inode {node.ino} is gone")
+        if v is None or v.hash != node.content:
+            raise NotFound(f"version {node.vno} of inode {node.ino} is gone or renumbered")
         return v
 
     def content(self, ino: InodeNo) -> Version | None:
@@ -184,7 +190,8 @@ class Views:
         if isinstance(node, VersionList):
             # Attributes from the listing itself: one query for thousands of versions, not three each.
             base = self._catalog.attr(node.ino)
-            return [(v.vno, str(v.vno).encode(), self._version_attr(self.ino(VersionFile(node.ino, v.vno)), base, v))
+            return [(v.vno, str(v.vno).encode(),
+                     self._version_attr(self.ino(VersionFile(node.ino, v.vno, v.hash)), base, v))
                     for v in self._catalog.versions_after(node.ino, after, limit)]
         children: list[tuple[int, bytes, Node]] = []
         if isinstance(node, View):
