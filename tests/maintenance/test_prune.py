@@ -11,8 +11,9 @@ import pytest
 from tests.maintenance.helpers import blob, clean, read, write
 from vfs.catalog import Snapshot
 from vfs.errors import NotFound, UsageError
+from vfs.fs.history import parse_duration
 from vfs.maintenance import prune
-from vfs.maintenance.retention import Policy, parse_duration, select
+from vfs.maintenance.retention import Policy, select
 from vfs.repository import Repository
 from vfs.types import CommitNo
 

@@ -15,8 +15,9 @@ from typing import Any
 from vfs.cli.common import add_store_options, store_of
 from vfs.control.client import call, daemon_running
 from vfs.errors import UsageError
+from vfs.fs.history import parse_duration
 from vfs.maintenance import prune as pruning
-from vfs.maintenance.retention import Policy, parse_duration
+from vfs.maintenance.retention import Policy
 from vfs.repository import Repository
 
 

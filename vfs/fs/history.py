@@ -5,7 +5,7 @@ A spec is one of:
     N                   version N (1 is the first; no leading zeros)
     NAME                the state in snapshot NAME (names are looked up before times)
     TIME                the state at an instant: 2026-11-21T10:15:00 (local time unless it carries Z or
-                        an offset), 2026-11-21 (that day's start, local), -90s / -10m / -1h / -2d / -1w
+                        an offset), 2026-11-21 (that day's start, local), -90s / -10m / -1h / -2d / -1w / -1d12h
                         (that long ago), today / yesterday (the day's start, local), now
 Snapshot names are refused when they could be read as anything else (a number, a time) or contain
 '/' or '@', so a spec has one meaning.
@@ -20,9 +20,22 @@ from datetime import UTC, datetime, timedelta
 
 from vfs.errors import UsageError
 
-_RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_DURATION = re.compile(r"(\d+)([smhdwy])")
+_RELATIVE = re.compile(r"^-(\d+[smhdwy])+$")
 _NS = 1_000_000_000
+
+
+def parse_duration(text: str) -> int:
+    """Nanoseconds in a duration such as `90s`, `6h`, `2d`, `1w`, `1y` or `1d12h` (also for prune).
+
+    Raises:
+        UsageError: `text` is not such a duration.
+    """
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise UsageError(f"duration {text!r} is not like 90s, 10m, 6h, 2d, 1w, 1y or 1d12h")
+    return sum(int(n) * _UNITS[u] for n, u in parts) * _NS
 
 
 @dataclass(frozen=True)
@@ -38,8 +51,8 @@ class Spec:
 def parse_time(text: str, now_ns: int | None = None) -> int | None:
     """The instant `text` names, in ns since the epoch; None if it is not a time spec."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    if m := _RELATIVE.match(text):
-        return now_ns - int(m.group(1)) * _UNITS[m.group(2)] * _NS
+    if _RELATIVE.match(text):
+        return now_ns - parse_duration(text[1:])
     if text in ("now", "today", "yesterday"):
         if text == "now":
             return now_ns

@@ -9,7 +9,6 @@ kept if any rule keeps it; its reasons say which. A policy with no snapshot rule
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -17,21 +16,6 @@ from typing import Any
 
 from vfs.catalog import Snapshot
 from vfs.errors import UsageError
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION = re.compile(r"(\d+)([smhdwy])")
-
-
-def parse_duration(text: str) -> int:
-    """Nanoseconds in a duration such as `90s`, `6h`, `2d`, `1w`, `1y` or `1d12h`.
-
-    Raises:
-        UsageError: `text` is not such a duration.
-    """
-    parts = _DURATION.findall(text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        raise UsageError(f"duration {text!r} is not like 90s, 10m, 6h, 2d, 1w, 1y or 1d12h")
-    return sum(int(n) * _UNITS[u] for n, u in parts) * 1_000_000_000
 
 
 @dataclass(frozen=True)
