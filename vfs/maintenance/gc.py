@@ -32,7 +32,7 @@ from typing import Any
 from vfs.errors import VfsError
 from vfs.fsutil import fsync_path
 from vfs.repository import Repository
-from vfs.store import ChunkLocation, codec
+from vfs.store import ChunkLocation
 from vfs.store.packs import ENTRY, list_packs, pack_path
 from vfs.types import ChunkId
 
@@ -134,18 +134,15 @@ def collect(repo: Repository, *, repack_threshold: float = REPACK_THRESHOLD, dry
 def _repack(repo: Repository, pack: int, entries: list[ChunkLocation], result: GcResult,
             step: Callable[[str], None]) -> tuple[int, int]:
     """Copy `entries` of `pack` into the open pack, durably, then move their rows; (moved, bytes copied)."""
-    writer = repo.chunks._writer  # ChunkStore has no public append of already-encoded entries
     moves: list[tuple[ChunkLocation, ChunkLocation]] = []
     copied = 0
     step("repack-copy")
     for loc in sorted(entries, key=lambda e: e.offset):
         try:
-            stored = repo.chunks._reader.read_entry(loc)
-            codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {pack}")  # never copy damage
+            new = repo.chunks.copy_entry(loc)  # verified: damage is never copied
         except VfsError as e:
             result.damaged.append(str(e))
             continue
-        new = writer.append(loc.chunk_id, loc.codec, stored, loc.plain_len)
         copied += ENTRY.size + loc.stored_len
         moves.append((loc, new))
     step("repack-sync")
@@ -167,9 +164,7 @@ def _pack_bytes(packs_dir: Path) -> int:
 
 def _delete_pack(repo: Repository, pack: int) -> None:
     path = pack_path(repo.path / "packs", pack)
-    forget = getattr(repo.chunks._reader, "forget", None)
-    if forget is not None:
-        forget(pack)  # the reader's cached descriptor would keep the file's blocks allocated
+    repo.chunks.forget_pack(pack)  # a cached descriptor would keep the file's blocks allocated
     try:
         path.unlink()
     except FileNotFoundError:

@@ -255,7 +255,7 @@ def repair_remote(repo: Repository, backend: Backend, report: Report,
             continue
         if pack not in fetched:
             try:
-                repo.chunks._reader.forget(pack)  # a cached descriptor would keep reading the old file
+                repo.chunks.forget_pack(pack)  # a cached descriptor would keep reading the old file
                 download_pack(backend, row[0], row[1], repo.chunks.pack_file(pack))
             except VfsError as e:
                 log.warning("fsck: could not fetch pack %d from the remote: %s", pack, e)

@@ -211,6 +211,20 @@ class ChunkStore:
                 self._pack_writer = PackWriter(self._root, self.config.pack_target, sealed_upto=self.sealed_upto)
             return self._pack_writer
 
+    def copy_entry(self, loc: ChunkLocation) -> ChunkLocation:
+        """Append a verified copy of an existing entry to the open pack (repacking); where it is now.
+
+        Raises:
+            CorruptChunk, MissingChunk: the entry is damaged or gone; damage is never copied.
+        """
+        stored = self._reader.read_entry(loc)
+        codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
+        return self._writer.append(loc.chunk_id, loc.codec, stored, loc.plain_len)
+
+    def forget_pack(self, pack: int) -> None:
+        """Drop the cached descriptor of a pack whose file is about to be removed or replaced."""
+        self._reader.forget(pack)
+
     # -- reading -------------------------------------------------------------------------------
     def read_chunk(self, loc: ChunkLocation) -> bytes:
         """The plain bytes of a chunk, verified against its id (CorruptChunk otherwise)."""
