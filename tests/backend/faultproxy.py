@@ -70,6 +70,7 @@ class FaultProxy:
         self.status = status
         self.stats: collections.Counter[str] = collections.Counter()
         self.forwarded: list[tuple[str, str, int]] = []  # (method, path, upstream status) of each forwarded request
+        self.active = 0  # requests being read, delayed or forwarded right now
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -126,6 +127,14 @@ class FaultProxy:
     def count(self, what: str) -> None:
         with self._lock:
             self.stats[what] += 1
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until no request is in the proxy (a killed client's last PUT may still be on its way up)."""
+        deadline = time.monotonic() + timeout
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.active:
+            raise TimeoutError(f"faultproxy still has {self.active} requests in flight after {timeout}s")
 
 
 class _Server(ThreadingHTTPServer):
@@ -199,6 +208,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _proxy(self) -> None:
         proxy = self.server.proxy
+        with proxy._lock:
+            proxy.active += 1
+        try:
+            self._forward(proxy)
+        finally:
+            with proxy._lock:
+                proxy.active -= 1
+
+    def _forward(self, proxy: FaultProxy) -> None:
         body = self._read_body()
         proxy.count("requests")
         if proxy.status is not None:

@@ -116,12 +116,8 @@ def test_killed_sync_resumes_without_uploading_anything_twice(tmp_path: Path, re
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # PUTs the proxy had already read whole still reach the endpoint after their delay: let them land
-    # (an object that completes after the restart looked for it would be, rightly, sent again). Wait
-    # until the proxy is quiet, not a fixed time: under load a delayed PUT landed after a second.
-    seen, deadline = -1, time.monotonic() + 30
-    while len(proxy.forwarded) != seen and time.monotonic() < deadline:
-        seen = len(proxy.forwarded)
-        time.sleep(1.0)
+    # (an object that completes after the restart looked for it would be, rightly, sent again).
+    proxy.wait_idle()
     proxy.rate = 0.0
     vfs("sync", "--wait", "--store", store)
     puts = collections.Counter(pack_puts(proxy))
