@@ -65,6 +65,44 @@ def test_commit_and_read_back(repo: Repository, tmp_path: Path) -> None:
     assert repo.catalog.check() == []
 
 
+def test_sequential_reads_are_decoded_ahead_and_then_served_from_memory(tmp_path: Path) -> None:
+    v, data = _store_with_one_version(tmp_path)
+    with Repository.open(tmp_path) as repo:
+        assert len(v.chunks) > 10
+        assert repo.read_ready(v, 0, 4096) is None  # nothing decoded yet: the caller must go to a thread
+        step, offset = 128 * KiB, 0
+        assert repo.read(v, offset, step) == data[:step]
+        deadline = time.monotonic() + 10
+        while repo.read_ready(v, step, step) is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the read-ahead decodes in the store's threads
+        served = 0
+        for offset in range(step, len(data), step):
+            got = repo.read_ready(v, offset, step)
+            if got is None:
+                got = repo.read(v, offset, step)
+            else:
+                served += 1
+            assert got == data[offset : offset + step]
+        assert served > len(data) // step // 2, served  # most of a sequential read never waits
+
+
+def test_a_corrupt_chunk_met_by_read_ahead_is_reported_by_the_read(tmp_path: Path) -> None:
+    v, data = _store_with_one_version(tmp_path)
+    with Repository.open(tmp_path) as repo:
+        loc = repo.catalog.locate(v.chunks[2][0])
+        start = sum(n for _, n in v.chunks[:2])
+    path = pack_path(tmp_path / "packs", loc.pack)
+    raw = bytearray(path.read_bytes())
+    raw[loc.offset + ENTRY.size + 10] ^= 0xFF
+    path.write_bytes(raw)
+    with Repository.open(tmp_path) as repo:
+        assert repo.read(v, 0, 1000) == data[:1000]  # starts the read-ahead over the damaged chunk
+        time.sleep(0.5)
+        assert repo.read_ready(v, start, 1000) is None  # damage is never cached
+        with pytest.raises(CorruptChunk, match=loc.chunk_id.hex()):
+            repo.read(v, start, 1000)
+
+
 def test_init_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "something").write_text("x")
     with pytest.raises(StoreError, match="not an empty directory"):

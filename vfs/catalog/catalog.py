@@ -147,6 +147,10 @@ class Catalog:
         self.path = path
         self._lock = threading.RLock()
         self._checkpointer: sqlite3.Connection | None = None
+        # Live attributes by inode, for the holder of the store lock only (no other process writes
+        # then): every request of a mount asks for them. Emptied by every write transaction.
+        self.cache_live_attrs = False
+        self._live_attrs: dict[InodeNo, Attr] = {}
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
 
     # -- opening -------------------------------------------------------------------------------
@@ -344,6 +348,7 @@ class Catalog:
                     raise NoSpace("no space left on the store's disk for the catalog") from None
                 raise
             finally:
+                self._live_attrs.clear()
                 if durable:
                     db.execute("PRAGMA synchronous = NORMAL")
 
@@ -454,26 +459,29 @@ class Catalog:
     def attr(self, ino: InodeNo, at: int = LIVE) -> Attr:
         """Attributes of `ino` at commit `at` (NotFound if it did not exist then)."""
         with self._lock:
+            if at == LIVE and self.cache_live_attrs:
+                cached = self._live_attrs.get(ino)
+                if cached is not None:
+                    return cached
+            # One statement (one read transaction). A directory's link count is 1, like btrfs: tools
+            # then do not infer a subdirectory count from it. At LIVE, live entries have commit_to = LIVE.
             row = self._db.execute(
-                "SELECT s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns,"
-                " coalesce(v.vno, 0) FROM inode_states s LEFT JOIN versions v ON v.id = s.version"
+                "SELECT s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns, coalesce(v.vno, 0),"
+                f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 1 ELSE"
+                " (SELECT count(*) FROM dirents d WHERE d.ino = s.ino AND d.commit_to > ? AND d.commit_from <= ?) END"
+                " FROM inode_states s LEFT JOIN versions v ON v.id = s.version"
                 " WHERE s.ino = ? AND s.commit_from <= ? ORDER BY s.commit_from DESC LIMIT 1",
-                (ino, at),
+                (min(at, LIVE - 1), at, ino, at),
             ).fetchone()
             if row is None:
                 raise NotFound(f"inode {ino} does not exist at commit {at}")
-            if stat.S_ISDIR(row[0]):
-                nlink = 1  # like btrfs: tools then do not infer a subdirectory count from it
-            elif at == LIVE:
-                nlink = self._db.execute(
-                    "SELECT count(*) FROM dirents WHERE ino = ? AND commit_to = ?", (ino, LIVE)
-                ).fetchone()[0]
-            else:
-                nlink = self._db.execute(
-                    "SELECT count(*) FROM dirents WHERE ino = ? AND commit_to > ? AND commit_from <= ?", (ino, at, at)
-                ).fetchone()[0]
-        mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno = row
-        return Attr(InodeNo(ino), mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, VersionNo(vno), nlink)
+            mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno, nlink = row
+            attr = Attr(InodeNo(ino), mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, VersionNo(vno), nlink)
+            if at == LIVE and self.cache_live_attrs:
+                if len(self._live_attrs) >= 100_000:
+                    self._live_attrs.clear()
+                self._live_attrs[ino] = attr
+        return attr
 
     def readlink(self, ino: InodeNo) -> bytes:
         row = self._one("SELECT target FROM inodes WHERE ino = ?", (ino,))

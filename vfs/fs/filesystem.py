@@ -608,6 +608,9 @@ class FileSystem:
                 h.version = self.catalog.version(h.ino, attr.vno) if attr.vno else None
         if h.version is None:
             return b""
+        data = self.repo.read_ready(h.version, offset, size)  # decoded ahead already: no thread hop
+        if data is not None:
+            return data
         return await trio.to_thread.run_sync(self.repo.read, h.version, offset, size, limiter=self._read_threads)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:

@@ -231,10 +231,11 @@ class ChunkStore:
         stored = self._reader.read_entry(loc)
         return codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
 
-    def prefetch(self, locs: Iterable[ChunkLocation]) -> None:
-        """Ask the kernel to start reading these chunks' entries into the page cache; returns at once."""
-        for loc in locs:
-            self._reader.prefetch(loc)
+    def read_chunk_soon(self, loc: ChunkLocation) -> Future[bytes]:
+        """`read_chunk` in the store's thread pool (read-ahead). The kernel is told at once, so that the
+        disk reads of all chunks asked for run in parallel while the pool decodes them in turn."""
+        self._reader.prefetch(loc)
+        return self._pool.submit(self.read_chunk, loc)
 
     def read_chunks(self, locs: Iterable[ChunkLocation]) -> Iterator[bytes]:
         """`read_chunk` over many locations, decoded in parallel, yielded in order.
