@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import stat
 
 from vfs.fs.filesystem import FileSystem
+from vfs.fs.spares import Spares
 from vfs.repository import Repository
 from vfs.types import ROOT_INO
 
@@ -24,4 +26,29 @@ async def test_recovery_commits_staging_files_and_ignores_half_made_copies(repo:
     assert va is not None and va.vno == 2 and va.origin == "recovery"
     assert repo.read(va, 0, 100) == b"a, written but not committed\n"
     assert vb is not None and vb.vno == 1
-    assert list(repo.staging.iterdir()) == []
+    assert [p.name for p in repo.staging.iterdir()] == ["spare"]
+
+
+async def test_spare_staging_files_are_reused_emptied_and_never_recovered(repo: Repository) -> None:
+    a = repo.catalog.create(ROOT_INO, b"a", stat.S_IFREG | 0o644, 0, 0).ino
+    repo.commit_bytes(a, b"a, committed\n")
+    spares = Spares(repo.staging)
+    path = repo.staging / str(a)
+    fd = spares.create(path)
+    os.write(fd, b"content that was committed meanwhile")
+    inode = os.fstat(fd).st_ino
+    spares.discard(fd, path)
+    assert not path.exists()
+    fd = spares.create(path)  # the same file, renamed back, empty
+    assert os.fstat(fd).st_ino == inode and os.fstat(fd).st_size == 0
+    os.write(fd, b"x")
+    # A daemon killed between the rename and the truncate leaves a spare with content: it must never
+    # become a version, and the next user of the spare must find it empty.
+    os.rename(path, spares.dir / "7")
+    os.close(fd)
+    assert await FileSystem(repo).recover() == 0
+    v = repo.catalog.version_at(a)
+    assert v is not None and v.vno == 1
+    fd = Spares(repo.staging).create(path)
+    assert os.fstat(fd).st_ino == inode and os.fstat(fd).st_size == 0
+    os.close(fd)

@@ -49,6 +49,7 @@ from vfs.errors import (
     UsageError,
 )
 from vfs.fs import snapshots
+from vfs.fs.spares import Spares
 from vfs.fs.views import SnapshotList, View, Views, is_synthetic
 from vfs.fsutil import fsync_path
 from vfs.repository import Repository
@@ -152,6 +153,7 @@ class FileSystem:
         # GIL): more of them in flight overlap the kernel's read-ahead requests.
         self._read_threads = trio.CapacityLimiter(4)
         self.views = Views(self.catalog)
+        self._spares = Spares(repo.staging)
         # Called when an inode's content changes by a path other than the kernel's own writes.
         self.invalidate: Callable[[InodeNo], None] = lambda ino: None
         # Makes the kernel write back the dirty pages it caches (writeback cache) to this filesystem.
@@ -283,6 +285,8 @@ class FileSystem:
         def work() -> int:
             committed = 0
             for path in sorted(self.repo.staging.iterdir()):
+                if path.is_dir():
+                    continue  # spares
                 try:
                     ino = InodeNo(int(path.name))
                     attr = self.catalog.attr(ino)
@@ -570,7 +574,7 @@ class FileSystem:
             # A copy is made under another name and renamed when complete: recovery after a kill
             # must never take a half-made copy for the file's new content.
             work = path if version is None else path.with_name(f"{live.ino}.copy")
-            fd = _os_call(os.open, work, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = _os_call(self._spares.create, work)
             try:
                 if version is not None:
                     await trio.to_thread.run_sync(self._copy_version, version, fd, limiter=self._threads)
@@ -667,8 +671,7 @@ class FileSystem:
                 # file, then itself replaced by the next save): the committer still needs it.
                 self._queue(live.ino)
                 return
-            os.close(st.fd)
-            st.path.unlink(missing_ok=True)
+            self._spares.discard(st.fd, st.path)
             live.staging = None
         del self._live[live.ino]
         self._pending.pop(live.ino, None)
