@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from vfs.catalog import Catalog, Version
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.config import RemoteConfig, StoreConfig
-from vfs.errors import NotAStore, StoreError, StoreLocked
+from vfs.errors import MissingChunk, NotAStore, StoreError, StoreLocked
 from vfs.store import ChunkStore, Ingested
 from vfs.types import ChunkId, InodeNo
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 # Decoded chunks kept for reads that straddle chunk boundaries (a few chunks of each open file).
 _DECODED_CACHE_BYTES = 32 * 1024 * 1024
+_INLINE_READ_BYTES = 128 * 1024  # a stored chunk this small is read without a thread hop
 _READ_AHEAD_CHUNKS = 8  # decoded ahead of a sequential reader: about 5 MiB
 
 
@@ -157,8 +158,9 @@ class Repository:
         return data
 
     def read_ready(self, version: Version, offset: int, size: int) -> bytes | None:
-        """`read` if every chunk it needs is decoded in memory already, else None: never waits on a disk
-        or the network, so an event loop may call it and send only misses to a thread."""
+        """`read` if every chunk it needs is decoded in memory already, or is one small chunk of a local
+        pack (one short pread); else None. Never waits on the network or a long read, so an event
+        loop may call it and send only misses to a thread."""
         return self._read(version, offset, size, wait=False)
 
     def _read(self, version: Version, offset: int, size: int, *, wait: bool) -> bytes | None:
@@ -172,7 +174,7 @@ class Repository:
         if wait:
             chunks = self._decoded_chunks(ids)
         else:
-            found = self._cached(ids)
+            found = self._cached(ids) or self._read_small_local(ids)
             if found is None:
                 return None  # read-ahead is left to the `read` that follows
             chunks = found
@@ -232,6 +234,22 @@ class Repository:
                 if len(self._starts) > 64:
                     self._starts.popitem(last=False)
             return starts
+
+    def _read_small_local(self, ids: list[ChunkId]) -> list[bytes] | None:
+        """A small chunk from a local pack, read and verified at once (a short pread, as a small file's
+        first read is: cheaper than a thread hop); None for bigger reads or a pack on the remote."""
+        if len(ids) != 1:
+            return None
+        loc = self.catalog.locate(ids[0])
+        if loc.stored_len > _INLINE_READ_BYTES:
+            return None
+        try:
+            data = self.chunks.read_chunk(loc, fetch=False)
+        except MissingChunk:
+            return None
+        with self._cache_lock:
+            self._keep(ids[0], data)
+        return [data]
 
     def _cached(self, ids: list[ChunkId]) -> list[bytes] | None:
         """The chunks from the decoded cache, or None if one is not there."""

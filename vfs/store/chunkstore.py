@@ -226,9 +226,10 @@ class ChunkStore:
         self._reader.forget(pack)
 
     # -- reading -------------------------------------------------------------------------------
-    def read_chunk(self, loc: ChunkLocation) -> bytes:
-        """The plain bytes of a chunk, verified against its id (CorruptChunk otherwise)."""
-        stored = self._reader.read_entry(loc)
+    def read_chunk(self, loc: ChunkLocation, *, fetch: bool = True) -> bytes:
+        """The plain bytes of a chunk, verified against its id (CorruptChunk otherwise); without
+        `fetch`, MissingChunk if its pack is not local."""
+        stored = self._reader.read_entry(loc, fetch=fetch)
         return codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
 
     def read_chunk_soon(self, loc: ChunkLocation) -> Future[bytes]:

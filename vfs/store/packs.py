@@ -212,10 +212,13 @@ class PackReader:
         if fd is not None:
             os.close(fd)
 
-    def read_entry(self, loc: ChunkLocation) -> bytes:
-        """The stored bytes of `loc`, after checking the entry header agrees with the location."""
+    def read_entry(self, loc: ChunkLocation, *, fetch: bool = True) -> bytes:
+        """The stored bytes of `loc`, after checking the entry header agrees with the location.
+
+        Without `fetch`, a pack that is not local is MissingChunk, never fetched from the remote.
+        """
         where = f"pack {loc.pack} at offset {loc.offset}"
-        fd = self._fd(loc)
+        fd = self._fd(loc, fetch=fetch)
         # Header and body in two reads: slicing the body out of one buffer would copy it again.
         header = os.pread(fd, ENTRY.size, loc.offset)
         data = os.pread(fd, loc.stored_len, loc.offset + ENTRY.size)
