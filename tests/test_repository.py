@@ -19,7 +19,7 @@ from vfs.catalog import Version
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.catalog.schema import SCHEMA_VERSION
 from vfs.config import KiB, MiB, StoreConfig
-from vfs.errors import CorruptChunk, MissingChunk, NotAStore, SchemaTooNew, StoreError, StoreLocked
+from vfs.errors import CorruptChunk, Exists, MissingChunk, NotAStore, SchemaTooNew, StoreError, StoreLocked
 from vfs.repository import Repository
 from vfs.store.packs import ENTRY, list_packs, pack_path, scan_pack
 from vfs.types import ROOT_INO, InodeNo
@@ -116,6 +116,27 @@ def test_a_small_file_reads_inline_from_a_local_pack_only(tmp_path: Path) -> Non
         assert repo.read_ready(v, 0, 100) is None  # a fetch is work for a thread
         with pytest.raises(MissingChunk):
             repo.read(v, 0, 100)
+
+
+def test_live_attributes_are_cached_for_the_lock_holder_and_never_stale(tmp_path: Path) -> None:
+    with Repository.init(tmp_path, SMALL) as repo:
+        cat = repo.catalog
+        assert cat.cache_live_attrs
+        ino = new_file(repo, b"f")
+        assert cat.attr(ino) is cat.attr(ino)  # the second one came from the cache
+        cat.set_attr(ino, mode=0o600)
+        assert stat.S_IMODE(cat.attr(ino).mode) == 0o600
+        cat.link(ino, ROOT_INO, b"g")
+        assert cat.attr(ino).nlink == 2
+        repo.commit_bytes(ino, b"content")
+        assert (cat.attr(ino).size, cat.attr(ino).vno) == (7, 1)
+        cat.unlink(ROOT_INO, b"f")
+        assert cat.attr(ino).nlink == 1
+        with pytest.raises(Exists):
+            cat.link(ino, ROOT_INO, b"g")  # a failed change leaves the cache right
+        assert cat.attr(ino).nlink == 1
+    with Repository.open(tmp_path, lock=False) as reader:
+        assert not reader.catalog.cache_live_attrs  # another process may be writing
 
 
 def test_init_refuses_a_non_empty_directory(tmp_path: Path) -> None:
