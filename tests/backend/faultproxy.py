@@ -128,13 +128,24 @@ class FaultProxy:
         with self._lock:
             self.stats[what] += 1
 
-    def wait_idle(self, timeout: float = 60.0) -> None:
-        """Wait until no request is in the proxy (a killed client's last PUT may still be on its way up)."""
+    def wait_idle(self, timeout: float = 60.0, settle: float = 1.0) -> None:
+        """Wait until no client connection is open and no request is in the proxy, for `settle`
+        seconds in a row: after a client is killed, what it had sent (even a request its connection's
+        handler had not read yet, or a connection not yet accepted) has then reached the endpoint."""
         deadline = time.monotonic() + timeout
-        while self.active and time.monotonic() < deadline:
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy = bool(self._open) or self.active > 0
+            now = time.monotonic()
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle:
+                return
             time.sleep(0.05)
-        if self.active:
-            raise TimeoutError(f"faultproxy still has {self.active} requests in flight after {timeout}s")
+        raise TimeoutError(f"faultproxy still busy after {timeout}s: {len(self._open)} connections open")
 
 
 class _Server(ThreadingHTTPServer):
