@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -128,3 +129,15 @@ def test_nothing_listening_fails_within_max_time(s3_credentials: None, caplog: p
     message = str(info.value)
     assert endpoint in message and "gave up after" in message
     assert SECRET_KEY not in message and SECRET_KEY not in caplog.text
+
+
+def test_the_proxy_never_forwards_a_body_cut_short_by_a_dying_client(proxy: FaultProxy, s3_bucket: str) -> None:
+    # A killed uploader leaves a PUT with less body than it announced; a real endpoint stores nothing.
+    host, port = proxy.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(f"PUT /{s3_bucket}/faults/cut HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n".encode()
+                     + b"x" * 10)
+    proxy.wait_idle(timeout=30, settle=0.5)
+    assert proxy.forwarded == []
+    with stack(proxy.url, s3_bucket) as backend:
+        assert backend.head("cut") is None

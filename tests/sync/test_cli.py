@@ -116,16 +116,15 @@ def test_killed_sync_resumes_without_uploading_anything_twice(tmp_path: Path, re
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # PUTs the proxy had already read whole still reach the endpoint after their delay: let them land.
-    # The killed process may itself have sent a pack twice (a retry after a timeout under load):
-    # what matters is that the resumed sync sends nothing the bucket already had, nor anything twice.
+    # Then the resumed sync must send nothing the bucket already had whole, and nothing twice.
     proxy.wait_idle()
     before = pack_puts(proxy)
     proxy.rate = 0.0
     vfs("sync", "--wait", "--store", store)
     resumed = collections.Counter(pack_puts(proxy)[len(before):])
-    assert before and resumed, (before, resumed)
+    assert before  # the kill came after a pack had landed (sometimes after all of them)
     assert not set(resumed) & set(before), (before, resumed)
-    assert max(resumed.values()) == 1, resumed
+    assert max(resumed.values(), default=1) == 1, resumed
     copy = tmp_path / "b"
     vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
     with Repository.open(store, lock=False) as a, Repository.open(copy, lock=False) as b:
