@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.kill import kill_after_ready
 from tests.maintenance.helpers import blob, clean, read, small_packs, write
 from vfs.maintenance import gc, prune
 from vfs.maintenance.retention import Policy
@@ -91,16 +90,8 @@ def test_kill_during_gc_loses_no_kept_data(tmp_path: Path) -> None:
     for attempt in range(12):
         store = tmp_path / f"s{attempt}"
         shutil.copytree(template, store)
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("gc_child.py")), str(store),
-                                 str(attempt)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        time.sleep(rnd.random() * 0.08)
-        proc.send_signal(signal.SIGKILL)
-        rest = proc.stdout.read()
-        proc.stdout.close()
-        proc.wait()
-        killed += b"done" not in rest
+        child = [sys.executable, str(Path(__file__).with_name("gc_child.py")), str(store), str(attempt)]
+        killed += kill_after_ready(child, rnd.random() * 0.08)
         _verify(store, expect)
         with Repository.open(store) as repo:  # a later gc finishes the job
             gc.collect(repo)

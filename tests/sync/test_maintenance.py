@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 import trio
 
 from tests.backend.conftest import SECRET_KEY
+from tests.kill import kill_after_ready
 from tests.maintenance.helpers import flip_byte
 from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, write
 from vfs.backend import Backend
@@ -213,16 +213,8 @@ def test_kill_during_remote_gc_loses_nothing(tmp_path: Path, remote: RemoteConfi
         backend.put("packs/" + "cd" * 32, b"orphan")
         with Repository.open(store) as repo:
             _prune_all_old(repo)
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(store), str(attempt)], stdout=subprocess.PIPE,
-                                cwd=Path(__file__).parents[2])
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        time.sleep(rnd.random() * 0.6)
-        proc.send_signal(signal.SIGKILL)
-        rest = proc.stdout.read()
-        proc.stdout.close()
-        proc.wait()
-        killed += b"done" not in rest
+        child = [sys.executable, "-c", CHILD, str(store), str(attempt)]
+        killed += kill_after_ready(child, rnd.random() * 0.6, cwd=Path(__file__).parents[2])
         with Repository.open(store) as repo:
             assert full_check(repo, backend).problems == []
         with clone(backend, cfg, tmp_path / f"c{attempt}") as b, Repository.open(store, lock=False) as a:
