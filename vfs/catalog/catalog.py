@@ -49,6 +49,8 @@ def _now_ns() -> int:
     """Commit time. The kernel stamps file times with its coarse clock: a file created and then
     written in the same tick then keeps its mtime, which spares a SETATTR round trip at close."""
     return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+
+
 _CHUNK_REF = struct.Struct("<32sI")
 
 
