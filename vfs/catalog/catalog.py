@@ -455,6 +455,17 @@ class Catalog:
         )
         return InodeNo(int(row[0])) if row else None
 
+    def path_of(self, ino: InodeNo) -> bytes | None:
+        """One live path of `ino` from the root ('a/b'; b'' for the root); None once it has no name."""
+        names: list[bytes] = []
+        while ino != ROOT_INO:
+            row = self._one("SELECT parent, name FROM dirents WHERE ino = ? AND commit_to = ? LIMIT 1", (ino, LIVE))
+            if row is None:
+                return None
+            ino, name = InodeNo(int(row[0])), bytes(row[1])
+            names.append(name)
+        return b"/".join(reversed(names))
+
     def exists(self, ino: InodeNo) -> bool:
         return self._one("SELECT 1 FROM inodes WHERE ino = ?", (ino,)) is not None
 

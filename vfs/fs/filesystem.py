@@ -418,6 +418,11 @@ class FileSystem:
         """Inodes with handles or staging files now."""
         return list(self._live)
 
+    def paths_open_for_writing(self) -> list[bytes]:
+        """A live path ('a/b', from the root) of each inode with a writable handle now."""
+        paths = (self.catalog.path_of(ino) for ino, live in self._live.items() if live.writers)
+        return [p for p in paths if p is not None]
+
     @asynccontextmanager
     async def commits_paused(self) -> AsyncIterator[None]:
         """No version is committed while inside (maintenance that must not race the committer)."""

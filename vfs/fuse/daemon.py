@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,12 +51,14 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
     if recovered:
         log.warning("recovered %d file(s) left uncommitted by an earlier daemon", recovered)
     options = {f"fsname={repo.path}", "subtype=vfs", "default_permissions", "allow_other", "noatime"}
-    pyfuse3.init(Operations(fs), str(mountpoint), options)
+    ops = Operations(fs)
+    pyfuse3.init(ops, str(mountpoint), options)
 
     async def flush_kernel() -> None:
         # From a thread: the write-back it causes comes to this very loop as WRITE requests.
         # Abandoned on cancel: a stop signal must not wait for a write-back that needs this loop.
-        await trio.to_thread.run_sync(_syncfs, str(mountpoint), abandon_on_cancel=True)
+        paths = fs.paths_open_for_writing()
+        await trio.to_thread.run_sync(_write_back, str(mountpoint), paths, ops.writing_back, abandon_on_cancel=True)
 
     fs.flush_kernel = flush_kernel
     # main() returns when the kernel unmounted us, or after terminate() (a signal): then we are
@@ -83,15 +86,44 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
             report_backlog(repo)
 
 
-def _syncfs(path: str) -> None:
-    """syncfs(2) through ctypes, which releases the GIL (pyfuse3.syncfs holds it: a deadlock here)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _write_back(mountpoint: str, paths: list[bytes], writing_back: set[int]) -> None:
+    """Have the kernel send the dirty pages it caches for our files, and wait until they arrived.
+
+    syncfs(2) starts write-back of the whole mount but, since Linux 6.15 or so, does not wait for a
+    FUSE mount's write-back (a dead server must not hang sync); fsync(2) of a file still waits for
+    every write to its inode. So: syncfs to start all at once, then fsync each file open for writing
+    through a descriptor of our own (Operations answers our own FSYNC at once: the WRITEs are what
+    matter here). A file renamed or deleted meanwhile is skipped.
+    """
+    fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc.syncfs(fd) != 0:
+        if _libc.syncfs(fd) != 0:  # through ctypes, which releases the GIL (pyfuse3.syncfs holds it)
             err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
+            raise OSError(err, os.strerror(err), mountpoint)
     finally:
         os.close(fd)
+    root = os.fsencode(mountpoint)
+    me = threading.get_native_id()
+    writing_back.add(me)
+    try:
+        _fsync_each(root, paths)
+    finally:
+        writing_back.discard(me)
+
+
+def _fsync_each(root: bytes, paths: list[bytes]) -> None:
+    for path in paths:
+        try:
+            fd = os.open(root + b"/" + path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            log.debug("write-back of %r skipped: %s", path, e)
+            continue
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            log.debug("write-back of %r failed: %s", path, e)
+        finally:
+            os.close(fd)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -93,6 +93,10 @@ class Operations(pyfuse3.Operations):
         self.fs = fs
         self._dirs: dict[int, InodeNo] = {}
         self._next_dir = 1
+        # Threads of this daemon making the kernel write back (daemon._write_back), by native id: a
+        # FUSE request names the calling thread, not its process. Their FSYNCs are answered at once.
+        self.writing_back: set[int] = set()
+        self._own_handles: set[int] = set()
         fs.invalidate = self._invalidate
 
     @staticmethod
@@ -178,6 +182,8 @@ class Operations(pyfuse3.Operations):
     @_errno
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         fh = await self.fs.open(InodeNo(inode), flags)
+        if ctx.pid in self.writing_back:
+            self._own_handles.add(fh)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @_errno
@@ -197,10 +203,13 @@ class Operations(pyfuse3.Operations):
 
     @_errno
     async def release(self, fh: int) -> None:
+        self._own_handles.discard(fh)
         await self.fs.release(fh)
 
     @_errno
     async def fsync(self, fh: int, datasync: bool) -> None:
+        if fh in self._own_handles:
+            return  # the kernel has sent the inode's dirty pages: all the daemon wanted
         await self.fs.fsync(fh)
 
     @_errno
