@@ -117,3 +117,18 @@ def test_log_cat_restore_take_any_name(volume: Volume, monkeypatch: pytest.Monke
     fails(2, "log", "--store", s, "nothing@1", match="log takes a path without @SPEC")
     volume.remove("user@host.txt")
     assert as_json("log", "--store", s, "user@host.txt")["exists"] is False
+
+
+@pytest.mark.fuse
+def test_log_cat_restore_of_odd_names_through_a_mount(mount: Mount, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8:strict")  # see test_log_cat_restore_take_any_name
+    f = os.fsdecode(os.fsencode(mount.path) + b"/caf\xe9@x.txt")
+    for text in ("one", "two"):
+        with open(f, "w") as out:
+            out.write(text)
+        run("log", f)  # has the daemon commit what was closed
+    assert [v["version"] for v in as_json("log", f)["versions"]] == [1, 2]
+    assert run("cat", f"{f}@1").stdout == b"one"
+    assert b"restored" in run("restore", f"{f}@1").stdout  # through the daemon
+    with open(f) as back:
+        assert back.read() == "one"
