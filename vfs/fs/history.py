@@ -71,7 +71,7 @@ def _instant(text: str, now_ns: int) -> int | None:
         return now_ns - parse_duration(text[1:])
     if text == "now":
         return now_ns
-    try:  # datetime raises ValueError or OverflowError for years it cannot hold (0001-01-01 minus an offset)
+    try:  # datetime raises for instants it cannot convert (0001-01-01 local time east of UTC is year 0)
         if text in ("today", "yesterday"):
             day = datetime.fromtimestamp(now_ns / _NS).replace(hour=0, minute=0, second=0, microsecond=0)
             if text == "yesterday":
