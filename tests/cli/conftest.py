@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -53,18 +54,19 @@ class Volume:
     def _dir(self, repo: Repository, names: list[str]) -> InodeNo:
         ino = ROOT_INO
         for name in names:
-            child = repo.catalog.lookup(ino, name.encode())
-            ino = child if child is not None else repo.catalog.create(ino, name.encode(), 0o40755, 0, 0).ino
+            child = repo.catalog.lookup(ino, os.fsencode(name))
+            ino = child if child is not None else repo.catalog.create(ino, os.fsencode(name), 0o40755, 0, 0).ino
         return ino
 
     def write(self, path: str, data: bytes) -> None:
-        """A new version of `path` (the file and its directories are made if missing)."""
+        """A new version of `path` (the file and its directories are made if missing); raw bytes of a
+        name as os.fsdecode gives them."""
         *dirs, name = path.split("/")
         with Repository.open(self.store) as repo:
             parent = self._dir(repo, dirs)
-            ino = repo.catalog.lookup(parent, name.encode())
+            ino = repo.catalog.lookup(parent, os.fsencode(name))
             if ino is None:
-                ino = repo.catalog.create(parent, name.encode(), 0o100644, 0, 0).ino
+                ino = repo.catalog.create(parent, os.fsencode(name), 0o100644, 0, 0).ino
             repo.commit_bytes(ino, data)
 
     def mkdir(self, path: str) -> None:
@@ -75,9 +77,9 @@ class Volume:
         *dirs, name = path.split("/")
         with Repository.open(self.store) as repo:
             parent = self._dir(repo, dirs)
-            ino = repo.catalog.lookup(parent, name.encode())
+            ino = repo.catalog.lookup(parent, os.fsencode(name))
             assert ino is not None
-            repo.catalog.unlink(parent, name.encode(), rmdir=repo.catalog.attr(ino).is_dir)
+            repo.catalog.unlink(parent, os.fsencode(name), rmdir=repo.catalog.attr(ino).is_dir)
 
     def check(self) -> None:
         with Repository.open(self.store) as repo:

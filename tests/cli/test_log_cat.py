@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -78,3 +79,56 @@ def test_log_and_cat_through_a_mount(mount: Mount) -> None:
     assert run("cat", "--mount", mount.path, "blake3:" + log["versions"][0]["hash"]).stdout == b"one"
     fails(2, "cat", f"{f}@0")
     fails(2, "cat", "/tmp/not-in-a-mount@1", match="not inside a vfs mount")
+
+
+@pytest.mark.parametrize("spec", [
+    "9999999999999999999", "-99999999999y", "2263-01-01", "0001-01-01", "²", "\u0661", "\udcff", "caf\udce9",
+])
+def test_out_of_range_and_odd_specs_are_one_line_errors(volume: Volume, spec: str) -> None:
+    volume.write("f", b"x")
+    for command in ("cat", "restore"):
+        err = fails(2, command, "--store", volume.store, f"f@{spec}")
+        assert err.count("\n") == 1 and err.startswith("vfs: error: "), err
+    fails(2, "log", "--store", volume.store, "f", f"--since={spec}", match="not a valid time")
+
+
+def test_log_cat_restore_take_any_name(volume: Volume, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in a locale such as en_US.UTF-8, where Python's stdout refuses what is not UTF-8: the names
+    # that are not must still print, as the bytes they are.
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8:strict")
+    s = volume.store
+    for name in ("caf\udce9.txt", "user@host.txt", "user@caf\udce9.txt", "f@1", "d\udcff/x@y"):
+        volume.write(name, b"one")
+        volume.write(name, b"two")
+        assert [v["version"] for v in as_json("log", "--store", s, name)["versions"]] == [1, 2], name
+        assert run("cat", "--store", s, name).stdout == b"two", name
+        assert run("cat", "--store", s, f"{name}@1").stdout == b"one", name
+        done = run("restore", "--store", s, f"{name}@1")
+        assert done.stdout.startswith(b"restored  " + os.fsencode(name)), done.stdout
+        assert run("cat", "--store", s, name).stdout == b"one", name
+        assert run("restore", "--store", s, f"{name}@2", "--to", "copy@2").returncode == 0
+        assert run("cat", "--store", s, "copy@2").stdout == b"two", name
+        volume.remove("copy@2")
+    assert run("cat", "--store", s, "user@host.txt@2").stdout == b"two"
+    assert as_json("log", "--store", s, "caf\udce9.txt")["path"] == "caf\udce9.txt"
+    # The real f@1 wins over version 1 of a file f, as in the mount; a name that never was is an error.
+    volume.write("f", b"f, version 1")
+    assert run("cat", "--store", s, "f@1").stdout == b"one"
+    fails(2, "log", "--store", s, "nothing@1", match="log takes a path without @SPEC")
+    volume.remove("user@host.txt")
+    assert as_json("log", "--store", s, "user@host.txt")["exists"] is False
+
+
+@pytest.mark.fuse
+def test_log_cat_restore_of_odd_names_through_a_mount(mount: Mount, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8:strict")  # see test_log_cat_restore_take_any_name
+    f = os.fsdecode(os.fsencode(mount.path) + b"/caf\xe9@x.txt")
+    for text in ("one", "two"):
+        with open(f, "w") as out:
+            out.write(text)
+        run("log", f)  # has the daemon commit what was closed
+    assert [v["version"] for v in as_json("log", f)["versions"]] == [1, 2]
+    assert run("cat", f"{f}@1").stdout == b"one"
+    assert b"restored" in run("restore", f"{f}@1").stdout  # through the daemon
+    with open(f) as back:
+        assert back.read() == "one"

@@ -31,6 +31,16 @@ def test_bad_names_exit_2(volume: Volume, name: str) -> None:
     fails(2, "snapshot", "create", "--store", volume.store, "--", name, match="snapshot name")
 
 
+def test_names_are_utf8_text_and_raw_bytes_are_refused(volume: Volume) -> None:
+    s = volume.store
+    for raw in ("\udcff", "caf\udce9"):  # bytes that are not UTF-8, as a shell passes $'\xff'
+        err = fails(2, "snapshot", "create", "--store", s, raw, match="is not valid UTF-8")
+        assert err.count("\n") == 1, err
+        fails(1, "snapshot", "delete", "--store", s, raw, match="no snapshot named")
+    assert out("snapshot", "create", "--store", s, "café ☕").strip() == "café ☕"
+    assert [x["name"] for x in as_json("snapshot", "list", "--store", s)] == ["café ☕"]
+
+
 def test_existing_name_is_refused(volume: Volume) -> None:
     run("snapshot", "create", "--store", volume.store, "dup")
     fails(1, "snapshot", "create", "--store", volume.store, "dup", match="exists already")

@@ -30,3 +30,35 @@ def test_specs() -> None:
     for name in ("12", "-1h", "-1d12h", "2026-11-21", "a/b", "a@b"):
         with pytest.raises(UsageError):
             check_snapshot_name(name)
+
+
+@pytest.mark.parametrize("spec", [
+    # digits, but not ASCII ones
+    "²", "\u0661", "\u0661\u0662", "-\u0661h", "-1h\u0661", "\u0662\u0660\u0662\u0666-11-21", "2026-\u0661\u0661-21",
+    "9999999999999999999", "18446744073709551617",  # beyond any version number SQLite can hold
+    "-99999999999y", "-9999999999999999999s", "2263-01-01", "9999-12-31T23:59:59Z",  # beyond 2**63 ns
+    "0001-01-01", "1969-12-31T23:59:59Z",  # before the epoch: no store existed
+])
+def test_out_of_range_and_non_ascii_specs_name_nothing(spec: str) -> None:
+    parsed = parse_spec(spec, NOW)
+    assert parsed is None or parsed.snapshot == spec, parsed  # never a version or a time
+    assert parse_time(spec, NOW) is None
+
+
+def test_the_largest_version_and_latest_time_still_parse() -> None:
+    assert parse_spec(str(2**63 - 1)).version == 2**63 - 1  # type: ignore[union-attr]
+    assert parse_spec(str(2**63)) is None
+    assert parse_time("2262-04-11T00:00:00Z") == 9_223_286_400 * 10**9
+
+
+def test_only_ascii_digits_make_durations() -> None:
+    for bad in ("\u0661h", "1h\u0662m", "²s"):
+        with pytest.raises(UsageError):
+            parse_duration(bad)
+
+
+def test_snapshot_names_must_be_utf8_text() -> None:
+    for name in ("caf\udce9", "\udcff"):  # raw bytes of a path, decoded with surrogateescape
+        with pytest.raises(UsageError, match="UTF-8"):
+            check_snapshot_name(name)
+    check_snapshot_name("café ☕")

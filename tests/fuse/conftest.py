@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 VFS = [sys.executable, "-m", "vfs.cli.main"]
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]  # run a command as user nobody
 
 
 def vfs(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import stat
 import subprocess
 import time
 from datetime import datetime
@@ -12,7 +14,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from tests.fuse.conftest import Mount
+from tests.fuse.conftest import NOBODY, Mount, vfs
 
 pytestmark = pytest.mark.fuse
 
@@ -134,12 +136,23 @@ def test_real_names_with_at_win(mnt: Path) -> None:
     (mnt / "user@host.txt").write_text("real")
     (mnt / "node_modules" / "@types").mkdir(parents=True)
     (mnt / "node_modules" / "@types" / "x.d.ts").write_text("types")
-    (mnt / "f").write_text("f")
-    (mnt / "f@1").write_text("a real file named f@1")
+    save(mnt / "f", "f")
+    wait_committed(mnt / "f", 1)
+    # f has no version 2 (yet): f@2 resolves to nothing, so it is a free name; once real, it wins.
+    (mnt / "f@2").write_text("a real file named f@2")
+    save(mnt / "f", "f, again")
+    wait_committed(mnt / "f", 2)
     assert (mnt / "user@host.txt").read_text() == "real"
     assert (mnt / "node_modules" / "@types" / "x.d.ts").read_text() == "types"
-    assert (mnt / "f@1").read_text() == "a real file named f@1"
-    assert sorted(os.listdir(mnt)) == ["f", "f@1", "node_modules", "user@host.txt"]
+    assert (mnt / "f@2").read_text() == "a real file named f@2"
+    assert (mnt / "f@1").read_text() == "f"
+    assert sorted(os.listdir(mnt)) == ["f", "f@2", "node_modules", "user@host.txt"]
+    # Names with bytes that are not UTF-8 after the '@' are no spec at all.
+    raw = os.fsencode(mnt) + b"/user@caf\xe9.txt"
+    with open(raw, "wb") as out:
+        out.write(b"raw")
+    with open(raw, "rb") as back:
+        assert back.read() == b"raw"
 
 
 def test_hash_and_version_attributes(mnt: Path) -> None:
@@ -195,3 +208,111 @@ def test_every_save_is_a_version_even_in_quick_succession(mnt: Path) -> None:
         f.write_text(f"save {i}")
     wait_committed(f, 5)
     assert [(mnt / f"quick.txt@{i}").read_text() for i in range(1, 6)] == [f"save {i}" for i in range(1, 6)]
+
+
+def test_old_versions_keep_the_owner_and_mode_they_had(mount: Mount) -> None:
+    mnt = mount.path
+    f = mnt / "config.ini"
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # as under umask 077
+    os.write(fd, b"password=hunter2\n")
+    os.close(fd)
+    wait_committed(f, 1)
+    os.mkdir(mnt / ".snapshots" / "with-secret")
+    save(f, "password=\n")
+    wait_committed(f, 2)
+    os.chmod(f, 0o644)
+    save(f, "password=\n# public\n")
+    wait_committed(f, 3)
+
+    def as_nobody(*cmd: str) -> subprocess.CompletedProcess[str]:
+        # The mount point's parents are private to root: run inside it, so that none is traversed.
+        return subprocess.run([*NOBODY, *cmd], cwd=mnt, capture_output=True, text=True, timeout=30)
+
+    assert as_nobody("cat", "config.ini").stdout == "password=\n# public\n"
+    assert as_nobody("cat", "config.ini@3").stdout == "password=\n# public\n"
+    for old in ("config.ini@1", "config.ini@/1", "config.ini@2", "config.ini@with-secret",
+                ".snapshots/with-secret/config.ini"):
+        denied = as_nobody("cat", old)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, (old, denied)
+        assert stat.S_IMODE(os.stat(mnt / old).st_mode) == 0o600, old
+    listing = as_nobody("ls", "-ln", "config.ini@/")
+    assert [line.split()[0] for line in listing.stdout.splitlines()[1:]] == ["-rw-------"] * 2 + ["-rw-r--r--"]
+    assert mount.log_problems() == []
+
+
+def test_names_that_history_resolves_cannot_be_created_or_renamed_onto(mount: Mount) -> None:
+    mnt = mount.path
+    for text in ("a", "b"):
+        save(mnt / "f", text)
+    wait_committed(mnt / "f", 2)
+    save(mnt / "g", "g")
+    (mnt / "d").mkdir()
+    save(mnt / "d" / "x", "x")
+    os.mkdir(mnt / ".snapshots" / "good")
+    (mnt / "d2").mkdir()
+
+    def sh(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, cwd=mnt, capture_output=True, text=True, timeout=30)
+
+    # Renames reach the filesystem, which refuses them; the kernel answers EEXIST itself to creating
+    # a name that exists (it looked the view up), as for any existing name on a read-only mount.
+    for cmd, error in [
+        (("mv", "g", "f@1"), "Read-only file system"),
+        (("mv", "-T", "d2", "d@good"), "Read-only file system"),
+        (("mv", "-T", "d2", "f@"), "Read-only file system"),
+        (("touch", "f@1"), "Read-only file system"),
+        (("cp", "g", "f@1"), "Read-only file system"),
+        (("ln", "g", "f@1"), "File exists"),
+        (("ln", "-s", "g", "f@1"), "File exists"),
+        (("mkdir", "f@1"), "File exists"),
+        (("mkdir", "d@good"), "File exists"),
+    ]:
+        done = sh(*cmd)
+        assert done.returncode != 0 and error in done.stderr, (cmd, done)
+    # Nothing changed, and the next commands work.
+    assert (mnt / "f@1").read_text() == "a"
+    assert os.listdir(mnt / "d@good") == ["x"]
+    assert sorted(os.listdir(mnt)) == ["d", "d2", "f", "g"]
+    assert (mnt / "g").read_text() == "g"
+    assert [v["version"] for v in json.loads(vfs("log", "--json", str(mnt / "f")).stdout)["versions"]] == [1, 2]
+    assert sh("sh", "-c", "echo c > f && mv g h@1 && ln -s f f@9 && mkdir d@1").returncode == 0
+    wait_committed(mnt / "f", 3)
+    assert (mnt / "f@3").read_text() == "c\n"
+    assert (mnt / "h@1").read_text() == "g"
+    assert sorted(os.listdir(mnt)) == ["d", "d2", "d@1", "f", "f@9", "h@1"]
+    assert mount.log_problems() == []
+
+
+BAD_SPECS = ["9999999999999999999", "-99999999999y", "2263-01-01", "9999-12-31T23:59:59", "0001-01-01", "²",
+             "\u0661", "-\u0661h", "\udcff", "caf\udce9"]
+
+
+def test_bad_specs_and_odd_names_are_enoent_or_work_never_eio(mount: Mount) -> None:
+    mnt = mount.path
+    save(mnt / "f", "one")
+    wait_committed(mnt / "f", 1)
+    for spec in BAD_SPECS:
+        for path in (mnt / f"f@{spec}", mnt / "f@" / spec, mnt / f"nofile@{spec}"):
+            assert errno_of(os.stat, path) == errno.ENOENT, path
+    root = os.fsencode(mnt)
+    # Raw bytes in names: in history paths, and snapshot names (UTF-8 text: others are refused).
+    for text in ("one", "two"):
+        with open(root + b"/caf\xe9.txt", "w") as out:
+            out.write(text)
+    os.mkdir(root + b"/dir\xff")
+    with open(root + b"/dir\xff/\xfe", "w") as out:
+        out.write("inside")
+    os.mkdir(mnt / ".snapshots" / "s")
+    wait_committed(Path(os.fsdecode(root + b"/caf\xe9.txt")), 2)
+    with open(root + b"/caf\xe9.txt@1") as back:
+        assert back.read() == "one"
+    assert os.listdir(root + b"/caf\xe9.txt@") == [b"1", b"2"]
+    assert os.listdir(root + b"/dir\xff@s") == [b"\xfe"]
+    with open(root + b"/dir\xff@s/\xfe") as back:
+        assert back.read() == "inside"
+    bad_snapshot = root + b"/.snapshots/\xff"
+    assert errno_of(os.stat, bad_snapshot) == errno.ENOENT
+    assert errno_of(os.mkdir, bad_snapshot) == errno.EPERM
+    assert errno_of(os.rmdir, bad_snapshot) == errno.ENOENT
+    assert os.listdir(mnt / ".snapshots") == ["s"]
+    assert mount.log_problems() == []

@@ -32,6 +32,10 @@ def sync_round(repo: Repository, remote: RemoteConfig) -> Uploader:
 def test_sync_then_clone_is_identical_with_history_and_snapshots(tmp_path: Path, remote: RemoteConfig) -> None:
     repo = make_store(tmp_path / "a", remote)
     fill(repo, 30, 150_000)
+    # Names are bytes, UTF-8 or not: the checkpoint must carry them as they are.
+    raw_dir = repo.catalog.create(ROOT_INO, b"dir\xff", 0o40755, 0, 0).ino
+    write(repo, "x", b"raw names", parent=raw_dir)
+    repo.catalog.rename(raw_dir, b"x", raw_dir, b"caf\xe9@1")
     repo.catalog.create_snapshot("one")
     write(repo, "f0001", b"second version")
     sync_round(repo, remote)
@@ -43,7 +47,9 @@ def test_sync_then_clone_is_identical_with_history_and_snapshots(tmp_path: Path,
     assert backlog(repo, up.manifest).objects == 0
     for lazy in (False, True):
         with backend_of(remote) as be, clone(be, remote, tmp_path / f"clone-{lazy}", lazy=lazy) as copy:
-            assert assert_same_volume(repo, copy) >= 32
+            assert assert_same_volume(repo, copy) >= 33
+            copied = copy.catalog.lookup(ROOT_INO, b"dir\xff")
+            assert copied is not None and [e.name for e in copy.catalog.readdir(copied)] == [b"caf\xe9@1"]
     repo.close()
 
 

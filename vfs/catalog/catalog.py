@@ -92,6 +92,12 @@ class Version:
     chunks: list[tuple[ChunkId, int]]
     mtime_ns: int
     origin: str
+    # The writer's st_mode, owner and group in the state its commit left: what a view of this version
+    # shows (`f@3`, `f@/3`), never the file's current ones, which may be looser (a secret written 0600,
+    # chmod 644 after it was replaced). A chmod while the version was current does not change them.
+    mode: int
+    uid: int
+    gid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,15 +409,17 @@ class Catalog:
         """Delete many snapshots in one transaction (NotFound, and nothing deleted, if one is missing)."""
         with self._write():
             for name in names:
-                if self._db.execute("DELETE FROM snapshots WHERE name = ?", (name,)).rowcount == 0:
+                if not _is_text(name) or self._db.execute(
+                        "DELETE FROM snapshots WHERE name = ?", (name,)).rowcount == 0:
                     raise NotFound(f"no snapshot named {name!r}")
 
     def delete_snapshot(self, name: str) -> None:
-        with self._write():
-            if self._db.execute("DELETE FROM snapshots WHERE name = ?", (name,)).rowcount == 0:
-                raise NotFound(f"no snapshot named {name!r}")
+        self.delete_snapshots([name])
 
     def snapshot(self, name: str) -> Snapshot | None:
+        """The snapshot named `name`; None also for a name that is not UTF-8 text (raw path bytes)."""
+        if not _is_text(name):
+            return None
         row = self._one("SELECT name, commit_no, time_ns FROM snapshots WHERE name = ?", (name,))
         return Snapshot(*row) if row else None
 
@@ -781,8 +789,10 @@ class Catalog:
             " VALUES (?,?,?,?,?,?,?,?,?)",
             (ino, lineage, vno, c.no, size, content_hash, encode_chunk_list(chunks), mtime_ns, origin),
         )
-        self._change_state(c, ino, size=size, version=int(cur.lastrowid or 0), mtime_ns=mtime_ns, ctime_ns=c.time_ns)
-        return Version(ino, vno, c.no, c.time_ns, size, content_hash, chunks, mtime_ns, origin)
+        state = self._change_state(c, ino, size=size, version=int(cur.lastrowid or 0), mtime_ns=mtime_ns,
+                                   ctime_ns=c.time_ns)
+        return Version(ino, vno, c.no, c.time_ns, size, content_hash, chunks, mtime_ns, origin, state["mode"],
+                       state["uid"], state["gid"])
 
     def bulk_create_files(
         self, parent: InodeNo, files: Sequence[tuple[bytes, Sequence[Ingested]]], *, mode: int, uid: int,
@@ -849,16 +859,20 @@ class Catalog:
             self._touch_dir(c, parent)
         return inos
 
+    # A version's commit always adds a state row of its writer (v.ino) at that commit; `<=` is the
+    # usual "state at commit S" rule all the same.
     _VERSION_COLS = (
-        "v.ino, v.vno, v.commit_no, c.time_ns, v.size, v.hash, v.chunks, v.mtime_ns, v.origin"
+        "v.ino, v.vno, v.commit_no, c.time_ns, v.size, v.hash, v.chunks, v.mtime_ns, v.origin, s.mode, s.uid, s.gid"
         " FROM versions v JOIN commits c ON c.commit_no = v.commit_no"
+        " JOIN inode_states s ON s.ino = v.ino AND s.commit_from ="
+        "  (SELECT max(commit_from) FROM inode_states WHERE ino = v.ino AND commit_from <= v.commit_no)"
     )
 
     @staticmethod
     def _version(row: Any) -> Version:
-        ino, vno, commit_no, time_ns, size, hash_, chunks, mtime_ns, origin = row
+        ino, vno, commit_no, time_ns, size, hash_, chunks, mtime_ns, origin, mode, uid, gid = row
         return Version(InodeNo(ino), VersionNo(vno), CommitNo(commit_no), time_ns, size, bytes(hash_),
-                       decode_chunk_list(chunks), mtime_ns, origin)
+                       decode_chunk_list(chunks), mtime_ns, origin, mode, uid, gid)
 
     def version(self, ino: InodeNo, vno: int) -> Version | None:
         """Version `vno` of the history `ino` belongs to (its lineage)."""
@@ -1215,6 +1229,16 @@ class Catalog:
         return [ChunkLocation(ChunkId(bytes(r[0])), PackNo(r[1]), *r[2:])
                 for r in self._all("SELECT id, pack, offset, codec, stored_len, plain_len FROM chunks WHERE pack = ?",
                                    (pack,))]
+
+
+def _is_text(name: str) -> bool:
+    """Whether `name` can be a snapshot name: snapshot names are UTF-8 TEXT, and a str decoded from a
+    path's raw bytes (surrogate escapes) names none (SQLite could not even bind it)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _holds(commit_to: int, at: int) -> bool:

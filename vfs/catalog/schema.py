@@ -90,7 +90,8 @@ CREATE TABLE versions (
     vno       INTEGER NOT NULL,  -- 1 is the first version of the lineage; never reused. A file renamed
                                  -- over another joins its lineage: its own versions then follow the
                                  -- replaced file's (renumbered once, at that rename)
-    commit_no INTEGER NOT NULL,  -- commit that created it
+    commit_no INTEGER NOT NULL,  -- commit that created it; the writer's (ino's) inode_states row at this
+                                 -- commit holds the mode and owner it was made with (what FILE@N shows)
     size      INTEGER NOT NULL,  -- content length in bytes
     hash      BLOB NOT NULL,     -- BLAKE3-256 of the whole content
     chunks    BLOB NOT NULL,     -- the content's chunks in order: (32-byte chunk id, u32 LE plain length)*

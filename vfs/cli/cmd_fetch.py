@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             found = locate(repo.catalog, t.names, t.spec)
             versions: list[Version] = []
             if found.is_dir:
-                prefix = b"/".join(t.names)
+                prefix = b"/".join(found.names)
                 for e in repo.catalog.tree(found.at):
                     if e.hash is not None and (not prefix or e.path == prefix or e.path.startswith(prefix + b"/")):
                         v = repo.catalog.version_at(e.ino, found.at)

@@ -9,8 +9,8 @@ from typing import Any
 
 from vfs.catalog import LIVE
 from vfs.cli.common import add_store_options, settle, target
-from vfs.errors import UsageError
-from vfs.fs.locate import format_time, latest, show, time_arg
+from vfs.errors import NotFound, UsageError
+from vfs.fs.locate import format_time, joined, latest, show, time_arg
 from vfs.repository import Repository
 
 SHORT_HASH = 16  # hex digits shown in the table; `vfs cat blake3:PREFIX` accepts them
@@ -33,19 +33,24 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t = target(args, args.path)
-    if t.spec is not None:
-        raise UsageError(f"{args.path}: log takes a path without @SPEC")
     since = time_arg(args.since, "--since") if args.since else None
     until = time_arg(args.until, "--until") if args.until else None
+    # Log takes no @SPEC: an '@' is part of the name (user@host.txt), if such a file exists or existed.
+    names = t.names if t.spec is None else joined(t.names, t.spec)
     settle(t.store)
     with Repository.open(t.store, lock=False) as repo:
-        ino, at = latest(repo.catalog, t.names)
+        try:
+            ino, at = latest(repo.catalog, names)
+        except NotFound:
+            if t.spec is None:
+                raise
+            raise UsageError(f"{args.path}: log takes a path without @SPEC (and no file has that name)") from None
         if not stat.S_ISREG(repo.catalog.attr(ino, at).mode):
-            raise UsageError(f"{show(t.names)} is not a regular file")
+            raise UsageError(f"{show(names)} is not a regular file")
         versions = [v for v in repo.catalog.versions(ino)
                     if (since is None or v.time_ns >= since) and (until is None or v.time_ns <= until)]
     if args.json:
-        print(json.dumps({"path": show(t.names), "exists": at == LIVE, "versions": [
+        print(json.dumps({"path": show(names), "exists": at == LIVE, "versions": [
             {"version": v.vno, "time": format_time(v.time_ns), "time_ns": v.time_ns, "size": v.size,
              "hash": v.hash.hex(), "origin": v.origin, "commit": v.commit_no} for v in versions]}, indent=2))
         return 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vfs.errors import UsageError
-from vfs.fs.locate import split_spec, volume_names
+from vfs.fs.locate import joined, split_spec, volume_names
 
 
 def _unescape(field: str) -> str:
@@ -101,11 +101,10 @@ def target(args: argparse.Namespace, text: str) -> Target:
 def same_volume(first: Target, args: argparse.Namespace, text: str) -> tuple[bytes, ...]:
     """The volume path of `text`, which must be in the same volume as `first` (e.g. --to DEST)."""
     other = target(args, text)
-    if other.spec is not None:
-        raise UsageError(f"{text}: a destination takes no @SPEC")
     if other.store != first.store:
         raise UsageError(f"{text} is not in the same volume as the source")
-    return other.names
+    # A destination takes no @SPEC: an '@' in it is part of a name (user@host.txt).
+    return other.names if other.spec is None else joined(other.names, other.spec)
 
 
 def settle(store: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(logging.DEBUG if args.verbose else logging.WARNING)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # Names are bytes: print one that is not UTF-8 (os.fsdecode's surrogate escapes) as the bytes it
+        # is, as ls does, not as a UnicodeEncodeError.
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         result: int = args.run(args)
         return result

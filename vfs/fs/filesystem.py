@@ -396,6 +396,7 @@ class FileSystem:
                 raise NotPermitted(str(e)) from None
             return self.views.attr(self.views.ino(View(ROOT_INO, snap.commit_no)))
         self._writable(parent)
+        self._not_history(parent, name)
         return self.catalog.create(parent, name, stat.S_IFDIR | stat.S_IMODE(mode), uid, gid)
 
     async def snapshot(self, name: str | None = None) -> Snapshot:
@@ -431,10 +432,12 @@ class FileSystem:
 
     def mknod(self, parent: InodeNo, name: bytes, mode: int, rdev: int, uid: int, gid: int) -> Attr:
         self._writable(parent)
+        self._not_history(parent, name)
         return self.catalog.create(parent, name, mode, uid, gid, rdev=rdev)
 
     def symlink(self, parent: InodeNo, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
         self._writable(parent)
+        self._not_history(parent, name)
         return self.catalog.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
 
     def readlink(self, ino: InodeNo) -> bytes:
@@ -444,6 +447,7 @@ class FileSystem:
 
     def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
         self._writable(ino, parent)
+        self._not_history(parent, name)
         self.catalog.link(ino, parent, name)
         return self.getattr(ino)
 
@@ -482,6 +486,16 @@ class FileSystem:
                 raise ReadOnly("history is read-only") from None
             raise
 
+    def _not_history(self, parent: InodeNo, name: bytes) -> None:
+        """Refuse a new name (create, mkdir, link, rename's target...) that history resolves now.
+
+        Such a name is no free name but a read-only view (f@1, d@snap, f@, /.snapshots): a real entry
+        there would hide it, since a real name always wins. A name that resolves to nothing is free,
+        and once real it wins for good (f@9 made before f had a version 9).
+        """
+        if self.views.lookup_hidden(parent, name) is not None and self.catalog.lookup(parent, name) is None:
+            raise ReadOnly("history is read-only")
+
     def rmdir(self, parent: InodeNo, name: bytes) -> None:
         if is_synthetic(parent) and isinstance(self.views.node(parent), SnapshotList):
             self.catalog.delete_snapshot(name.decode(errors="surrogateescape"))
@@ -495,6 +509,7 @@ class FileSystem:
         noreplace: bool = False, exchange: bool = False,
     ) -> None:
         self._writable(old_parent, new_parent)
+        self._not_history(new_parent, new_name)
         with self._hidden_names_read_only(old_parent, old_name):
             replaced = self.catalog.rename(old_parent, old_name, new_parent, new_name, noreplace=noreplace,
                                            exchange=exchange)
@@ -548,6 +563,7 @@ class FileSystem:
 
     async def create(self, parent: InodeNo, name: bytes, mode: int, flags: int, uid: int, gid: int) -> tuple[int, Attr]:
         self._writable(parent)
+        self._not_history(parent, name)
         attr = self.catalog.create(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid)
         fh = await self.open(attr.ino, flags & ~os.O_TRUNC)
         return fh, attr

@@ -8,7 +8,12 @@ A spec is one of:
                         an offset), 2026-11-21 (that day's start, local), -90s / -10m / -1h / -2d / -1w / -1d12h
                         (that long ago), today / yesterday (the day's start, local), now
 Snapshot names are refused when they could be read as anything else (a number, a time) or contain
-'/' or '@', so a spec has one meaning.
+'/' or '@', so a spec has one meaning; they are UTF-8 text.
+
+Only ASCII digits count (`f@²`, or an Arabic-Indic digit one, names nothing), and a spec out of range
+names nothing: no version number beyond SQLite's 64-bit integers, no time outside [1970, 2262] (the
+nanoseconds since the epoch that a 64-bit commit time can hold). Such a spec, like any unparsable
+one, is ENOENT.
 """
 
 from __future__ import annotations
@@ -21,9 +26,14 @@ from datetime import UTC, datetime, timedelta
 from vfs.errors import UsageError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION = re.compile(r"(\d+)([smhdwy])")
-_RELATIVE = re.compile(r"^-(\d+[smhdwy])+$")
+# re.ASCII: \d would match every Unicode digit (Arabic-Indic ones), which int() reads as numbers.
+_DURATION = re.compile(r"(\d+)([smhdwy])", re.ASCII)
+_RELATIVE = re.compile(r"^-(\d+[smhdwy])+$", re.ASCII)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}", re.ASCII)
+_TIME_LIKE = re.compile(r"^\d{4}-\d", re.ASCII)
 _NS = 1_000_000_000
+# Versions and commit times are SQLite INTEGERs (signed 64 bits): nothing larger can name one.
+_INT64_MAX = 2**63 - 1
 
 
 def parse_duration(text: str) -> int:
@@ -49,35 +59,48 @@ class Spec:
 
 
 def parse_time(text: str, now_ns: int | None = None) -> int | None:
-    """The instant `text` names, in ns since the epoch; None if it is not a time spec."""
+    """The instant `text` names, in ns since the epoch; None if it is not a time spec, or one out of
+    range (before 1970 or after 2262: no commit can have such a time)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
+    t = _instant(text, now_ns)
+    return t if t is not None and 0 <= t <= _INT64_MAX else None
+
+
+def _instant(text: str, now_ns: int) -> int | None:
     if _RELATIVE.match(text):
         return now_ns - parse_duration(text[1:])
-    if text in ("now", "today", "yesterday"):
-        if text == "now":
-            return now_ns
-        day = datetime.fromtimestamp(now_ns / _NS).replace(hour=0, minute=0, second=0, microsecond=0)
-        if text == "yesterday":
-            day -= timedelta(days=1)
-        return int(day.timestamp()) * _NS
-    if not re.match(r"^\d{4}-\d{2}-\d{2}", text):
-        return None
-    try:
+    if text == "now":
+        return now_ns
+    try:  # datetime raises for instants it cannot convert (0001-01-01 local time east of UTC is year 0)
+        if text in ("today", "yesterday"):
+            day = datetime.fromtimestamp(now_ns / _NS).replace(hour=0, minute=0, second=0, microsecond=0)
+            if text == "yesterday":
+                day -= timedelta(days=1)
+            return int(day.timestamp()) * _NS
+        if not _DATE.match(text):
+            return None
         when = datetime.fromisoformat(text)
-    except ValueError:
+        # Naive times are local; timestamp() handles both naive (local) and aware datetimes.
+        return int(when.timestamp() * 1_000_000) * 1000
+    except (ValueError, OverflowError, OSError):
         return None
-    # Naive times are local; timestamp() handles both naive (local) and aware datetimes.
-    return int(when.timestamp() * 1_000_000) * 1000
+
+
+def parse_version(text: str) -> int | None:
+    """The version number `text` is (ASCII digits, no leading zero, within 64 bits), else None."""
+    if not (text.isascii() and text.isdigit()) or text.startswith("0"):
+        return None
+    n = int(text)
+    return n if n <= _INT64_MAX else None
 
 
 def parse_spec(text: str, now_ns: int | None = None) -> Spec | None:
     """Parse what follows '@'; None when it cannot be a spec (the caller answers ENOENT)."""
     if text == "":
         return Spec(listing=True)
-    if text.isdigit():
-        if text.startswith("0"):
-            return None
-        return Spec(version=int(text))
+    if text.isascii() and text.isdigit():
+        n = parse_version(text)
+        return None if n is None else Spec(version=n)
     t = parse_time(text, now_ns)
     if t is not None:
         return Spec(time_ns=t)
@@ -87,7 +110,7 @@ def parse_spec(text: str, now_ns: int | None = None) -> Spec | None:
 
 
 def looks_like_time(text: str) -> bool:
-    return bool(re.match(r"^\d{4}-\d", text) or _RELATIVE.match(text) or text in ("now", "today", "yesterday"))
+    return bool(_TIME_LIKE.match(text) or _RELATIVE.match(text) or text in ("now", "today", "yesterday"))
 
 
 def check_snapshot_name(name: str) -> None:
@@ -96,7 +119,11 @@ def check_snapshot_name(name: str) -> None:
         raise UsageError(f"snapshot name {name!r} is empty or reserved")
     if "/" in name or "@" in name or "\0" in name:
         raise UsageError(f"snapshot name {name!r} must not contain '/', '@' or NUL")
-    if len(name.encode()) > 255:
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:  # raw bytes of a path (surrogate escapes): names are TEXT, shown in JSON
+        raise UsageError(f"snapshot name {name!r} is not valid UTF-8") from None
+    if size > 255:
         raise UsageError("snapshot name is longer than 255 bytes")
     if name.isdigit():
         raise UsageError(f"snapshot name {name!r} would read as a version number")

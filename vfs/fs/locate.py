@@ -4,7 +4,8 @@ A *volume path* is a path inside the volume, as components from the root (`[b"do
 *Locating* `PATH@SPEC` finds the inode the path led to and the state meant: a commit (a snapshot or
 a time) or, for a file, one of its versions. A path that no longer exists is looked up where it last
 existed, so a deleted file's history stays reachable by the name it had. Specs are parsed by
-`vfs.fs.history`; as there, snapshot names are looked up before times.
+`vfs.fs.history`; as there, snapshot names are looked up before times, and a real name wins: when
+`NAME@SPEC` is itself a name in the volume now (`user@host.txt`), it is that file.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def split_spec(text: str) -> tuple[str, str | None]:
     if not at or not base:
         return text, None
     return head + slash + base, spec
+
+
+def joined(names: tuple[bytes, ...], spec: str) -> tuple[bytes, ...]:
+    """`names` with '@SPEC' put back on the last name: the path as typed, when the '@' is part of a name."""
+    if not names:
+        return names  # the root ('.@x' in it): it has no name to put it back on
+    return (*names[:-1], names[-1] + b"@" + os.fsencode(spec))
 
 
 def volume_names(path: str) -> tuple[bytes, ...]:
@@ -127,6 +135,8 @@ def locate(catalog: Catalog, names: tuple[bytes, ...], spec: str | None) -> Loca
         UsageError: the spec is malformed, or names no snapshot, time or version of the file.
         NotFound: the path did not exist at the commit the spec names.
     """
+    if spec is not None and lookup_at(catalog, joined(names, spec), LIVE) is not None:
+        names, spec = joined(names, spec), None  # a real name wins, as in the mount
     if spec is None:
         ino, at = latest(catalog, names)
         return _located(catalog, names, ino, at)
@@ -143,8 +153,8 @@ def locate(catalog: Catalog, names: tuple[bytes, ...], spec: str | None) -> Loca
             last = catalog.attr(ino, at).vno
             have = f"it has versions 1 to {last}" if last else "it has no versions"
             raise UsageError(f"{show(names)} has no version {parsed.version} ({have})")
-        base = _located(catalog, names, ino, at)
-        return Located(names, ino, version.commit_no, base.mode, base.uid, base.gid, version)
+        # The owner and mode it was made with, as FILE@N shows in the mount (see catalog.Version).
+        return Located(names, ino, version.commit_no, version.mode, version.uid, version.gid, version)
     return _located(catalog, names, *latest(catalog, names), at_spec=commit_for(catalog, spec))
 
 

@@ -7,7 +7,16 @@ Nodes:
     SnapshotList()       /.snapshots, a directory of the snapshots (mkdir/rmdir there take/delete one)
 
 Hidden names are resolved only on lookup and never listed by readdir; a real entry of the same name
-always wins. Synthetic inode numbers start at SYNTHETIC_BASE, far above any real one, and stay stable
+always wins. A name that resolves to nothing (a malformed or out-of-range spec, bytes after '@' that are
+not UTF-8) is no view: it is ENOENT, and free for a real file.
+
+Owners and modes: a view shows the state it is a view of. View(ino, at) shows the inode's state at
+`at`; a version (FILE@N, FILE@/N) the state that the commit which made it left (see catalog.Version),
+so an old version never shows looser permissions than it was written with. FILE@ itself is r-x for
+all with the file's current owner: its listing shows what stat(FILE@N) shows to anyone anyway (as
+stat of a file needs no permission on the file), while each entry's content is guarded by its own mode.
+
+Synthetic inode numbers start at SYNTHETIC_BASE, far above any real one, and stay stable
 for the life of the daemon (a view is immutable, so the kernel may cache what it shows).
 """
 
@@ -19,7 +28,7 @@ from dataclasses import dataclass
 
 from vfs.catalog import LIVE, Attr, Catalog, Version
 from vfs.errors import NoData, NotFound
-from vfs.fs.history import parse_spec
+from vfs.fs.history import parse_spec, parse_version
 from vfs.types import ROOT_INO, InodeNo, VersionNo
 
 SYNTHETIC_BASE = 1 << 48
@@ -92,10 +101,8 @@ class Views:
             snap = self._catalog.snapshot(name.decode(errors="surrogateescape"))
             return View(ROOT_INO, snap.commit_no) if snap else None
         if isinstance(node, VersionList):
-            text = name.decode(errors="replace")
-            if text.isdigit() and not text.startswith("0"):
-                return self._version_file(node.ino, int(text))
-            return None
+            vno = parse_version(name.decode(errors="replace"))
+            return None if vno is None else self._version_file(node.ino, vno)
         if isinstance(node, View):
             child = self._catalog.lookup(node.ino, name, node.at)
             if child is not None:
@@ -107,7 +114,10 @@ class Views:
         base, sep, raw_spec = name.rpartition(b"@")
         if not sep or not base:
             return None
-        spec = raw_spec.decode(errors="surrogateescape")
+        try:
+            spec = raw_spec.decode()
+        except UnicodeDecodeError:
+            return None  # no number, time or snapshot name (UTF-8 text) has such bytes
         now_ino = self._catalog.lookup(directory, base, at)
         # Snapshot names come before times: a default name (an ISO time) is then exactly its snapshot.
         snap = self._catalog.snapshot(spec) if spec and not spec.isdigit() else None
@@ -147,17 +157,17 @@ class Views:
         if isinstance(node, View):
             return dataclasses.replace(self._catalog.attr(node.ino, node.at), ino=ino)
         if isinstance(node, VersionFile):
-            return self._version_attr(ino, self._catalog.attr(node.ino), self._version(node))
+            return self._version_attr(ino, self._version(node))
         root = self._catalog.attr(ROOT_INO if isinstance(node, SnapshotList) else node.ino)
         mode = root.mode if isinstance(node, SnapshotList) else stat.S_IFDIR | 0o555
         return Attr(ino, stat.S_IFDIR | stat.S_IMODE(mode), root.uid, root.gid, 0, 0, root.mtime_ns,
                     root.mtime_ns, root.ctime_ns, VersionNo(0), 1)
 
     @staticmethod
-    def _version_attr(ino: InodeNo, base: Attr, v: Version) -> Attr:
-        """A version shown as a file: the file's owner and permissions, the version's size and times."""
-        return Attr(ino, base.mode, base.uid, base.gid, 0, v.size, v.mtime_ns, v.mtime_ns, v.time_ns,
-                    VersionNo(v.vno), 1)
+    def _version_attr(ino: InodeNo, v: Version) -> Attr:
+        """A version shown as a file: the owner and permissions it was made with, its size and times."""
+        return Attr(ino, stat.S_IFREG | stat.S_IMODE(v.mode), v.uid, v.gid, 0, v.size, v.mtime_ns, v.mtime_ns,
+                    v.time_ns, VersionNo(v.vno), 1)
 
     def _version_file(self, ino: InodeNo, vno: int) -> VersionFile | None:
         v = self._catalog.version(ino, vno)
@@ -189,9 +199,8 @@ class Views:
         node = self.node(ino)
         if isinstance(node, VersionList):
             # Attributes from the listing itself: one query for thousands of versions, not three each.
-            base = self._catalog.attr(node.ino)
             return [(v.vno, str(v.vno).encode(),
-                     self._version_attr(self.ino(VersionFile(node.ino, v.vno, v.hash)), base, v))
+                     self._version_attr(self.ino(VersionFile(node.ino, v.vno, v.hash)), v))
                     for v in self._catalog.versions_after(node.ino, after, limit)]
         children: list[tuple[int, bytes, Node]] = []
         if isinstance(node, View):
