@@ -37,7 +37,7 @@ from vfs.errors import (
     SchemaTooNew,
     StoreError,
 )
-from vfs.fsutil import fsync_path
+from vfs.fsutil import PRIVATE_FILE, fsync_path
 from vfs.store import ChunkLocation, Ingested
 from vfs.types import ROOT_INO, ChunkId, CommitNo, InodeNo, PackNo, VersionNo
 
@@ -159,6 +159,7 @@ class Catalog:
     @classmethod
     def initialize(cls, path: Path, store_id: str, config: dict[str, object], uid: int, gid: int) -> Catalog:
         """Create a new catalog at `path` with an empty root directory (mode 0755)."""
+        path.touch(mode=PRIVATE_FILE)  # SQLite gives its -wal and -shm files the database file's mode
         conn = _connect(path)
         conn.executescript("BEGIN;" + TABLES + "COMMIT;")
         cat = cls(conn, path)
@@ -306,6 +307,7 @@ class Catalog:
         Slow for a big catalog: call from a thread. It reads through a connection of its own in one
         read transaction (one WAL snapshot), so it never holds the catalog's lock and writers go on.
         """
+        path.touch(mode=PRIVATE_FILE)  # as private as the catalog itself
         src = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         dest = sqlite3.connect(path, isolation_level=None)
         try:
