@@ -14,7 +14,7 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -1123,13 +1123,15 @@ class Catalog:
                     out.add(int(row[0]))
         return out
 
-    def prune(self, version_ids: Iterable[int], snapshot_names: Sequence[str] = ()) -> tuple[int, int]:
+    def prune(self, version_ids: Iterable[int], snapshot_names: Sequence[str] = (), *,
+              step: Callable[[str], None] = lambda what: None) -> tuple[int, int]:
         """Delete snapshots and version rows in one transaction; (versions deleted, their bytes).
 
         States that pointed to a deleted version are kept with version PRUNED (see the schema), so the
         tree at any commit still resolves. A version that files with a live name hold now, or that a
         remaining snapshot holds, is never deleted: it is checked again here, inside the transaction.
-        Chunks stay: `vfs gc` frees those no version uses any more.
+        Chunks stay: `vfs gc` frees those no version uses any more. `step("commit")` is called just
+        before the transaction commits (a test kills the process there).
         """
         ids = sorted(set(version_ids))
         with self._write(durable=True):
@@ -1148,6 +1150,7 @@ class Catalog:
                                               part).fetchone()[0])
                 self._db.execute(f"UPDATE inode_states SET version = ? WHERE version IN ({marks})", (PRUNED, *part))
                 self._db.execute(f"DELETE FROM versions WHERE id IN ({marks})", part)
+            step("commit")
         return len(ids), freed
 
     def iter_version_chunks(self, batch: int = 1000) -> Iterator[list[ChunkId]]:
