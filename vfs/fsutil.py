@@ -1,9 +1,21 @@
-"""Local-disk helpers shared by the layers (a leaf: imports nothing of vfs)."""
+"""Local-disk helpers shared by the layers (a leaf: imports nothing of vfs).
+
+Everything under a store is its owner's alone (names and data alike): directories PRIVATE_DIR, files
+PRIVATE_FILE. The CLI and the daemon also run with umask 077, but the library must not rely on its
+caller's umask, so the code that creates paths in a store passes these modes itself.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 def fsync_path(path: Path | str, *, directory: bool = False) -> None:
@@ -13,3 +25,60 @@ def fsync_path(path: Path | str, *, directory: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def private_dir(path: Path, *, parents: bool = False) -> None:
+    """Make directory `path` (PRIVATE_DIR) unless it exists; with `parents`, its missing parents too (also
+    PRIVATE_DIR, which Path.mkdir would not give them). Existing directories are left as they are."""
+    if parents and not path.parent.exists():
+        private_dir(path.parent, parents=True)
+    try:
+        path.mkdir(mode=PRIVATE_DIR)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+
+
+def write_private(path: Path, data: bytes | bytearray | memoryview, *, sync: bool = False) -> None:
+    """Write `data` to `path` (created PRIVATE_FILE, or truncated); with `sync`, fsync it before returning."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def tighten(root: Path) -> list[Path]:
+    """Take every permission of group and others from `root` and everything under it; the paths changed.
+
+    Symlinks are not followed (a store holds none). A path that vanishes meanwhile is skipped.
+    """
+    changed = [root] if tighten_path(root) else []
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = Path(folder) / name
+            if tighten_path(path):
+                changed.append(path)
+    return changed
+
+
+def tighten_path(path: Path) -> bool:
+    """Take every permission of group and others from `path` (not followed if a symlink); whether it had any.
+
+    A path that does not exist has none; one this process may not change (another user's) is logged.
+    """
+    try:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o077:
+            return False
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        log.warning("cannot make %s private to its owner: %s", path, e.strerror or e)
+        return False
+    return True

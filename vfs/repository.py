@@ -7,6 +7,9 @@ Layout of a store directory:
     staging/      work files of open files (owned by the filesystem layer)
     lock          flock()ed by the one process that has the store open; holds its pid
 
+Everything in it is its owner's alone (see vfs.fsutil): created so, and tightened when a process opens
+the store for writing and finds a path others may read (a store made by an older vfs, a careless chmod).
+
 Write ordering (the invariant that makes a killed process harmless): chunk bytes are appended to a
 pack and fsync'd, and only then does one catalog transaction record their locations together with
 the version that uses them. A crash in between leaves unreferenced pack bytes, never a version that
@@ -22,6 +25,7 @@ import fcntl
 import functools
 import itertools
 import json
+import logging
 import os
 import threading
 import uuid
@@ -36,12 +40,14 @@ from vfs.catalog import Catalog, Version
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import MissingChunk, NotAStore, StoreError, StoreLocked
+from vfs.fsutil import PRIVATE_DIR, PRIVATE_FILE, private_dir, tighten
 from vfs.store import ChunkStore, Ingested
 from vfs.types import ChunkId, InodeNo
 
 if TYPE_CHECKING:
     from vfs.sync.fetch import PackFetcher
 
+log = logging.getLogger(__name__)
 
 # Decoded chunks kept for reads that straddle chunk boundaries (a few chunks of each open file).
 _DECODED_CACHE_BYTES = 32 * 1024 * 1024
@@ -70,7 +76,7 @@ class Repository:
             self.fetcher = PackFetcher(self, self.remote)
             self.chunks.set_fetcher(self.fetcher)
         self.staging = path / "staging"
-        self.staging.mkdir(exist_ok=True)
+        private_dir(self.staging)
         self._cache_lock = threading.Lock()
         self._starts: OrderedDict[bytes, list[int]] = OrderedDict()
         self._decoded: OrderedDict[ChunkId, bytes] = OrderedDict()
@@ -85,7 +91,8 @@ class Repository:
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise StoreError(f"cannot create a store at {path}: it exists and is not an empty directory")
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path, parents=True)
+        os.chmod(path, PRIVATE_DIR)  # an empty directory given by the caller may be open to others
         lock_fd = _lock(path)
         config = config or StoreConfig()
         catalog = Catalog.initialize(path / CATALOG_FILE, uuid.uuid4().hex, asdict(config), os.getuid(), os.getgid())
@@ -101,6 +108,8 @@ class Repository:
         catalog = None
         try:
             catalog = Catalog.open(path / CATALOG_FILE)
+            if lock_fd is not None:
+                _make_private(path)  # a store, as its catalog just showed
             return cls(path, catalog, lock_fd, threads=threads)
         except BaseException:
             if catalog is not None:
@@ -294,8 +303,17 @@ class Repository:
         yield from self.chunks.read_chunks(self.catalog.locate(cid) for cid, _ in version.chunks)
 
 
+def _make_private(path: Path) -> None:
+    """Tighten a store that others may read, saying so (SQLite makes -wal and -shm files afresh with the
+    database file's mode, so they stay private after this too)."""
+    changed = tighten(path)
+    if changed:
+        log.warning("store %s could be read by other users: made %d path(s) in it private to its owner (%s, ...)",
+                    path, len(changed), changed[0].relative_to(path.parent))
+
+
 def _lock(path: Path) -> int:
-    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,25 @@ def test_backup_lock_failure_codes_and_quiet(volume: Volume, tmp_path: Path) -> 
     assert backup("--bogus").returncode == 2
     done = backup("--store", volume.store, "--keep-last", "1", env=env)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_backup_runs_in_a_second_that_has_a_snapshot_both_succeed(volume: Volume) -> None:
+    # Every second of the next ten minutes has a default-named snapshot already, so each run meets a
+    # taken name, as two runs within one second do (they failed with "exists already", exit 20).
+    start = int(time.time())
+    with Repository.open(volume.store) as repo:
+        for k in range(600):
+            repo.catalog.create_snapshot(datetime.fromtimestamp(start + k, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    contents = []
+    for _ in range(2):
+        contents.append(os.urandom(30_000))
+        volume.write("f", contents[-1])
+        done = backup("--store", volume.store)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    names = [s["name"] for s in json.loads(out("snapshot", "list", "--store", volume.store, "--json"))][600:]
+    assert len(set(names)) == 2
+    for name, data in zip(names, contents, strict=True):
+        assert run("cat", "--store", volume.store, f"f@{name}").stdout == data
 
 
 def test_prune_gc_fsck_on_an_unmounted_store(volume: Volume) -> None:

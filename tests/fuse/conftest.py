@@ -55,7 +55,11 @@ class Mount:
         """Kill the daemon with SIGKILL and detach the dead mount, as a crash would leave it."""
         pid = self.pid
         os.kill(pid, signal.SIGKILL)
-        for _ in range(200):
+        self.detach_dead(pid)
+
+    def detach_dead(self, pid: int) -> None:
+        """Wait until daemon `pid` (killed, or killing itself) is gone, then detach its dead mount."""
+        for _ in range(400):
             if not os.path.exists(f"/proc/{pid}") or _is_zombie(pid):
                 break
             time.sleep(0.05)

@@ -14,6 +14,7 @@ from tests.conftest import LogWatch
 from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, pack_puts, write
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import CorruptChunk
+from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.repository import Repository
 from vfs.sync.clone import clone
 from vfs.sync.transfer import upload_pack
@@ -96,8 +97,8 @@ def test_restart_after_crash_mid_upload_sends_nothing_twice(tmp_path: Path, remo
     with backend_of(remote) as be:
         for pack, _ in packs[: len(packs) // 2]:
             marker = started_marker(repo, pack)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+            private_dir(marker.parent, parents=True)  # as the uploader makes it: a store is private
+            marker.touch(mode=PRIVATE_FILE)
             upload_pack(be, repo.chunks.pack_file(pack), check_first=False)
     repo.close()
     repo = Repository.open(tmp_path / "a")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vfs.backend.base import Backend, check_key, check_range
 from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageError
-from vfs.fsutil import fsync_path
+from vfs.fsutil import PRIVATE_DIR, fsync_path, private_dir
 
 TMP_DIR = ".tmp"
 
@@ -32,7 +32,7 @@ class LocalBackend(Backend):
         self.root = Path(root).absolute()
         self.url = f"file://{self.root}"
         try:
-            (self.root / TMP_DIR).mkdir(parents=True, exist_ok=True)
+            private_dir(self.root / TMP_DIR, parents=True)
         except OSError as e:
             raise self._error("open", "", e) from None
 
@@ -85,7 +85,7 @@ class LocalBackend(Backend):
             return
         self._makedirs(folder.parent)
         try:
-            folder.mkdir()
+            folder.mkdir(mode=PRIVATE_DIR)  # its objects are a store's data (put makes them 0600)
         except FileExistsError:
             return
         fsync_path(folder.parent, directory=True)

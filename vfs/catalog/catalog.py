@@ -14,7 +14,7 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,7 @@ from vfs.errors import (
     SchemaTooNew,
     StoreError,
 )
-from vfs.fsutil import fsync_path
+from vfs.fsutil import PRIVATE_FILE, fsync_path
 from vfs.store import ChunkLocation, Ingested
 from vfs.types import ROOT_INO, ChunkId, CommitNo, InodeNo, PackNo, VersionNo
 
@@ -165,6 +165,7 @@ class Catalog:
     @classmethod
     def initialize(cls, path: Path, store_id: str, config: dict[str, object], uid: int, gid: int) -> Catalog:
         """Create a new catalog at `path` with an empty root directory (mode 0755)."""
+        path.touch(mode=PRIVATE_FILE)  # SQLite gives its -wal and -shm files the database file's mode
         conn = _connect(path)
         conn.executescript("BEGIN;" + TABLES + "COMMIT;")
         cat = cls(conn, path)
@@ -312,6 +313,7 @@ class Catalog:
         Slow for a big catalog: call from a thread. It reads through a connection of its own in one
         read transaction (one WAL snapshot), so it never holds the catalog's lock and writers go on.
         """
+        path.touch(mode=PRIVATE_FILE)  # as private as the catalog itself
         src = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         dest = sqlite3.connect(path, isolation_level=None)
         try:
@@ -1146,13 +1148,15 @@ class Catalog:
                     out.add(int(row[0]))
         return out
 
-    def prune(self, version_ids: Iterable[int], snapshot_names: Sequence[str] = ()) -> tuple[int, int]:
+    def prune(self, version_ids: Iterable[int], snapshot_names: Sequence[str] = (), *,
+              step: Callable[[str], None] = lambda what: None) -> tuple[int, int]:
         """Delete snapshots and version rows in one transaction; (versions deleted, their bytes).
 
         States that pointed to a deleted version are kept with version PRUNED (see the schema), so the
         tree at any commit still resolves. A version that files with a live name hold now, or that a
         remaining snapshot holds, is never deleted: it is checked again here, inside the transaction.
-        Chunks stay: `vfs gc` frees those no version uses any more.
+        Chunks stay: `vfs gc` frees those no version uses any more. `step("commit")` is called just
+        before the transaction commits (a test kills the process there).
         """
         ids = sorted(set(version_ids))
         with self._write(durable=True):
@@ -1171,6 +1175,7 @@ class Catalog:
                                               part).fetchone()[0])
                 self._db.execute(f"UPDATE inode_states SET version = ? WHERE version IN ({marks})", (PRUNED, *part))
                 self._db.execute(f"DELETE FROM versions WHERE id IN ({marks})", part)
+            step("commit")
         return len(ids), freed
 
     def iter_version_chunks(self, batch: int = 1000) -> Iterator[list[ChunkId]]:

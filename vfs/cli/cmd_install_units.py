@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"install -m {mode:o} /dev/stdin {shlex.quote(str(path))} <<'EOF'\n{text.rstrip()}\nEOF")
         print("systemctl daemon-reload")
         return 0
+    os.umask(0o022)  # system files for every user: main() set 077, meant for stores
     for path, text, mode in steps:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

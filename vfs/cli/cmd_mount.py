@@ -19,6 +19,7 @@ from typing import Any
 
 from vfs.cli.common import find_mount
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
+from vfs.fsutil import PRIVATE_FILE
 from vfs.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ def _spawn(store: Path, mnt: Path, args: argparse.Namespace) -> int:
     r, w = os.pipe()
     cmd = [sys.executable, "-m", "vfs.cli.main", *(["-v"] if args.verbose else []), "mount", str(store), str(mnt),
            "--version-interval", str(args.version_interval), "--ready-fd", str(w)]
-    with open(store / LOG_FILE, "ab") as logf:
+    log_fd = os.open(store / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    with os.fdopen(log_fd, "ab") as logf:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(w,),
                                 start_new_session=True)
     os.close(w)

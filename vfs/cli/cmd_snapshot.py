@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
 
     c: argparse.ArgumentParser = actions.add_parser(
         "create", help="name the current tree (files still open included)",
-        description="Name the current tree. NAME defaults to the current UTC time (2026-11-22T10:15:00Z);"
+        description="Name the current tree. NAME defaults to the current UTC time (2026-11-22T10:15:00Z, or"
+                    " to the microsecond when that second has a snapshot already: 2026-11-22T10:15:00.250117Z);"
                     " a chosen NAME must not contain '/' or '@' nor read as a number or a time.")
     c.add_argument("name", nargs="?", help="the snapshot's name (default: the current time)")
     add_store_options(c)

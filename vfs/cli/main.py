@@ -10,12 +10,26 @@ import sys
 from pathlib import Path
 
 from vfs.errors import UsageError, VfsError
+from vfs.fsutil import tighten_path
 from vfs.log import setup_logging
+
+log = logging.getLogger(__name__)
 
 
 def default_store() -> Path:
+    """$VFS_HOME, else ~/.local/share/vfs/default.
+
+    vfs's own directory above the latter is private as the stores in it are (their names are their
+    owner's business): the library creates it so (0700, as the XDG base directory spec asks), and a
+    loose one is tightened here. $VFS_HOME is the store itself; the directories above it are the user's.
+    """
     home = os.environ.get("VFS_HOME")
-    return Path(home) if home else Path.home() / ".local" / "share" / "vfs" / "default"
+    if home:
+        return Path(home)
+    store = Path.home() / ".local" / "share" / "vfs" / "default"
+    if tighten_path(store.parent):
+        log.warning("%s could be listed by other users: made it private to its owner", store.parent)
+    return store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # What the CLI and the daemon (started through here) create is their user's alone: stores, logs,
+    # clones. The modes of files created inside a mount come from each request, not from this umask.
+    os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(logging.DEBUG if args.verbose else logging.WARNING)

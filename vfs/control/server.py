@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
+from vfs import crashpoints
 from vfs.control.protocol import MAX_LINE, decode, encode, error_answer, socket_path
 from vfs.errors import BackendError, Busy, StoreError, UsageError, VfsError
 from vfs.fs import restore as restoring
@@ -135,8 +137,10 @@ class ControlServer:
                 lambda: pruning.plan(self.fs.catalog, policy, keep_versions=keep))
             answer = plan.as_json()
             if not request.get("dry_run"):
+                step = _crash_points("prune")
+                step("apply")
                 answer["deleted"], answer["deleted_bytes"] = await trio.to_thread.run_sync(
-                    pruning.apply, self.fs.catalog, plan)
+                    lambda: pruning.apply(self.fs.catalog, plan, step=step))
         return answer
 
     async def _gc(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +149,8 @@ class ControlServer:
             await self._flush(request)
             async with self.fs.commits_paused():
                 result = await trio.to_thread.run_sync(
-                    lambda: garbage.collect(self.fs.repo, dry_run=bool(request.get("dry_run"))))
+                    lambda: garbage.collect(self.fs.repo, dry_run=bool(request.get("dry_run")),
+                                            step=_crash_points("gc")))
             answer = result.as_json()
             if self.uploader is not None and request.get("remote", True) and not request.get("dry_run"):
                 try:
@@ -206,6 +211,11 @@ class ControlServer:
         if self.uploader is None:
             raise UsageError(f"store {self.fs.repo.path} has no remote; set one with 'vfs remote set'")
         return self.uploader
+
+
+def _crash_points(request: str) -> Callable[[str], None]:
+    """The `step` callback of a maintenance request: its steps are crash points for tests (vfs.crashpoints)."""
+    return lambda what: crashpoints.reach(f"{request}:{what}")
 
 
 def _optional_str(request: dict[str, Any], key: str) -> str | None:

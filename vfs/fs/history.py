@@ -18,8 +18,10 @@ one, is ENOENT.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -133,11 +135,20 @@ def check_snapshot_name(name: str) -> None:
         raise UsageError(f"snapshot name {name!r} looks like a (malformed) time")
 
 
-def default_snapshot_name(now_ns: int | None = None) -> str:
-    """The ISO time, to the second, in UTC ('2026-11-22T10:15:00Z'), as a snapshot's default name.
+def default_snapshot_names(now_ns: int | None = None) -> Iterator[str]:
+    """Default names for a snapshot taken at `now_ns`, best first; the first one free is taken.
 
-    It parses as a time, which `check_snapshot_name` refuses for user-chosen names; resolution looks
-    snapshot names up before times, so `PATH@<default name>` is exactly that snapshot.
+    The ISO time to the second in UTC ('2026-11-22T10:15:00Z'); when a snapshot of that second exists
+    (two backup runs within a second), the time to the microsecond ('2026-11-22T10:15:00.250117Z'), then
+    the microseconds after it: a snapshot always gets a default name. Each parses as the time it was
+    taken (to a few microseconds), so user-chosen names can never be one (`check_snapshot_name` refuses
+    times), and snapshot names are looked up before times: `PATH@<default name>` is exactly that snapshot.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
-    return datetime.fromtimestamp(now_ns // _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = datetime.fromtimestamp(now_ns // _NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    yield second + "Z"
+    micros = now_ns // 1000 % 1_000_000
+    for us in itertools.count(micros):
+        # Past the second's last microsecond, on into the next seconds (never reached in practice).
+        at = datetime.fromtimestamp(now_ns // _NS + us // 1_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        yield f"{at}.{us % 1_000_000:06d}Z"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfs.catalog import Catalog, Snapshot
-from vfs.fs.history import check_snapshot_name, default_snapshot_name
+from vfs.errors import Exists
+from vfs.fs.history import check_snapshot_name, default_snapshot_names
 from vfs.fs.locate import format_time
 
 
@@ -27,17 +28,22 @@ class SnapshotInfo:
 
 
 def take(catalog: Catalog, name: str | None = None) -> Snapshot:
-    """Name the current tree `name` (checked), or by the current time when `name` is None.
+    """Name the current tree `name` (checked), or by the current time when `name` is None (a name no
+    snapshot has: see `default_snapshot_names`; taking a default-named snapshot never fails for its name).
 
     Raises:
         UsageError: `name` could be read as something else (a number, a time) or holds '/' or '@'.
         Exists: a snapshot of that name exists.
     """
-    if name is None:
-        name = default_snapshot_name()
-    else:
+    if name is not None:
         check_snapshot_name(name)
-    return catalog.create_snapshot(name)
+        return catalog.create_snapshot(name)
+    names = default_snapshot_names()
+    while True:
+        try:
+            return catalog.create_snapshot(next(names))
+        except Exists:
+            continue  # a snapshot of this second exists already: a finer name
 
 
 def delete(catalog: Catalog, name: str) -> None:

@@ -13,13 +13,15 @@ import itertools
 import os
 from pathlib import Path
 
+from vfs.fsutil import PRIVATE_FILE, private_dir
+
 _KEEP = 256  # spares kept at most: enough for a burst of small files between two commits
 
 
 class Spares:
     def __init__(self, staging: Path) -> None:
         self.dir = staging / "spare"
-        self.dir.mkdir(exist_ok=True)
+        private_dir(self.dir)
         # Spares left by an earlier run may still hold content (a kill between rename and truncate):
         # `create` truncates whatever it takes.
         self._free = sorted(self.dir.iterdir())
@@ -33,7 +35,7 @@ class Spares:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(spare, path)
                 return os.open(path, os.O_RDWR | os.O_TRUNC | os.O_CLOEXEC)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
 
     def discard(self, fd: int, path: Path) -> None:
         """Close the file at `path` and take it out of staging: kept as a spare, or deleted.

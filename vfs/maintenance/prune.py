@@ -10,7 +10,7 @@ Pruning changes only the catalog; `vfs gc` then frees the chunks and packs no ve
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
@@ -70,10 +70,11 @@ def plan(catalog: Catalog, policy: Policy, *, now_ns: int | None = None, tz: tzi
     return result
 
 
-def apply(catalog: Catalog, p: Plan) -> tuple[int, int]:
+def apply(catalog: Catalog, p: Plan, *, step: Callable[[str], None] = lambda what: None) -> tuple[int, int]:
     """Carry out plan `p` in one catalog transaction; (versions deleted, their bytes).
 
     The catalog checks again, inside that transaction, that no deleted version is held by a file's
-    name or a remaining snapshot (something may have changed since the plan was made).
+    name or a remaining snapshot (something may have changed since the plan was made). `step("commit")`
+    is called inside it, just before it commits (a test kills the process there).
     """
-    return catalog.prune([v.id for v in p.versions], p.forget)
+    return catalog.prune([v.id for v in p.versions], p.forget, step=step)

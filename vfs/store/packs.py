@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vfs.errors import CorruptChunk, MissingChunk, NoSpace
-from vfs.fsutil import fsync_path
+from vfs.fsutil import PRIVATE_FILE, fsync_path, private_dir
 from vfs.types import ChunkId, PackNo
 
 PACK_MAGIC = b"VFSPACK\0"
@@ -73,7 +73,7 @@ class PackWriter:
         self._sync_lock = threading.Lock()  # one sync at a time, so a sync never returns early
         self._unsynced: set[int] = set()  # fds written since their last fsync (kept open until synced)
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-flush")
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root, parents=True)
         existing = list_packs(root)
         self._pack = PackNo(max(existing[-1] if existing else 0, sealed_upto))
         self._fd = -1
@@ -86,11 +86,11 @@ class PackWriter:
 
     def _open(self, pack: PackNo, *, new: bool) -> None:
         path = pack_path(self._root, pack)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent, parents=True)
         if new or path.stat().st_size < len(PACK_HEADER):
             # Header first, then the name: a crash never leaves a .pack without its header.
             tmp = path.with_name(path.name + ".new")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
             try:
                 _write_all(fd, PACK_HEADER)
             finally:

@@ -27,6 +27,7 @@ from typing import Any
 from vfs.backend import Backend
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.errors import BackendError, BackendNotFound, CorruptChunk, StoreError
+from vfs.fsutil import private_dir, write_private
 from vfs.store import codec
 from vfs.sync import layout
 from vfs.types import PackNo
@@ -63,9 +64,9 @@ class Manifest:
 
     def save(self, store: Path) -> None:
         d = store / STATE_DIR
-        d.mkdir(exist_ok=True)
+        private_dir(d)
         tmp = d / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
+        write_private(tmp, json.dumps(asdict(self)).encode())
         os.replace(tmp, d / MANIFEST)
 
 
@@ -83,7 +84,7 @@ def prepare(store: Path, backup_to: Any, seal: Any) -> Prepared:
     pack).
     """
     d = store / STATE_DIR
-    d.mkdir(exist_ok=True)
+    private_dir(d)
     snap = d / SNAPSHOT
     snap.unlink(missing_ok=True)
     backup_to(snap)
@@ -197,10 +198,7 @@ def restore(backend: Backend, store: Path) -> tuple[dict[str, Any], Manifest]:
         raise CorruptChunk(f"the catalog rebuilt from {layout.LATEST_KEY} does not match its BLAKE3; not used")
     dest = store / CATALOG_FILE
     tmp = dest.with_name(CATALOG_FILE + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(buf)
-        f.flush()
-        os.fsync(f.fileno())
+    write_private(tmp, buf, sync=True)
     os.replace(tmp, dest)
     hashes = [codec.chunk_id(bytes(buf[i : i + BLOCK])).hex() for i in range(0, size, BLOCK)]
     manifest = Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns())

@@ -7,6 +7,7 @@ fetches the packs some versions need ahead of time.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,7 @@ from vfs.catalog import Catalog, Version
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.config import RemoteConfig
 from vfs.errors import StoreError
+from vfs.fsutil import PRIVATE_DIR, private_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint, layout
 from vfs.sync.transfer import download_pack
@@ -38,7 +40,8 @@ def clone(
     """
     if store.exists() and (not store.is_dir() or any(store.iterdir())):
         raise StoreError(f"cannot clone into {store}: it exists and is not an empty directory")
-    store.mkdir(parents=True, exist_ok=True)
+    private_dir(store, parents=True)
+    os.chmod(store, PRIVATE_DIR)  # an empty directory given by the caller may be open to others
     layout.unwrap_json(backend.get(layout.CONFIG_KEY), layout.CONFIG_KEY)  # a clear error if no volume
     _pointer, manifest = checkpoint.restore(backend, store)
     catalog = Catalog.open(store / CATALOG_FILE)

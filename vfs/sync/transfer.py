@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vfs.backend import Backend
 from vfs.errors import CorruptChunk
+from vfs.fsutil import private_dir, write_private
 from vfs.store import codec
 from vfs.sync.layout import pack_key
 
@@ -39,11 +40,8 @@ def download_pack(backend: Backend, key: str, size: int, dest: Path) -> int:
             f"remote object {key} ({backend.url}) is corrupt: its {len(data)} bytes do not match its BLAKE3 name"
             f" (expected {size} bytes); not used"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent, parents=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    write_private(tmp, data, sync=True)
     os.replace(tmp, dest)
     return len(data)

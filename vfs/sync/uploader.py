@@ -26,6 +26,7 @@ import trio
 
 from vfs.backend import Backend
 from vfs.errors import BackendError, StoreError
+from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint
 from vfs.sync.transfer import upload_pack
@@ -246,8 +247,8 @@ def _upload_marked(backend: Backend, path: Path, marker: Path) -> tuple[str, int
     """Upload a pack, HEADing first only if an earlier attempt (its marker) may have sent it."""
     tried = marker.exists()
     if not tried:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()  # before the PUT: a process killed during it leaves the marker behind
+        private_dir(marker.parent, parents=True)
+        marker.touch(mode=PRIVATE_FILE)  # before the PUT: a process killed during it leaves the marker behind
     return upload_pack(backend, path, check_first=tried)
 
 
