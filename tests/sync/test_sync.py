@@ -207,3 +207,18 @@ def test_cache_size_evicts_only_uploaded_packs_and_reads_fetch_them_back(tmp_pat
         v = repo.catalog.version_at(ino)
         assert v is not None and b"".join(repo.iter_content(v)) == data
     repo.close()
+
+
+def test_cache_size_keeps_packs_no_published_checkpoint_names(tmp_path: Path, remote: RemoteConfig) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    fill(repo, 12, 400_000)
+    repo.chunks.seal()
+    local = sum(n for _, n in repo.chunks.sealed_packs())
+    up = Uploader(repo, backend_of(remote), cache_size=1 << 20)
+    trio.run(lambda: up.round(checkpoint_due=False))
+    # Uploaded, but named by no checkpoint: another store's gc would delete them, were it to write first.
+    assert len(repo.catalog.remote_packs()) == len(repo.chunks.sealed_packs())
+    assert sum(n for _, n in repo.chunks.sealed_packs()) == local
+    trio.run(up.round)
+    assert sum(n for _, n in repo.chunks.sealed_packs()) <= 1 << 20 < local
+    repo.close()

@@ -279,7 +279,11 @@ class Uploader:
             else:
                 prepared.snapshot.unlink(missing_ok=True)
             self._last_checkpoint = time.monotonic()
-        if self.cache_size is not None:
+        m = self.manifest
+        # Only packs a published checkpoint names may go: another store's gc would delete the others, were
+        # it to write the remote before this store's next checkpoint.
+        if self.cache_size is not None and m is not None and m.replaces is None and m.remote_packs == len(
+                repo.catalog.remote_packs()):
             self.cache_note = await trio.to_thread.run_sync(evict, repo, self.cache_size, limiter=self._cpu)
         self._done = max(self._done, number)
         self._notify()
