@@ -12,9 +12,11 @@ import trio
 from tests.backend.faultproxy import FaultProxy
 from tests.conftest import LogWatch
 from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, pack_puts, write
+from vfs.backend.memory import MemoryBackend
 from vfs.config import RemoteConfig, StoreConfig
-from vfs.errors import CorruptChunk
+from vfs.errors import BackendError, CorruptChunk
 from vfs.repository import Repository
+from vfs.sync import checkpoint, layout
 from vfs.sync.clone import clone
 from vfs.sync.transfer import upload_pack
 from vfs.sync.uploader import Uploader, backlog, evict, started_marker
@@ -221,4 +223,42 @@ def test_cache_size_keeps_packs_no_published_checkpoint_names(tmp_path: Path, re
     assert sum(n for _, n in repo.chunks.sealed_packs()) == local
     trio.run(up.round)
     assert sum(n for _, n in repo.chunks.sealed_packs()) <= 1 << 20 < local
+    repo.close()
+
+
+class PointerPutFails(MemoryBackend):
+    """Fails the next PUT of the pointer `before` storing it, or `after` (the answer is lost)."""
+
+    def __init__(self) -> None:
+        super().__init__("pointer")
+        self.fail: str | None = None
+
+    def put(self, key: str, data: bytes) -> None:
+        when, self.fail = (self.fail, None) if key == layout.LATEST_KEY else (None, self.fail)
+        if when == "before":
+            raise BackendError("memory://pointer: injected failure before the PUT")
+        super().put(key, data)
+        if when == "after":
+            raise BackendError("memory://pointer: injected failure after the PUT")
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_pointer_put_that_failed_is_never_taken_for_another_stores(tmp_path: Path, when: str) -> None:
+    remote = RemoteConfig("memory://pointer")
+    repo = make_store(tmp_path / "a", remote)
+    backend = PointerPutFails()
+    up = Uploader(repo, backend)
+    write(repo, "a", b"one")
+    trio.run(up.round)
+    write(repo, "b", b"two")
+    backend.fail = when
+    with pytest.raises(BackendError, match="injected"):
+        trio.run(up.round)
+    # Whether it landed or not, the pointer may not be the remote's: the next round publishes again.
+    assert backlog(repo, checkpoint.Manifest.load(repo.path)).catalog_changed
+    trio.run(up.round)  # this process goes on (no RemoteConflict with itself) ...
+    write(repo, "c", b"three")
+    trio.run(Uploader(repo, backend).round)  # ... and so does the next one
+    with clone(backend, remote, tmp_path / "b") as copy:
+        assert_same_volume(repo, copy)
     repo.close()
