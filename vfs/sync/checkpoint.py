@@ -271,10 +271,11 @@ def check_head(backend: Backend, seen: Manifest | None, *, replace_unreadable: b
     """
     try:
         pointer = read_pointer(backend)
-    except CorruptChunk:
+    except CorruptChunk as e:
         if replace_unreadable:
             return
-        raise
+        # Whose it is cannot be told: not replaced by a sync, only by a repair asked for.
+        raise CorruptChunk(f"{e}; 'vfs fsck --remote --repair' replaces it") from None
     if pointer is None or is_seen(pointer, seen):
         return
     raise RemoteConflict(f"another store has written to {backend.url} since this store last synced: checkpoint"
