@@ -354,7 +354,7 @@ def _failing(st: dict[str, object]) -> bool:
 
 
 def _wait_status(store_args: tuple[str, ...], until: object) -> dict[str, object]:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 240  # a bound only: a frozen endpoint fails after the 60 s read timeout
     while True:
         st: dict[str, object] = json.loads(vfs("status", *store_args, "--json").stdout)
         if until(st):  # type: ignore[operator]
@@ -363,9 +363,9 @@ def _wait_status(store_args: tuple[str, ...], until: object) -> dict[str, object
         time.sleep(0.2)
 
 
-def _shows_failure(store_args: tuple[str, ...]) -> None:
+def _shows_failure(store_args: tuple[str, ...], what: str = "ServiceUnavailable") -> None:
     st = _wait_status(store_args, _failing)
-    assert "ServiceUnavailable" in str(st["error"]), st
+    assert what in str(st["error"]), st
     text = vfs("status", *store_args).stdout
     assert "failing since" in text and "failed attempt" in text, text
 
@@ -403,3 +403,27 @@ def test_status_shows_a_failing_endpoint_while_it_lasts_and_clears_after(
     vfs("sync", "--wait", "--store", store)
     st = status(store)
     assert not st["error"] and st["error_since_ns"] is None, st
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+def test_status_shows_a_frozen_endpoint_once_a_request_times_out(
+    tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
+) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    init(store, remote)
+    m = Mount(store, mnt)
+    m.start()
+    try:
+        proxy.rate, proxy.kinds, proxy.stall = 1.0, ("stall",), 300.0  # beyond the daemon's read timeout
+        (mnt / "f").write_bytes(os.urandom(100_000))
+        vfs("sync", "--mount", mnt)
+        _shows_failure(("--mount", str(mnt)), "timeout")
+        proxy.rate = 0.0
+        vfs("sync", "--wait", "--timeout", "250", "--mount", mnt, timeout=280)
+        st = _wait_status(("--mount", str(mnt)), lambda st: not st["error"])
+        assert st["backlog_objects"] == 0, st
+        m.stop()
+    finally:
+        m.cleanup()
