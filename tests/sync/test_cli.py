@@ -396,7 +396,7 @@ def test_status_shows_a_failing_endpoint_while_it_lasts_and_clears_after(
     # Unmounted: what the last `vfs sync` met, until one succeeds.
     write_files(store, {"g": b"more"})
     proxy.status = 503
-    done = vfs("sync", "--wait", "--timeout", "2", "--store", store, check=False)
+    done = vfs("sync", "--wait", "--timeout", "10", "--store", store, check=False)
     assert done.returncode == 5 and "ServiceUnavailable" in done.stderr, done.stderr
     _shows_failure(("--store", str(store)))
     proxy.status = None

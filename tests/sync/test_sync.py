@@ -14,7 +14,7 @@ from tests.conftest import LogWatch
 from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, pack_puts, write
 from vfs.backend.memory import MemoryBackend
 from vfs.config import RemoteConfig, StoreConfig
-from vfs.errors import BackendError, CorruptChunk
+from vfs.errors import BackendError, CorruptChunk, RemoteConflict
 from vfs.repository import Repository
 from vfs.sync import checkpoint, layout
 from vfs.sync.clone import clone
@@ -262,3 +262,23 @@ def test_a_pointer_put_that_failed_is_never_taken_for_another_stores(tmp_path: P
     with clone(backend, remote, tmp_path / "b") as copy:
         assert_same_volume(repo, copy)
     repo.close()
+
+
+def test_a_prefix_that_lost_its_config_is_not_claimed_over_another_stores_head(tmp_path: Path,
+                                                                                remote: RemoteConfig) -> None:
+    origin = make_store(tmp_path / "a", remote)
+    write(origin, "a", b"the origin's")
+    sync_round(origin, remote)
+    with backend_of(remote) as be:
+        be.delete(layout.CONFIG_KEY)
+    other = make_store(tmp_path / "b", remote)
+    write(other, "b", b"another store's")
+    with pytest.raises(RemoteConflict, match=str(origin.path)):
+        sync_round(other, remote)
+    with backend_of(remote) as be:
+        assert be.head(layout.CONFIG_KEY) is None
+    sync_round(origin, remote)  # the store whose head it is puts it back
+    with backend_of(remote) as be:
+        assert be.head(layout.CONFIG_KEY) is not None
+    other.close()
+    origin.close()

@@ -294,17 +294,22 @@ def written_by(pointer: dict[str, Any]) -> str:
     return f"the store {writer.get('store')} on {writer.get('host')} at {when}"
 
 
-def check_config(backend: Backend, volume: str, config: dict[str, Any]) -> None:
+def check_config(backend: Backend, volume: str, config: dict[str, Any], seen: Manifest | None, *,
+                 replace_unreadable: bool = False) -> None:
     """Write the remote's `config` object, or check that it names this volume.
 
+    `seen` and `replace_unreadable` are `check_head`'s: a prefix without a config but with a head this
+    store has not seen (the config object lost) is not this store's to claim.
+
     Raises:
-        RemoteConflict: the prefix holds another volume (nothing is written).
+        RemoteConflict: the prefix holds another volume, or another store's head (nothing is written).
     """
     try:
         found = layout.unwrap_json(backend.get(layout.CONFIG_KEY), layout.CONFIG_KEY)
     except BackendNotFound:
         found = None
     if found is None:
+        check_head(backend, seen, replace_unreadable=replace_unreadable)
         backend.put(layout.CONFIG_KEY, layout.wrap_json({"format": layout.FORMAT, "volume": volume,
                                                          "store_config": config}))
     elif found.get("volume") != volume:

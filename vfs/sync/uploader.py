@@ -230,8 +230,10 @@ class Uploader:
         if not self._config_checked:
             config = {"store_id": repo.store_id, "config": repo.catalog.meta("config")}
             try:
-                await trio.to_thread.run_sync(checkpoint.check_config, self.backend, repo.store_id, config,
-                                              limiter=self._limiter, abandon_on_cancel=True)
+                await trio.to_thread.run_sync(
+                    lambda: checkpoint.check_config(self.backend, repo.store_id, config, self.manifest,
+                                                    replace_unreadable=new_base),
+                    limiter=self._limiter, abandon_on_cancel=True)
             except RemoteConflict as e:
                 other = self._remote_args("s3://BUCKET/OTHER-PREFIX")
                 advice = f"give it a prefix of its own with 'vfs remote set {repo.path} {other}'"
