@@ -83,6 +83,15 @@ class BackendDenied(BackendError):
     errno = errno.EACCES
 
 
+class RemoteConflict(BackendError):
+    """Another store has written the remote since this one last synced, or it holds another volume.
+
+    This store then publishes nothing there (it would erase the other's commits) and keeps its data.
+    """
+
+    exit_code = 6
+
+
 # Filesystem-level errors: each carries the errno a local filesystem would return.
 class FsError(VfsError):
     errno = errno.EIO

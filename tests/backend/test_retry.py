@@ -1,4 +1,5 @@
-"""RetryingBackend: backoff with full jitter, bounds in attempts and time, resumed listings."""
+"""RetryingBackend: backoff with full jitter, bounds in attempts and time, resumed listings, the current
+failure."""
 
 from __future__ import annotations
 
@@ -97,6 +98,32 @@ def test_permanent_errors_are_not_retried(error: Exception) -> None:
     with pytest.raises(type(error)):
         make(inner, RetryPolicy(), t).get("k")
     assert inner.calls == 1 and t.sleeps == []
+
+
+def test_the_current_failure_lasts_until_a_request_succeeds() -> None:
+    inner, t = Flaky(100), FakeTime()
+    inner.put("k", b"v")
+    backend = make(inner, RetryPolicy(max_attempts=3, base_delay=0.1), t)
+    assert backend.failure() is None
+    with pytest.raises(BackendUnavailable):
+        backend.get("k")
+    first = backend.failure()
+    assert first is not None and first.attempts == 3 and "injected 503" in first.message
+    with pytest.raises(BackendUnavailable):
+        backend.get("k")
+    again = backend.failure()
+    assert again is not None and again.attempts == 6 and again.since_ns == first.since_ns
+    inner.failures = 0
+    with pytest.raises(BackendNotFound):
+        backend.get("missing")  # an answer: the endpoint works
+    assert backend.failure() is None
+    inner.failures, inner.error = 1, BackendDenied("memory://flaky: 403")
+    with pytest.raises(BackendDenied):
+        backend.get("k")
+    denied = backend.failure()
+    assert denied is not None and denied.attempts == 1 and "403" in denied.message
+    assert backend.get("k") == b"v"
+    assert backend.failure() is None
 
 
 def test_interrupted_listing_resumes_after_the_last_key() -> None:

@@ -256,3 +256,174 @@ def test_lazily_cloned_volume_mounts_and_reads_fetch_packs(tmp_path: Path, remot
     finally:
         m.cleanup()
     assert list((lazy / "packs").glob("*/*.pack"))
+
+
+# -- a second store on the same prefix (issue 9, item 1) -----------------------------------------
+def _content(store: Path, name: str) -> bytes | None:
+    """The latest content of /name in an unmounted store, or None if it has no such file."""
+    done = subprocess.run([*VFS, "cat", "--store", str(store), name], capture_output=True, timeout=60)
+    return done.stdout if done.returncode == 0 else None
+
+
+def _refused(done: subprocess.CompletedProcess[str], other: Path) -> None:
+    """`done` is a refusal to publish over another store's head: exit 6, one line naming `other`."""
+    assert done.returncode == 6, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vfs: error: "), done.stderr
+    assert str(other) in lines[0] and os.uname().nodename in lines[0], lines[0]
+
+
+def _shows_conflict(st: dict[str, object], other: Path) -> None:
+    assert st["conflict"] is True, st
+    assert str(other) in str(st["error"]), st
+
+
+def _origin_intact(tmp_path: Path, remote: RemoteConfig, files: dict[str, bytes], absent: str) -> None:
+    """A fresh clone of the remote holds `files` and not `absent`."""
+    fresh = tmp_path / "fresh"
+    vfs("clone", remote.url, fresh, "--endpoint-url", str(remote.endpoint_url))
+    for name, data in files.items():
+        assert _content(fresh, name) == data, name
+    assert _content(fresh, absent) is None
+
+
+@pytest.mark.fuse
+def test_a_mounted_clone_never_publishes_over_a_checkpoint_it_has_not_seen(tmp_path: Path,
+                                                                            remote: RemoteConfig) -> None:
+    origin, copy, mnt = tmp_path / "origin", tmp_path / "copy", tmp_path / "mnt"
+    mnt.mkdir()
+    init(origin, remote)
+    write_files(origin, {"base": b"in both"})
+    vfs("sync", "--wait", "--store", origin)
+    vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    m = Mount(copy, mnt)
+    m.start()
+    try:
+        # The origin moves the remote's head; then the clone, which has not seen it, writes and syncs.
+        write_files(origin, {"from-origin": b"written by the origin"})
+        vfs("sync", "--wait", "--store", origin)
+        (mnt / "from-clone").write_bytes(b"written in the clone")
+        _refused(vfs("sync", "--wait", "--timeout", "120", "--mount", mnt, check=False), origin)
+        _shows_conflict(json.loads(vfs("status", "--mount", mnt, "--json").stdout), origin)
+        assert "another store" in vfs("status", "--mount", mnt).stdout
+        _refused(vfs("sync", "--mount", mnt, check=False), origin)  # stopped: refused at once
+        assert (mnt / "from-clone").read_bytes() == b"written in the clone"
+        m.stop()
+    finally:
+        m.cleanup()
+    _shows_conflict(status(copy), origin)  # unmounted, from what the daemon recorded
+    _refused(vfs("sync", "--wait", "--store", copy, check=False), origin)
+    assert _content(copy, "from-clone") == b"written in the clone"
+    _origin_intact(tmp_path, remote, {"base": b"in both", "from-origin": b"written by the origin"}, "from-clone")
+
+
+def test_the_origin_never_publishes_over_a_checkpoint_a_clone_made(tmp_path: Path, remote: RemoteConfig) -> None:
+    origin, copy = tmp_path / "origin", tmp_path / "copy"
+    init(origin, remote)
+    write_files(origin, {"base": b"in both"})
+    vfs("sync", "--wait", "--store", origin)
+    vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
+    write_files(copy, {"from-clone": b"written in the clone"})
+    write_files(origin, {"from-origin": b"written by the origin"})
+    vfs("sync", "--wait", "--store", copy)  # the clone saw the head it publishes over: its own origin's
+    _refused(vfs("sync", "--wait", "--store", origin, check=False), copy)
+    _shows_conflict(status(origin), copy)
+    assert "another store" in vfs("status", "--store", origin).stdout
+    assert _content(origin, "from-origin") == b"written by the origin"
+    _origin_intact(tmp_path, remote, {"base": b"in both", "from-clone": b"written in the clone"}, "from-origin")
+
+
+def test_a_fresh_store_never_publishes_over_another_volume(tmp_path: Path, remote: RemoteConfig) -> None:
+    origin, other = tmp_path / "origin", tmp_path / "other"
+    init(origin, remote)
+    write_files(origin, {"base": b"the origin's"})
+    vfs("sync", "--wait", "--store", origin)
+    init(other, remote)
+    write_files(other, {"base": b"the fresh store's", "mine": b"only here"})
+    _refused(vfs("sync", "--wait", "--store", other, check=False), origin)
+    _shows_conflict(status(other), origin)
+    assert _content(other, "mine") == b"only here"
+    _origin_intact(tmp_path, remote, {"base": b"the origin's"}, "mine")
+    vfs("sync", "--wait", "--store", origin)  # the origin goes on syncing
+
+
+# -- the current failure in status (issue 9, item 6) ---------------------------------------------
+def _failing(st: dict[str, object]) -> bool:
+    return bool(st.get("error") and st.get("error_since_ns") and st.get("error_attempts"))
+
+
+def _wait_status(store_args: tuple[str, ...], until: object) -> dict[str, object]:
+    deadline = time.monotonic() + 240  # a bound only: a frozen endpoint fails after the 60 s read timeout
+    while True:
+        st: dict[str, object] = json.loads(vfs("status", *store_args, "--json").stdout)
+        if until(st):  # type: ignore[operator]
+            return st
+        assert time.monotonic() < deadline, st
+        time.sleep(0.2)
+
+
+def _shows_failure(store_args: tuple[str, ...], what: str = "ServiceUnavailable") -> None:
+    st = _wait_status(store_args, _failing)
+    assert what in str(st["error"]), st
+    text = vfs("status", *store_args).stdout
+    assert "failing since" in text and "failed attempt" in text, text
+
+
+@pytest.mark.fuse
+def test_status_shows_a_failing_endpoint_while_it_lasts_and_clears_after(
+    tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
+) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    init(store, remote)
+    m = Mount(store, mnt)
+    m.start()
+    try:
+        proxy.status = 503
+        (mnt / "f").write_bytes(os.urandom(100_000))
+        vfs("sync", "--mount", mnt)  # a round now, which fails (and is retried)
+        _shows_failure(("--mount", str(mnt)))
+        done = vfs("sync", "--wait", "--timeout", "2", "--mount", mnt, check=False)
+        assert done.returncode == 5 and "ServiceUnavailable" in done.stderr, done.stderr
+        proxy.status = None
+        vfs("sync", "--wait", "--timeout", "170", "--mount", mnt, timeout=200)
+        st = _wait_status(("--mount", str(mnt)), lambda st: not st["error"])
+        assert st["error_since_ns"] is None and st["backlog_objects"] == 0, st
+        m.stop()
+    finally:
+        m.cleanup()
+    # Unmounted: what the last `vfs sync` met, until one succeeds.
+    write_files(store, {"g": b"more"})
+    proxy.status = 503
+    done = vfs("sync", "--wait", "--timeout", "10", "--store", store, check=False)
+    assert done.returncode == 5 and "ServiceUnavailable" in done.stderr, done.stderr
+    _shows_failure(("--store", str(store)))
+    proxy.status = None
+    vfs("sync", "--wait", "--store", store)
+    st = status(store)
+    assert not st["error"] and st["error_since_ns"] is None, st
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+def test_status_shows_a_frozen_endpoint_once_a_request_times_out(
+    tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
+) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    init(store, remote)
+    m = Mount(store, mnt)
+    m.start()
+    try:
+        proxy.rate, proxy.kinds, proxy.stall = 1.0, ("stall",), 300.0  # beyond the daemon's read timeout
+        (mnt / "f").write_bytes(os.urandom(100_000))
+        vfs("sync", "--mount", mnt)
+        _shows_failure(("--mount", str(mnt)), "timeout")
+        proxy.rate = 0.0
+        vfs("sync", "--wait", "--timeout", "250", "--mount", mnt, timeout=280)
+        st = _wait_status(("--mount", str(mnt)), lambda st: not st["error"])
+        assert st["backlog_objects"] == 0, st
+        m.stop()
+    finally:
+        m.cleanup()

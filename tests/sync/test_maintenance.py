@@ -131,6 +131,25 @@ def test_fsck_remote_checks_the_checkpoint_chain_and_repairs_it(tmp_path: Path, 
     backend.close()
 
 
+def test_a_damaged_pointer_is_replaced_by_a_repair_only(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    build(store, remote)
+    backend = backend_of(remote)
+    backend.put(layout.LATEST_KEY, layout.wrap(b"not json"))
+    with Repository.open(store) as repo:
+        write(repo, "new", b"after the damage")
+    # Whose pointer it was cannot be told: a sync does not write over it, and says what will.
+    done = vfs("sync", "--wait", "--timeout", "5", "--store", store)
+    assert done.returncode == 5 and "fsck --remote --repair" in done.stderr, done.stderr
+    assert backend.get(layout.LATEST_KEY) == layout.wrap(b"not json")
+    done = vfs("fsck", store, "--remote", "--repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert vfs("sync", "--wait", "--store", store).returncode == 0
+    with clone(backend, remote, tmp_path / "copy") as b, Repository.open(store, lock=False) as a:
+        assert_same_volume(a, b)
+    backend.close()
+
+
 def test_fsck_remote_errors_clearly_without_a_remote_or_an_endpoint(tmp_path: Path, remote: RemoteConfig,
                                                                     proxy: object) -> None:
     plain = tmp_path / "plain"

@@ -12,10 +12,12 @@ import trio
 from tests.backend.faultproxy import FaultProxy
 from tests.conftest import LogWatch
 from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, pack_puts, write
+from vfs.backend.memory import MemoryBackend
 from vfs.config import RemoteConfig, StoreConfig
-from vfs.errors import CorruptChunk
+from vfs.errors import BackendError, CorruptChunk, RemoteConflict
 from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.repository import Repository
+from vfs.sync import checkpoint, layout
 from vfs.sync.clone import clone
 from vfs.sync.transfer import upload_pack
 from vfs.sync.uploader import Uploader, backlog, evict, started_marker
@@ -214,3 +216,76 @@ def test_cache_size_evicts_only_uploaded_packs_and_reads_fetch_them_back(tmp_pat
         v = repo.catalog.version_at(ino)
         assert v is not None and b"".join(repo.iter_content(v)) == data
     repo.close()
+
+
+def test_cache_size_keeps_packs_no_published_checkpoint_names(tmp_path: Path, remote: RemoteConfig) -> None:
+    repo = make_store(tmp_path / "a", remote)
+    fill(repo, 12, 400_000)
+    repo.chunks.seal()
+    local = sum(n for _, n in repo.chunks.sealed_packs())
+    up = Uploader(repo, backend_of(remote), cache_size=1 << 20)
+    trio.run(lambda: up.round(checkpoint_due=False))
+    # Uploaded, but named by no checkpoint: another store's gc would delete them, were it to write first.
+    assert len(repo.catalog.remote_packs()) == len(repo.chunks.sealed_packs())
+    assert sum(n for _, n in repo.chunks.sealed_packs()) == local
+    trio.run(up.round)
+    assert sum(n for _, n in repo.chunks.sealed_packs()) <= 1 << 20 < local
+    repo.close()
+
+
+class PointerPutFails(MemoryBackend):
+    """Fails the next PUT of the pointer `before` storing it, or `after` (the answer is lost)."""
+
+    def __init__(self) -> None:
+        super().__init__("pointer")
+        self.fail: str | None = None
+
+    def put(self, key: str, data: bytes) -> None:
+        when, self.fail = (self.fail, None) if key == layout.LATEST_KEY else (None, self.fail)
+        if when == "before":
+            raise BackendError("memory://pointer: injected failure before the PUT")
+        super().put(key, data)
+        if when == "after":
+            raise BackendError("memory://pointer: injected failure after the PUT")
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_pointer_put_that_failed_is_never_taken_for_another_stores(tmp_path: Path, when: str) -> None:
+    remote = RemoteConfig("memory://pointer")
+    repo = make_store(tmp_path / "a", remote)
+    backend = PointerPutFails()
+    up = Uploader(repo, backend)
+    write(repo, "a", b"one")
+    trio.run(up.round)
+    write(repo, "b", b"two")
+    backend.fail = when
+    with pytest.raises(BackendError, match="injected"):
+        trio.run(up.round)
+    # Whether it landed or not, the pointer may not be the remote's: the next round publishes again.
+    assert backlog(repo, checkpoint.Manifest.load(repo.path)).catalog_changed
+    trio.run(up.round)  # this process goes on (no RemoteConflict with itself) ...
+    write(repo, "c", b"three")
+    trio.run(Uploader(repo, backend).round)  # ... and so does the next one
+    with clone(backend, remote, tmp_path / "b") as copy:
+        assert_same_volume(repo, copy)
+    repo.close()
+
+
+def test_a_prefix_that_lost_its_config_is_not_claimed_over_another_stores_head(tmp_path: Path,
+                                                                                remote: RemoteConfig) -> None:
+    origin = make_store(tmp_path / "a", remote)
+    write(origin, "a", b"the origin's")
+    sync_round(origin, remote)
+    with backend_of(remote) as be:
+        be.delete(layout.CONFIG_KEY)
+    other = make_store(tmp_path / "b", remote)
+    write(other, "b", b"another store's")
+    with pytest.raises(RemoteConflict, match=str(origin.path)):
+        sync_round(other, remote)
+    with backend_of(remote) as be:
+        assert be.head(layout.CONFIG_KEY) is None
+    sync_round(origin, remote)  # the store whose head it is puts it back
+    with backend_of(remote) as be:
+        assert be.head(layout.CONFIG_KEY) is not None
+    other.close()
+    origin.close()

@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vfs.backend.base import Backend, check_key, is_transient
+from vfs.backend.base import Backend, Failure, check_key, is_transient
 from vfs.backend.limits import LimitedBackend
 from vfs.backend.local import LocalBackend
 from vfs.backend.memory import MemoryBackend
 from vfs.backend.retry import RetryingBackend, RetryPolicy
 from vfs.errors import UsageError
 
-__all__ = ["Backend", "RetryPolicy", "check_key", "is_transient", "open_backend"]
+__all__ = ["Backend", "Failure", "RetryPolicy", "check_key", "is_transient", "open_backend"]
 
 
 def open_backend(

@@ -15,9 +15,24 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 
 from vfs.errors import BackendError, UsageError
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure that lasts: requests have failed since `since_ns` (wall clock), `attempts` of them, and
+    none has succeeded meanwhile; `message` is the newest one's error (it names the endpoint and the key)."""
+
+    message: str
+    since_ns: int
+    attempts: int
+
+    def then(self, message: str) -> Failure:
+        """This failure, gone on with one more failed attempt."""
+        return Failure(message, self.since_ns, self.attempts + 1)
 
 
 class Backend(abc.ABC):
@@ -66,6 +81,10 @@ class Backend(abc.ABC):
     def is_transient(self, exc: BaseException) -> bool:
         """Whether retrying the request that raised `exc` may succeed."""
         return is_transient(exc)
+
+    def failure(self) -> Failure | None:
+        """The failure requests have met since the last one succeeded, or None (kept by the retry wrapper)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
         """Release connections and descriptors; the backend is unusable afterwards."""

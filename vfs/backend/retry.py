@@ -6,6 +6,9 @@ come back together). Retrying stops after `max_attempts` attempts, or when the n
 past `max_time` seconds after the first attempt; the last error is then raised with how long it was
 tried. Permanent errors (`BackendNotFound`, `BackendDenied`, ...) are raised at once.
 
+The wrapper also keeps the current `Failure` (`failure()`): failed attempts, transient or not, since the
+last request that succeeded; `vfs status` shows it while requests hang and are retried.
+
 Every request is idempotent here (objects are written whole, under content-derived keys), so a
 request whose answer was lost may simply be sent again.
 """
@@ -14,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from vfs.backend.base import Backend
-from vfs.errors import BackendError, BackendUnavailable, UsageError
+from vfs.backend.base import Backend, Failure
+from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +75,37 @@ class RetryingBackend(Backend):
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
+        self._failure: Failure | None = None
+        self._failure_lock = threading.Lock()  # requests run in many threads
+
+    def failure(self) -> Failure | None:
+        return self._failure
+
+    def _succeeded(self) -> None:
+        if self._failure is not None:
+            with self._failure_lock:
+                self._failure = None
 
     def _call(self, op: str, key: str, fn: Callable[[], T]) -> T:
         start = self._clock()
         attempt = 1
         while True:
             try:
-                return fn()
+                result = fn()
             except BackendError as e:
                 attempt = self._failed(op, key, e, attempt, start)
+            else:
+                self._succeeded()
+                return result
 
     def _failed(self, op: str, key: str, e: BackendError, attempt: int, start: float) -> int:
         """Sleep before the next attempt and return its number, or raise if there is to be none."""
+        if isinstance(e, BackendNotFound):
+            self._succeeded()  # the endpoint answered
+        else:
+            with self._failure_lock:
+                f = self._failure
+                self._failure = f.then(str(e)) if f is not None else Failure(str(e), time.time_ns(), 1)
         if not self.inner.is_transient(e):
             raise e
         elapsed = self._clock() - start
@@ -117,7 +140,9 @@ class RetryingBackend(Backend):
                 for key in self.inner.list(prefix, start_after=last):
                     last = key
                     attempt, start = 1, self._clock()
+                    self._succeeded()
                     yield key
+                self._succeeded()
                 return
             except BackendError as e:
                 attempt = self._failed("list", prefix, e, attempt, start)

@@ -1,4 +1,9 @@
-"""vfs status [--json]: the remote sync state of a store (backlog, last sync, current error)."""
+"""vfs status [--json]: the remote sync state of a store (backlog, last sync, current failure).
+
+Mounted, the daemon answers: the failure its requests meet now (what, since when, how many attempts
+failed), or that it stopped syncing because another store wrote the remote. Unmounted, what the last
+sync of the store met, until one succeeds.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +30,23 @@ def status(store: Any) -> dict[str, Any]:
         answer.pop("ok", None)
         return answer
     from vfs.sync.checkpoint import Manifest
-    from vfs.sync.uploader import status_of
+    from vfs.sync.uploader import load_failure, status_of
 
     with Repository.open(store, lock=False) as repo:
-        return {"mounted": False, **status_of(repo, Manifest.load(repo.path))}
+        failure, conflict = load_failure(repo.path)  # what the last sync met
+        return {"mounted": False, **status_of(repo, Manifest.load(repo.path), failure=failure, conflict=conflict)}
+
+
+def describe_error(st: dict[str, Any]) -> str:
+    """The current failure of a status, in one line: what, since when, how many attempts failed."""
+    if not st.get("error"):
+        return "none"
+    since = st.get("error_since_ns")
+    if st.get("conflict"):
+        return f"{st['error']} (since {format_time(since)})" if since else str(st["error"])
+    n = st.get("error_attempts") or 0
+    when = f"failing since {format_time(since)}, " if since else ""
+    return f"{st['error']} ({when}{n} failed attempt{'s' if n != 1 else ''})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
           + (", catalog changes" if st.get("catalog_changed") else ""))
     last = st.get("last_sync_ns")
     print(f"last sync:   {format_time(last) if last else 'never'}")
-    print(f"error:       {st.get('error') or 'none'}")
+    print(f"error:       {describe_error(st)}")
     if st.get("cache"):
         print(f"cache:       {st['cache']}")
     return 0

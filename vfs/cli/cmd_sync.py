@@ -3,7 +3,9 @@
 With the store mounted the daemon's uploader does it (asked through the control socket; without
 --wait the command returns at once). Otherwise this process uploads, and always waits. With --wait,
 exit 0 means the remote holds every commit made before the command started; if that cannot be done
-within --timeout seconds (endpoint down, access denied) the command says why and exits non-zero.
+within --timeout seconds (endpoint down, access denied) the command says why and exits non-zero
+(5). If another store has written the remote since this one last synced, nothing is published over
+it and the command exits 6 (RemoteConflict) saying which store, when, and what to do.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 import trio
 
+from vfs.cli.cmd_status import describe_error
 from vfs.cli.common import add_store_options, store_of
 from vfs.cli.progress import Progress
 from vfs.control.client import call, daemon_running
-from vfs.errors import BackendError, BackendUnavailable, StoreError, UsageError
+from vfs.errors import BackendError, BackendUnavailable, RemoteConflict, StoreError, UsageError
 from vfs.repository import Repository
 
 
@@ -53,15 +56,18 @@ def _through_daemon(store: Path, args: argparse.Namespace) -> int:
             bar(max(first - int(st["backlog_bytes"]), 0), first)
             if int(st["rounds_done"]) >= target:
                 return 0
+            if st.get("conflict"):  # the daemon stopped syncing
+                raise RemoteConflict(str(st["error"]))
             if time.monotonic() > deadline:
-                raise _timed_out(args.timeout, st.get("error"))
+                raise _timed_out(args.timeout, st)
             time.sleep(0.2)
     finally:
         bar.close()
 
 
-def _timed_out(timeout: float, error: object) -> BackendError:
-    return BackendUnavailable(f"sync did not finish within {timeout:g}s: {error or 'still uploading'}")
+def _timed_out(timeout: float, st: dict[str, Any]) -> BackendError:
+    why = describe_error(st) if st.get("error") else "still uploading"
+    return BackendUnavailable(f"sync did not finish within {timeout:g}s: {why}")
 
 
 def _direct(store: Path, timeout: float) -> int:
@@ -82,6 +88,7 @@ def _direct(store: Path, timeout: float) -> int:
 
 async def _sync_direct(uploader: Any, bar: Progress, limit: float) -> None:
     first = max(uploader.status()["backlog_bytes"], 1)
+    final: BackendError | None = None  # raised outside the nursery: an exception group has no one-line message
     async with trio.open_nursery() as nursery:
         async def show() -> None:
             while True:
@@ -89,20 +96,22 @@ async def _sync_direct(uploader: Any, bar: Progress, limit: float) -> None:
                 await trio.sleep(0.25)
 
         nursery.start_soon(show)
-        error: object = None
-        with trio.move_on_after(limit):
+        with trio.move_on_after(limit) as scope:
             pause = 0.5
             while True:
                 try:
                     await uploader.round()
                     bar(first, first)
-                    nursery.cancel_scope.cancel()
-                    return
+                    break
                 except (BackendError, StoreError, OSError) as e:
                     if isinstance(e, BackendError) and not e.transient:
-                        raise
-                    error = e
+                        final = e
+                        break
                     await trio.sleep(pause)
                     pause = min(pause * 2, 10.0)
         nursery.cancel_scope.cancel()
-    raise _timed_out(limit, error)
+    if final is not None:
+        raise final
+    if scope.cancelled_caught:
+        uploader.save_failure()  # the round was cut short: `vfs status` shows what it met
+        raise _timed_out(limit, uploader.status())

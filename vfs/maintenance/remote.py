@@ -424,9 +424,7 @@ def upload_checkpoint_direct(repo: Repository, new_base: bool) -> None:
 
     uploader = open_uploader(repo, max_pause=5.0)
     try:
-        if new_base:
-            uploader.manifest = None
-        trio.run(lambda: uploader.round(force=True))
+        trio.run(lambda: uploader.round(force=True, new_base=new_base))
     finally:
         uploader.backend.close()
 

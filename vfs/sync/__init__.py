@@ -8,6 +8,7 @@ newest checkpoint. The *backlog* is what the remote still lacks: sealed packs wi
 `remote_packs` row, data in the open pack, and catalog changes since the last checkpoint.
 
 Write ordering: packs, then the checkpoint objects, then the pointer; so a reader that follows the
-pointer never finds a catalog that names a pack the bucket lacks. This package works on a
+pointer never finds a catalog that names a pack the bucket lacks. Nothing is written unless the
+remote's head is the checkpoint this store last published or cloned (docs/design.md). This package works on a
 `Repository` and never imports `vfs.fs` or `vfs.fuse`.
 """

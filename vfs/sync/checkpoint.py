@@ -10,23 +10,30 @@ a restore applies the chain in order and checks that hash before using the file.
 A checkpoint is made in two steps around the pack uploads: `prepare` takes the copy and seals the
 open pack (so every chunk the copy names is in a sealed pack); once those packs are uploaded,
 `finish` records their remote rows in the copy and uploads the objects, then the pointer.
+
+Remote head check: the pointer also records its *writer* (store directory, host, time). A store
+publishes only over the head it last published or cloned from (the manifest's seq, chain and
+database hash) or over none; any other head means another store has written since, and publishing
+would erase its commits: `check_head` raises RemoteConflict instead (docs/design.md).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import struct
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from vfs.backend import Backend
 from vfs.catalog.catalog import CATALOG_FILE
-from vfs.errors import BackendError, BackendNotFound, CorruptChunk, StoreError
+from vfs.errors import BackendNotFound, CorruptChunk, RemoteConflict, StoreError
 from vfs.fsutil import private_dir, write_private
 from vfs.store import codec
 from vfs.sync import layout
@@ -54,6 +61,14 @@ class Manifest:
     head_commit: int = 0  # catalog head the checkpoint holds
     remote_packs: int = 0  # remote_packs rows it holds
     time_ns: int = 0  # when it was completed
+    db_hash: str = ""  # hex BLAKE3 of the checkpointed database, as in the pointer ("" before vfs recorded it)
+    # The head ({"seq", "chain", "db_hash"}) this checkpoint's pointer replaces, while that pointer's PUT
+    # is not known to have landed (None once it has): the remote may then hold either, both this store's.
+    replaces: dict[str, Any] | None = None
+
+    def head(self) -> dict[str, Any]:
+        """What identifies this checkpoint's pointer (see `is_seen`)."""
+        return {"seq": self.seq, "chain": self.chain, "db_hash": self.db_hash}
 
     @classmethod
     def load(cls, store: Path) -> Manifest | None:
@@ -101,20 +116,24 @@ def prepare(store: Path, backup_to: Any, seal: Any) -> Prepared:
 
 
 def needed(prepared: Prepared, previous: Manifest | None, remote_count: int) -> bool:
-    """Whether the copy differs from what the remote's newest checkpoint holds."""
-    return previous is None or previous.head_commit != prepared.head_commit or previous.remote_packs != remote_count
+    """Whether the copy differs from what the remote's newest checkpoint holds (or may not hold it)."""
+    return (previous is None or previous.replaces is not None or previous.head_commit != prepared.head_commit
+            or previous.remote_packs != remote_count)
 
 
 def finish(
     store: Path, backend: Backend, prepared: Prepared, remote_packs: Mapping[PackNo, tuple[str, int]],
-    previous: Manifest | None, volume: str,
+    previous: Manifest | None, volume: str, *, new_base: bool = False,
 ) -> tuple[Manifest, int]:
     """Record the remote packs in the copy, upload it as a base or delta, then the pointer.
 
-    Returns the new manifest (also saved) and the bytes uploaded.
+    `previous` is the newest checkpoint this store published or cloned: the remote's head must still
+    be that one. `new_base` (a repair of a broken chain) uploads a base, and may replace a pointer
+    that cannot be read. Returns the new manifest (also saved) and the bytes uploaded.
 
     Raises:
         StoreError: the copy names a pack the remote lacks (the caller did not upload it first).
+        RemoteConflict: another store has moved the remote's head; nothing was uploaded.
     """
     snap = prepared.snapshot
     conn = sqlite3.connect(snap, isolation_level=None)
@@ -133,7 +152,7 @@ def finish(
     data = snap.read_bytes()
     hashes = [codec.chunk_id(data[i : i + BLOCK]).hex() for i in range(0, len(data), BLOCK)]
     seq = (previous.seq if previous else 0) + 1
-    base = (previous is None or previous.block_size != BLOCK or len(previous.chain) > MAX_DELTAS
+    base = (new_base or previous is None or previous.block_size != BLOCK or len(previous.chain) > MAX_DELTAS
             or not previous.chain)
     changed = range(len(hashes)) if base else [
         i for i, h in enumerate(hashes) if i >= len(previous.hashes) or previous.hashes[i] != h  # type: ignore[union-attr]
@@ -144,16 +163,25 @@ def finish(
         body = layout.wrap(codec.compress(_encode(data, changed)))
     key = layout.catalog_key(seq, "base" if base else "delta")
     chain = [key] if base else [*previous.chain, key]  # type: ignore[union-attr]
+    # Checked again right before writing: the object below may share its key with the other store's.
+    check_head(backend, previous, replace_unreadable=new_base)
     backend.put(key, body)
-    pointer = {"seq": seq, "chain": chain, "db_size": len(data), "db_hash": codec.chunk_id(data).hex(),
-               "block_size": BLOCK, "volume": volume}
-    backend.put(layout.LATEST_KEY, layout.wrap_json(pointer))
+    db_hash = codec.chunk_id(data).hex()
     manifest = Manifest(
         seq=seq, chain=chain, hashes=hashes,
         base_size=len(body) if base else previous.base_size,  # type: ignore[union-attr]
         deltas_size=0 if base else previous.deltas_size + len(body),  # type: ignore[union-attr]
-        head_commit=prepared.head_commit, remote_packs=len(remote_packs), time_ns=time.time_ns(),
+        head_commit=prepared.head_commit, remote_packs=len(remote_packs), time_ns=time.time_ns(), db_hash=db_hash,
+        replaces=previous.head() if previous is not None else None,
     )
+    # Saved before the pointer: one that lands but is not recorded (a kill, a lost answer) would be taken
+    # for another store's head. Its objects are all uploaded, so either head is a valid base for the next.
+    manifest.save(store)
+    pointer = {"seq": seq, "chain": chain, "db_size": len(data), "db_hash": db_hash, "block_size": BLOCK,
+               "volume": volume, "writer": {"store": str(store), "host": socket.gethostname(),
+                                            "time_ns": time.time_ns()}}
+    backend.put(layout.LATEST_KEY, layout.wrap_json(pointer))
+    manifest.replaces = None
     manifest.save(store)
     snap.unlink(missing_ok=True)
     return manifest, len(body)
@@ -201,22 +229,91 @@ def restore(backend: Backend, store: Path) -> tuple[dict[str, Any], Manifest]:
     write_private(tmp, buf, sync=True)
     os.replace(tmp, dest)
     hashes = [codec.chunk_id(bytes(buf[i : i + BLOCK])).hex() for i in range(0, size, BLOCK)]
-    manifest = Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns())
+    manifest = Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns(),
+                        db_hash=str(pointer["db_hash"]))
     return pointer, manifest
 
 
-def check_config(backend: Backend, volume: str, config: dict[str, Any]) -> None:
-    """Write the remote's `config` object, or check that it names this volume.
+def read_pointer(backend: Backend) -> dict[str, Any] | None:
+    """The remote's pointer (`catalog/latest`), or None if it has none.
 
     Raises:
-        BackendError: the prefix holds another volume.
+        CorruptChunk: the pointer cannot be read.
+    """
+    try:
+        return layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)
+    except BackendNotFound:
+        return None
+
+
+def is_seen(pointer: dict[str, Any], manifest: Manifest | None) -> bool:
+    """Whether `pointer` is the head `manifest` records (this store published it, or cloned from it), or
+    the one its pointer replaces while that PUT is unconfirmed."""
+    if manifest is None:
+        return False
+    heads = [manifest.head(), *([manifest.replaces] if manifest.replaces is not None else [])]
+    # A manifest written before vfs recorded db_hash is matched by seq and chain alone.
+    return any(pointer.get("seq") == h["seq"] and pointer.get("chain") == h["chain"]
+               and h["db_hash"] in ("", pointer.get("db_hash")) for h in heads)
+
+
+def check_head(backend: Backend, seen: Manifest | None, *, replace_unreadable: bool = False) -> None:
+    """Refuse to go on unless the remote's head is the one `seen` records, or the remote has none.
+
+    A remote without a pointer has no head to lose. `replace_unreadable`: a pointer that cannot be
+    read (damaged) does not stop a repair, which replaces it.
+
+    Raises:
+        RemoteConflict: another store has published a checkpoint since (the message says which and when).
+        CorruptChunk: the pointer cannot be read (unless `replace_unreadable`).
+    """
+    try:
+        pointer = read_pointer(backend)
+    except CorruptChunk as e:
+        if replace_unreadable:
+            return
+        # Whose it is cannot be told: not replaced by a sync, only by a repair asked for.
+        raise CorruptChunk(f"{e}; 'vfs fsck --remote --repair' replaces it") from None
+    if pointer is None or is_seen(pointer, seen):
+        return
+    raise RemoteConflict(f"another store has written to {backend.url} since this store last synced: checkpoint"
+                         f" {pointer.get('seq')} was published by {written_by(pointer)}")
+
+
+def written_by(pointer: dict[str, Any]) -> str:
+    """Who wrote `pointer` and when, for messages: "the store DIR on HOST at TIME"."""
+    writer = pointer.get("writer")
+    if not isinstance(writer, dict):
+        return "a store whose name is not recorded (an older vfs)"
+    try:
+        when = datetime.fromtimestamp(int(writer["time_ns"]) / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        when = "an unknown time"
+    return f"the store {writer.get('store')} on {writer.get('host')} at {when}"
+
+
+def check_config(backend: Backend, volume: str, config: dict[str, Any], seen: Manifest | None, *,
+                 replace_unreadable: bool = False) -> None:
+    """Write the remote's `config` object, or check that it names this volume.
+
+    `seen` and `replace_unreadable` are `check_head`'s: a prefix without a config but with a head this
+    store has not seen (the config object lost) is not this store's to claim.
+
+    Raises:
+        RemoteConflict: the prefix holds another volume, or another store's head (nothing is written).
     """
     try:
         found = layout.unwrap_json(backend.get(layout.CONFIG_KEY), layout.CONFIG_KEY)
     except BackendNotFound:
         found = None
     if found is None:
+        check_head(backend, seen, replace_unreadable=replace_unreadable)
         backend.put(layout.CONFIG_KEY, layout.wrap_json({"format": layout.FORMAT, "volume": volume,
                                                          "store_config": config}))
     elif found.get("volume") != volume:
-        raise BackendError(f"{backend.url} holds another volume ({found.get('volume')}); use another prefix")
+        try:
+            pointer = read_pointer(backend)
+        except CorruptChunk:
+            pointer = None
+        last = f", last written by {written_by(pointer)}" if pointer is not None else ""
+        raise RemoteConflict(f"{backend.url} holds another store's volume ({found.get('volume')}){last}")

@@ -8,7 +8,8 @@ Under the remote prefix:
     catalog/<seq>-base         every block of a catalog checkpoint
     catalog/<seq>-delta        the blocks that changed since checkpoint seq-1
     catalog/latest             the pointer: the chain of base and deltas that rebuilds the newest
-                               checkpoint, and the BLAKE3 of the database it yields; written last
+                               checkpoint, the BLAKE3 of the database it yields, and its writer
+                               (store directory, host, time); written last
 
 Every object but the packs starts with a 6-byte header: b"VFSO", format version, key id (0 = plain;
 client-side encryption will use other ids).

@@ -10,23 +10,31 @@ catalog transaction, so the mount stays responsive however slow or dead the endp
 
 Stopping (`stop()`, or cancellation) abandons requests in flight: what they sent is found by HEAD
 next time and not sent again; the backlog stays on disk.
+
+A round that would upload anything first checks the remote's head (`checkpoint.check_head`): if
+another store has published since, the uploader stops for good (`RemoteConflict`), and the store keeps
+all its data. The current *failure* (what, since when, how many attempts) is what `vfs status`
+shows: the backend's while its requests fail, else the last round's; it is also kept in
+`STORE/sync/failure.json` until a round succeeds, for `vfs status` of an unmounted store.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from vfs.backend import Backend
-from vfs.errors import BackendError, StoreError
-from vfs.fsutil import PRIVATE_FILE, private_dir
+from vfs.backend import Backend, Failure
+from vfs.errors import BackendError, RemoteConflict, StoreError
+from vfs.fsutil import PRIVATE_FILE, private_dir, write_private
 from vfs.repository import Repository
 from vfs.sync import checkpoint
 from vfs.sync.transfer import upload_pack
@@ -56,7 +64,7 @@ def backlog(repo: Repository, manifest: checkpoint.Manifest | None) -> Backlog:
         open_size = 0
     if open_size > 16:  # more than the pack header
         objects, size = objects + 1, size + open_size
-    changed = manifest is None or manifest.head_commit != repo.catalog.head().no
+    changed = manifest is None or manifest.replaces is not None or manifest.head_commit != repo.catalog.head().no
     if changed:
         objects += 1
     return Backlog(objects, size, changed)
@@ -93,7 +101,10 @@ class Uploader:
         self._done = 0  # the newest round that completed
         self._last_checkpoint = 0.0
         self.manifest = checkpoint.Manifest.load(repo.path)
-        self.error: str | None = None
+        self._config_checked = False  # once per uploader: `remote set` may have changed the prefix since
+        self.failure: Failure | None = None  # of the last round (None: it succeeded)
+        self.conflict = False  # the last round met a RemoteConflict: this uploader has stopped for good
+        self._failure_saved = failure_file(repo.path).exists()
         self.cache_note: str | None = None
         self.sent_bytes = 0  # pack and catalog bytes put by this process
         self.sent_objects = 0
@@ -101,20 +112,23 @@ class Uploader:
 
     # -- the task --------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Replicate until cancelled or `stop()`."""
+        """Replicate until cancelled or `stop()`, or until another store writes the remote."""
         failures = 0
+        logged: str | None = None  # the failure last logged: a lasting one is logged once
         with self._cancel:
             task_status.started()
             while True:
                 due = time.monotonic() - self._last_checkpoint >= self.checkpoint_interval
                 try:
                     await self.round(checkpoint_due=due or self._want_round > self._done)
+                except RemoteConflict as e:
+                    log.error("sync to %s stopped: %s", self.backend.url, e)
+                    return  # for good: `request` and `wait_round` say why from now on
                 except (BackendError, StoreError, OSError) as e:
                     failures += 1
-                    if self.error != str(e):
+                    if logged != str(e):
                         log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
-                    self.error = str(e)
-                    self._notify()
+                    logged = str(e)
                     pause = random.uniform(0.5, 1.0) * min(self.max_pause, 2.0 ** min(failures, 20))
                     with trio.move_on_after(pause):
                         await self._wake.wait()
@@ -122,8 +136,7 @@ class Uploader:
                     continue
                 if failures:
                     log.info("sync to %s works again", self.backend.url)
-                failures = 0
-                self.error = None
+                failures, logged = 0, None
                 with trio.move_on_after(self.poll_interval):
                     await self._wake.wait()
                 self._wake = trio.Event()
@@ -139,7 +152,12 @@ class Uploader:
         await self.wait_round(self.request())
 
     def request(self) -> int:
-        """Ask for a full round; returns its number (see `done`)."""
+        """Ask for a full round; returns its number (see `done`).
+
+        Raises:
+            RemoteConflict: this uploader has stopped (another store wrote the remote).
+        """
+        self._check_stopped()
         self._want_round = self._started + 1
         self._wake.set()
         return self._want_round
@@ -149,37 +167,94 @@ class Uploader:
         return self._done
 
     async def wait_round(self, target: int) -> None:
+        """Wait until round `target` is done (RemoteConflict if the uploader stops meanwhile)."""
         while self._done < target:
+            self._check_stopped()
             await self._changed.wait()
+
+    def _check_stopped(self) -> None:
+        if self.conflict and self.failure is not None:
+            raise RemoteConflict(self.failure.message)
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
     # -- one round -------------------------------------------------------------------------------
-    async def round(self, *, checkpoint_due: bool = True, force: bool = False) -> None:
+    async def round(self, *, checkpoint_due: bool = True, force: bool = False, new_base: bool = False) -> None:
         """Upload what the remote lacks; with `checkpoint_due`, end with a checkpoint if the catalog changed.
 
         `force`: upload a checkpoint even if the remote's seems current (remote gc needs one that
-        certainly reflects the catalog now). Rounds run one at a time (`lock`).
+        certainly reflects the catalog now). `new_base`: make it a base (repair of a broken chain).
+        Rounds run one at a time (`lock`).
+
+        Raises:
+            RemoteConflict: another store has written the remote; nothing more is uploaded.
+            BackendError, StoreError, OSError: the round failed (see `failure`); it may be retried.
         """
         async with self.lock:
-            await self.round_locked(checkpoint_due=checkpoint_due, force=force)
+            await self.round_locked(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
 
-    async def round_locked(self, *, checkpoint_due: bool = True, force: bool = False) -> None:
+    async def round_locked(self, *, checkpoint_due: bool = True, force: bool = False, new_base: bool = False) -> None:
         """`round`, for a caller that holds `lock` (remote gc: no upload may start meanwhile)."""
+        self._check_stopped()
+        try:
+            await self._round(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
+        except (BackendError, StoreError, OSError) as e:
+            self._failed(e)
+            raise
+        if self.failure is not None or self._failure_saved:
+            self.failure = None
+            save_failure(self.repo.path, None)
+            self._failure_saved = False
+
+    def _failed(self, e: BaseException) -> None:
+        """Record why a round failed, here and in the store (for `vfs status` once unmounted)."""
+        conflict = isinstance(e, RemoteConflict)
+        live = self.backend.failure()
+        if live is not None and not conflict:
+            self.failure = live  # the requests' own record: since when they fail, how many did
+        elif self.failure is not None and self.conflict == conflict:
+            self.failure = self.failure.then(str(e))
+        else:
+            self.failure = Failure(str(e), time.time_ns(), 1)
+        self.conflict = conflict
+        # A few hundred bytes once per failed round: not worth a thread hop.
+        save_failure(self.repo.path, self.failure, conflict=conflict)
+        self._failure_saved = True
+        self._notify()
+
+    async def _round(self, *, checkpoint_due: bool, force: bool, new_base: bool) -> None:
         self._started += 1
         number = self._started
         repo = self.repo
-        if self.manifest is None:
+        if not self._config_checked:
             config = {"store_id": repo.store_id, "config": repo.catalog.meta("config")}
-            await trio.to_thread.run_sync(checkpoint.check_config, self.backend, repo.store_id, config,
-                                          limiter=self._limiter, abandon_on_cancel=True)
+            try:
+                await trio.to_thread.run_sync(
+                    lambda: checkpoint.check_config(self.backend, repo.store_id, config, self.manifest,
+                                                    replace_unreadable=new_base),
+                    limiter=self._limiter, abandon_on_cancel=True)
+            except RemoteConflict as e:
+                other = self._remote_args("s3://BUCKET/OTHER-PREFIX")
+                advice = f"give it a prefix of its own with 'vfs remote set {repo.path} {other}'"
+                raise self._advised(e, advice) from None
+            self._config_checked = True
+        remote = repo.catalog.remote_packs()
+        if force or checkpoint_due or any(p not in remote for p, _ in repo.chunks.sealed_packs()):
+            # Before uploading anything: packs sent to a remote that another store has moved on would
+            # be orphans there (its gc deletes them), and must not be evicted here as if they were safe.
+            try:
+                await trio.to_thread.run_sync(
+                    lambda: checkpoint.check_head(self.backend, self.manifest, replace_unreadable=new_base),
+                    limiter=self._limiter, abandon_on_cancel=True)
+            except RemoteConflict as e:
+                raise self._head_moved(e) from None
         await self._upload_backlog()
         m = self.manifest
         if force:
             checkpoint_due = True
-        elif m is not None and m.head_commit == repo.catalog.head().no and m.remote_packs == len(
+        elif m is not None and m.replaces is None and m.head_commit == repo.catalog.head().no and m.remote_packs == len(
                 repo.catalog.remote_packs()):
             checkpoint_due = False  # the remote's checkpoint is current: no catalog copy needed
         if checkpoint_due:
@@ -188,9 +263,17 @@ class Uploader:
             await self._upload_backlog()
             remote = repo.catalog.remote_packs()
             if force or checkpoint.needed(prepared, self.manifest, len(remote)):
-                manifest, sent = await trio.to_thread.run_sync(
-                    checkpoint.finish, repo.path, self.backend, prepared, remote, self.manifest, repo.store_id,
-                    limiter=self._limiter, abandon_on_cancel=True)
+                try:
+                    manifest, sent = await trio.to_thread.run_sync(
+                        lambda: checkpoint.finish(repo.path, self.backend, prepared, remote, self.manifest,
+                                                  repo.store_id, new_base=new_base),
+                        limiter=self._limiter, abandon_on_cancel=True)
+                except RemoteConflict as e:  # the head moved since the check above
+                    raise self._head_moved(e) from None
+                except (BackendError, StoreError, OSError):
+                    # finish records the new checkpoint before its pointer's PUT: the remote may hold it.
+                    self.manifest = checkpoint.Manifest.load(repo.path)
+                    raise
                 self.manifest = manifest
                 self.sent_bytes += sent
                 self.sent_objects += 2
@@ -199,10 +282,31 @@ class Uploader:
             else:
                 prepared.snapshot.unlink(missing_ok=True)
             self._last_checkpoint = time.monotonic()
-        if self.cache_size is not None:
+        m = self.manifest
+        # Only packs a published checkpoint names may go: another store's gc would delete the others, were
+        # it to write the remote before this store's next checkpoint.
+        if self.cache_size is not None and m is not None and m.replaces is None and m.remote_packs == len(
+                repo.catalog.remote_packs()):
             self.cache_note = await trio.to_thread.run_sync(evict, repo, self.cache_size, limiter=self._cpu)
         self._done = max(self._done, number)
         self._notify()
+
+    def _head_moved(self, e: RemoteConflict) -> RemoteConflict:
+        return self._advised(e, "to keep its changes, clone the remote into a new store"
+                                f" ('vfs clone {self._remote_args()} NEWSTORE'), copy them into it and sync that one")
+
+    def _advised(self, e: RemoteConflict, advice: str) -> RemoteConflict:
+        """`e` (the facts: who wrote the remote, when) with what it means and what the user can do."""
+        return RemoteConflict(f"{e}. This store keeps its data but publishes nothing there (that would erase the"
+                              f" other store's commits): {advice}")
+
+    def _remote_args(self, url: str | None = None) -> str:
+        """The remote as `vfs clone` and `vfs remote set` take it (with another URL if given)."""
+        r = self.repo.remote
+        if r is None:
+            return url or self.backend.url
+        return " ".join([url or r.url, *(["--endpoint-url", r.endpoint_url] if r.endpoint_url else []),
+                         *(["--region", r.region] if r.region else [])])
 
     async def _upload_backlog(self) -> None:
         remote = self.repo.catalog.remote_packs()
@@ -232,8 +336,28 @@ class Uploader:
         self._notify()
 
     # -- reporting -------------------------------------------------------------------------------
+    def current_failure(self) -> Failure | None:
+        """What keeps sync from succeeding now: a conflict; else the failure requests meet now (they may
+        hang and be retried for minutes before a round gives up); else the last round's."""
+        if self.conflict:
+            return self.failure
+        return self.backend.failure() or self.failure
+
+    @property
+    def error(self) -> str | None:
+        f = self.current_failure()
+        return f.message if f is not None else None
+
+    def save_failure(self) -> None:
+        """Keep the current failure in the store (`vfs sync` giving up mid-round: a round records its own)."""
+        f = self.current_failure()
+        if f is not None:
+            save_failure(self.repo.path, f, conflict=self.conflict)
+            self._failure_saved = True
+
     def status(self) -> dict[str, Any]:
-        return status_of(self.repo, self.manifest, error=self.error, cache_note=self.cache_note,
+        return status_of(self.repo, self.manifest, failure=self.current_failure(), conflict=self.conflict,
+                         cache_note=self.cache_note,
                          extra={"in_flight": self.in_flight, "sent_bytes": self.sent_bytes,
                                 "sent_objects": self.sent_objects, "rounds_done": self._done})
 
@@ -252,11 +376,38 @@ def _upload_marked(backend: Backend, path: Path, marker: Path) -> tuple[str, int
     return upload_pack(backend, path, check_first=tried)
 
 
+def failure_file(store: Path) -> Path:
+    return store / checkpoint.STATE_DIR / "failure.json"
+
+
+def save_failure(store: Path, failure: Failure | None, *, conflict: bool = False) -> None:
+    """Keep why sync fails (None: it works again) for `vfs status` of the store while unmounted."""
+    path = failure_file(store)
+    if failure is None:
+        path.unlink(missing_ok=True)
+        return
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    write_private(tmp, json.dumps({**asdict(failure), "conflict": conflict}).encode())
+    os.replace(tmp, path)
+
+
+def load_failure(store: Path) -> tuple[Failure | None, bool]:
+    """(the failure the last sync of the store met, whether it is a conflict); (None, False) if it worked."""
+    try:
+        data = json.loads(failure_file(store).read_text())
+        return Failure(str(data["message"]), int(data["since_ns"]), int(data["attempts"])), bool(data["conflict"])
+    except FileNotFoundError:
+        return None, False
+    except (ValueError, KeyError, TypeError) as e:  # a damaged file must not break `vfs status`
+        return Failure(f"unreadable {failure_file(store)}: {e}", 0, 0), False
+
+
 def status_of(
-    repo: Repository, manifest: checkpoint.Manifest | None, *, error: str | None = None,
-    cache_note: str | None = None, extra: dict[str, Any] | None = None,
+    repo: Repository, manifest: checkpoint.Manifest | None, *, failure: Failure | None = None,
+    conflict: bool = False, cache_note: str | None = None, extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The status `vfs status` shows (JSON-ready)."""
+    """The status `vfs status` shows (JSON-ready); `error*` describe the current failure, if any."""
     b = backlog(repo, manifest)
     return {
         "remote": repo.remote.url if repo.remote else None,
@@ -266,7 +417,10 @@ def status_of(
         "catalog_changed": b.catalog_changed,
         "last_sync_ns": manifest.time_ns if manifest else None,
         "checkpoint": manifest.seq if manifest else None,
-        "error": error,
+        "error": failure.message if failure else None,
+        "error_since_ns": failure.since_ns if failure else None,  # requests (or rounds) fail since then
+        "error_attempts": failure.attempts if failure else None,  # how many failed meanwhile
+        "conflict": conflict,  # another store has written the remote: this store stopped syncing
         "cache": cache_note,
         **(extra or {}),
     }
