@@ -14,6 +14,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,10 @@ class Ingested:
 @dataclass
 class _Work:
     chunk_id: ChunkId
+    offset: int
     plain_len: int
-    encoded: tuple[int, bytes | memoryview] | None  # None: another worker or the catalog has it
+    codec: int | None  # None: another worker or the catalog has it
+    packed: bytes | None  # the zstd bytes; None when stored raw (then written from the buffer itself)
 
 
 class ChunkStore:
@@ -95,12 +98,10 @@ class ChunkStore:
         return result
 
     def _ingest_mapped(self, fd: int, known: Callable[[ChunkId], bool]) -> Ingested:
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            try:
-                return self._ingest_view(view, known)
-            finally:
-                view.release()
+        # Closing the map raises BufferError while any memoryview of it lives: _ingest_view keeps
+        # every view it makes inside a scope that ends before it returns (see there).
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm, memoryview(mm) as view:
+            return self._ingest_view(view, known)
 
     def _ingest_small(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
         """A file of one chunk: its chunk id is its content hash, and it is done inline (no thread hop)."""
@@ -118,35 +119,57 @@ class ChunkStore:
         return result
 
     def _ingest_view(self, view: memoryview, known: Callable[[ChunkId], bool]) -> Ingested:
+        """Ingest the bytes of `view`; no view of its buffer is left and no task touches it on return.
+
+        Both matter for a view of an mmap (`_ingest_mapped`). Each slice is an export of the map,
+        and a single live one makes closing the map raise BufferError: so slices never cross a
+        thread. A pool worker keeps a task's arguments for a moment after its future completes
+        (until it drops the work item, CPython issue16284), so a worker gets offsets and releases
+        its slice before returning, and raw chunks are written from a slice released at once. And a
+        task still queued or running after an error would read a map whose file may meanwhile be
+        truncated (SIGBUS): the finally clause cancels or waits for every task.
+        """
         claimed: set[ChunkId] = set()  # ids this ingest stores; later duplicates are skipped
         level = self.config.zstd_level
 
-        def work(piece: memoryview) -> _Work:
-            cid = codec.chunk_id(piece)
-            with self._claim_lock:
-                fresh = cid not in claimed
-                claimed.add(cid)
-            if not fresh or known(cid):
-                return _Work(cid, len(piece), None)
-            return _Work(cid, len(piece), codec.encode(piece, level))
+        def work(off: int, length: int) -> _Work:
+            with view[off : off + length] as piece:
+                cid = codec.chunk_id(piece)
+                with self._claim_lock:
+                    fresh = cid not in claimed
+                    claimed.add(cid)
+                if not fresh or known(cid):
+                    return _Work(cid, off, length, None, None)
+                kind, stored = codec.encode(piece, level)
+                return _Work(cid, off, length, kind, bytes(stored) if kind == codec.ZSTD else None)
 
-        file_hash = self._pool.submit(_hash_whole, view)
         result = Ingested(len(view), b"", [])
         pending: deque[Future[_Work]] = deque()
 
         def drain_one() -> None:
             w = pending.popleft().result()
             result.chunks.append((w.chunk_id, w.plain_len))
-            if w.encoded is not None:
-                result.new.append(self._writer.append(w.chunk_id, w.encoded[0], w.encoded[1], w.plain_len))
+            if w.codec is not None:
+                with view[w.offset : w.offset + w.plain_len] as plain:
+                    stored = plain if w.packed is None else w.packed
+                    result.new.append(self._writer.append(w.chunk_id, w.codec, stored, w.plain_len))
 
-        for off, length in self._chunker.cut(view):
-            pending.append(self._pool.submit(work, view[off : off + length]))
-            if len(pending) >= _WINDOW:
+        file_hash = self._pool.submit(_hash_whole, view)
+        cuts = self._chunker.cut(view)  # holds an export of the buffer until exhausted or closed
+        try:
+            for off, length in cuts:
+                pending.append(self._pool.submit(work, off, length))
+                if len(pending) >= _WINDOW:
+                    drain_one()
+            while pending:
                 drain_one()
-        while pending:
-            drain_one()
-        result.content_hash = file_hash.result()
+            result.content_hash = file_hash.result()
+        finally:
+            cuts.close()
+            for future in pending:
+                future.cancel()
+            futures.wait(pending)  # (cancelled ones count as done)
+            futures.wait([file_hash])
         return result
 
     def sync(self) -> None:
