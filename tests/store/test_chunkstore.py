@@ -15,7 +15,7 @@ import pytest
 
 from vfs.config import KiB, MiB, StoreConfig
 from vfs.errors import CorruptChunk, MissingChunk, NoSpace
-from vfs.store import ChunkLocation, ChunkStore, Ingested, codec, packs
+from vfs.store import ChunkLocation, ChunkStore, Ingested, chunkstore, codec, packs
 from vfs.store.chunking import Chunker
 from vfs.store.packs import ENTRY, list_packs, pack_path, scan_pack
 from vfs.types import ChunkId
@@ -216,7 +216,8 @@ def test_read_chunks_keeps_order(store: ChunkStore) -> None:
     assert [len(b) for b in out] == [1000 + i for i in reversed(range(50))]
 
 
-# -- ingest never leaves a view of the staging file's map behind (closing the map would raise BufferError)
+# -- ingest leaves nothing behind: it mapped the staging file, and a view of the map left alive made
+# closing it raise BufferError (cannot close exported pointers exist)
 
 # Chunks above 64 KiB, which the pack writer writes from the caller's buffer without a copy.
 BIG = StoreConfig(chunk_min=16 * KiB, chunk_avg=64 * KiB, chunk_max=256 * KiB, pack_target=4 * MiB)
@@ -274,7 +275,7 @@ def _random_file(tmp_path: Path, size: int = 2 * MiB) -> tuple[Path, bytes]:
     return f, data
 
 
-def test_a_worker_keeping_its_task_arguments_does_not_keep_the_file_mapped(
+def test_ingest_holds_when_a_worker_keeps_its_task_arguments(
     recorded: tuple[ChunkStore, RecordingPool], tmp_path: Path,
 ) -> None:
     store, pool = recorded
@@ -309,8 +310,24 @@ def test_an_error_during_ingest_is_raised_as_itself_and_leaves_no_task_running(
     else:
         with pytest.raises(RuntimeError, match="the catalog failed"):
             store.ingest(f, lookup_fails)
-    # Nothing reads the map after ingest gave up (its file may be truncated next: SIGBUS).
+    # No task goes on after ingest gave up (the staging file may be truncated or reused next).
     assert all(future.done() for _, future in pool.tasks)
     monkeypatch.undo()
     got = known.add(store.ingest(f, known))  # the store goes on, its pack intact
     assert known.read(store, got) == data
+
+
+def test_a_file_read_in_windows_has_the_chunks_of_the_whole(
+    store: ChunkStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chunkstore, "_READ_WINDOW", 300 * KiB)  # a window holds ~5 maximal chunks
+    data = b"".join(os.urandom(70_000) + _text(90_000, i) + bytes(50_000) for i in range(12))
+    f = tmp_path / "staging"
+    f.write_bytes(data)
+    known = Known()
+    got = known.add(store.ingest(f, known))
+    whole = [n for _, n in Chunker(SMALL).cut(memoryview(data))]
+    assert [n for _, n in got.chunks] == whole and len(whole) > 30
+    assert got.size == len(data) and got.content_hash == blake3.blake3(data).digest()
+    assert known.read(store, got) == data
+    assert store.ingest_bytes(data, known).chunks == got.chunks

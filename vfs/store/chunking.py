@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Iterator
 
 from pyfastcdc import FastCDC
 
@@ -13,7 +13,7 @@ class Chunker:
     def __init__(self, config: StoreConfig) -> None:
         self._config = config
 
-    def cut(self, buf: memoryview) -> Generator[tuple[int, int], None, None]:
+    def cut(self, buf: memoryview) -> Iterator[tuple[int, int]]:
         """Yield (offset, length) of each chunk of `buf`; a buffer below the minimum is one chunk."""
         n = len(buf)
         if n == 0:

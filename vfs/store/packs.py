@@ -47,18 +47,15 @@ def pack_path(root: Path, pack: int) -> Path:
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
-    # Views are released before an error leaves: the traceback keeps this frame, and a live view of
-    # `data` (an mmap of a staging file) would make closing the map raise BufferError.
-    with memoryview(data) as view:
-        done = 0
-        while done < len(view):
-            with view[done:] as rest:
-                try:
-                    done += os.write(fd, rest)
-                except OSError as e:
-                    if e.errno == errno.ENOSPC:
-                        raise NoSpace("no space left on the store's disk") from None
-                    raise
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise NoSpace("no space left on the store's disk") from None
+            raise
+        view = view[n:]
 
 
 class PackWriter:
