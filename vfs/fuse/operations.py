@@ -178,7 +178,7 @@ class Operations(pyfuse3.Operations):
     @_errno
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         fh = await self.fs.open(InodeNo(inode), flags)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=self.fs.kernel_cache_valid(InodeNo(inode)))
 
     @_errno
     async def create(
