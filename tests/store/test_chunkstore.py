@@ -216,8 +216,8 @@ def test_read_chunks_keeps_order(store: ChunkStore) -> None:
     assert [len(b) for b in out] == [1000 + i for i in reversed(range(50))]
 
 
-# -- ingest leaves nothing behind: it mapped the staging file, and a view of the map left alive made
-# closing it raise BufferError (cannot close exported pointers exist)
+# -- ingest leaves nothing behind. It used to map the staging file, and a view of the map left alive
+# (by a pool thread, a traceback) made closing it raise BufferError: cannot close exported pointers exist
 
 # Chunks above 64 KiB, which the pack writer writes from the caller's buffer without a copy.
 BIG = StoreConfig(chunk_min=16 * KiB, chunk_avg=64 * KiB, chunk_max=256 * KiB, pack_target=4 * MiB)
@@ -269,7 +269,7 @@ class DiskFillsUp:
 
 
 def _random_file(tmp_path: Path, size: int = 2 * MiB) -> tuple[Path, bytes]:
-    data = os.urandom(size)  # raw chunks: stored straight from the map
+    data = os.urandom(size)  # raw chunks: written from the ingest's own buffer
     f = tmp_path / "staging"
     f.write_bytes(data)
     return f, data
@@ -303,7 +303,7 @@ def test_an_error_during_ingest_is_raised_as_itself_and_leaves_no_task_running(
         return known(cid)
 
     if failing == "pack write":
-        # A traceback holds the frames it passed: one holding a view of the map kept it exported.
+        # (The traceback's frames held views of the map: BufferError instead of NoSpace.)
         monkeypatch.setattr(packs, "os", DiskFillsUp(300 * KiB))
         with pytest.raises(NoSpace):
             store.ingest(f, known)
