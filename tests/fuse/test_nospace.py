@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import blake3
 import pytest
 
 from tests.fuse.conftest import Mount, vfs
@@ -54,3 +56,39 @@ def test_full_disk_is_enospc_and_loses_nothing(small_mount: Mount) -> None:
     small_mount.start()
     assert (mnt / "saved.txt").read_text() == "keep me\n"
     assert (mnt / "after.txt").read_text() == "written after the disk was full\n"
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["buffered", "O_DIRECT"])
+def test_a_write_the_full_disk_refused_never_reads_back_as_written(small_mount: Mount, direct: bool) -> None:
+    """With the writeback cache, write(2) returns once the bytes are in the kernel's page cache; when
+    they cannot be stored, close reports it, but the kernel kept the pages (and the size): reading the
+    file served 40 MiB the store never had. Reads must show what the store holds, as after a remount.
+    An O_DIRECT write bypasses that cache: its error comes at once (it was EIO, not ENOSPC)."""
+    mnt, disk = small_mount.path, small_mount.store.parent
+    (mnt / "saved.txt").write_text("keep me\n")
+    ballast = disk / "ballast"  # beside the store: leaves it ~12 MiB, freed before the remount
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    ballast.write_bytes(bytes(free - (12 << 20)))
+    block = mmap.mmap(-1, 1 << 20)  # page-aligned, as O_DIRECT wants
+    errors = []
+    fd = os.open(mnt / "big.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if direct else 0), 0o644)
+    try:
+        for _ in range(40):
+            block[:] = os.urandom(1 << 20)
+            os.write(fd, block)
+    except OSError as e:
+        errors.append(e.errno)
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:
+            errors.append(e.errno)
+    assert errors and set(errors) == {errno.ENOSPC}  # buffered: at close, as the kernel took every write
+    seen = (mnt / "big.bin").read_bytes()  # nothing dropped: whatever the kernel kept
+    small_mount.stop()  # what it cannot commit stays in staging/ for the next mount
+    ballast.unlink()
+    small_mount.start()
+    stored = (mnt / "big.bin").read_bytes()
+    assert (len(seen), blake3.blake3(seen).hexdigest()) == (len(stored), blake3.blake3(stored).hexdigest())
+    assert os.getxattr(mnt / "big.bin", "user.vfs.hash").decode() == blake3.blake3(seen).hexdigest()
+    assert (mnt / "saved.txt").read_text() == "keep me\n"

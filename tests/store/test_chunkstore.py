@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
 
 from vfs.config import KiB, MiB, StoreConfig
-from vfs.errors import CorruptChunk, MissingChunk
-from vfs.store import ChunkLocation, ChunkStore, Ingested, codec
+from vfs.errors import CorruptChunk, MissingChunk, NoSpace
+from vfs.store import ChunkLocation, ChunkStore, Ingested, chunkstore, codec, packs
 from vfs.store.chunking import Chunker
 from vfs.store.packs import ENTRY, list_packs, pack_path, scan_pack
 from vfs.types import ChunkId
@@ -211,3 +214,120 @@ def test_read_chunks_keeps_order(store: ChunkStore) -> None:
     locs = [g.new[0] for g in got]
     out = list(store.read_chunks(locs[::-1]))
     assert [len(b) for b in out] == [1000 + i for i in reversed(range(50))]
+
+
+# -- ingest leaves nothing behind. It used to map the staging file, and a view of the map left alive
+# (by a pool thread, a traceback) made closing it raise BufferError: cannot close exported pointers exist
+
+# Chunks above 64 KiB, which the pack writer writes from the caller's buffer without a copy.
+BIG = StoreConfig(chunk_min=16 * KiB, chunk_avg=64 * KiB, chunk_max=256 * KiB, pack_target=4 * MiB)
+
+
+class RecordingPool(ThreadPoolExecutor):
+    """The store's pool, keeping every task's arguments and future.
+
+    Keeping the arguments is what a worker thread does for a moment after a task's future completes
+    (until it drops its work item): a thread preempted there held a slice of the map while ingest,
+    woken by that future, closed it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2, thread_name_prefix="test-chunk")
+        self.tasks: list[tuple[tuple[Any, ...], Future[Any]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        self.tasks.append((args, future))
+        return future
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[tuple[ChunkStore, RecordingPool]]:
+    s = ChunkStore(tmp_path / "packs", BIG, threads=2)
+    s._pool.shutdown()
+    s._pool = pool = RecordingPool()
+    yield s, pool
+    s.close()
+
+
+class DiskFillsUp:
+    """The `os` module as vfs.store.packs sees it, on a disk with `budget` bytes left."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        if self.budget <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        with memoryview(data)[: self.budget] as part:
+            n = os.write(fd, part)
+        self.budget -= n
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+def _random_file(tmp_path: Path, size: int = 2 * MiB) -> tuple[Path, bytes]:
+    data = os.urandom(size)  # raw chunks: written from the ingest's own buffer
+    f = tmp_path / "staging"
+    f.write_bytes(data)
+    return f, data
+
+
+def test_ingest_holds_when_a_worker_keeps_its_task_arguments(
+    recorded: tuple[ChunkStore, RecordingPool], tmp_path: Path,
+) -> None:
+    store, pool = recorded
+    f, data = _random_file(tmp_path)
+    known = Known()
+    got = known.add(store.ingest(f, known))  # raised BufferError: cannot close exported pointers exist
+    assert len(pool.tasks) > 10
+    assert known.read(store, got) == data
+
+
+@pytest.mark.parametrize("failing", ["pack write", "chunk lookup"])
+def test_an_error_during_ingest_is_raised_as_itself_and_leaves_no_task_running(
+    recorded: tuple[ChunkStore, RecordingPool], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str,
+) -> None:
+    store, pool = recorded
+    f, data = _random_file(tmp_path)
+    known = Known()
+    lookups = 0
+
+    def lookup_fails(cid: ChunkId) -> bool:
+        nonlocal lookups
+        lookups += 1
+        if lookups == 5:
+            raise RuntimeError("the catalog failed")
+        return known(cid)
+
+    if failing == "pack write":
+        # (The traceback's frames held views of the map: BufferError instead of NoSpace.)
+        monkeypatch.setattr(packs, "os", DiskFillsUp(300 * KiB))
+        with pytest.raises(NoSpace):
+            store.ingest(f, known)
+    else:
+        with pytest.raises(RuntimeError, match="the catalog failed"):
+            store.ingest(f, lookup_fails)
+    # No task goes on after ingest gave up (the staging file may be truncated or reused next).
+    assert all(future.done() for _, future in pool.tasks)
+    monkeypatch.undo()
+    got = known.add(store.ingest(f, known))  # the store goes on, its pack intact
+    assert known.read(store, got) == data
+
+
+def test_a_file_read_in_windows_has_the_chunks_of_the_whole(
+    store: ChunkStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chunkstore, "_READ_WINDOW", 300 * KiB)  # a window holds ~5 maximal chunks
+    data = b"".join(os.urandom(70_000) + _text(90_000, i) + bytes(50_000) for i in range(12))
+    f = tmp_path / "staging"
+    f.write_bytes(data)
+    known = Known()
+    got = known.add(store.ingest(f, known))
+    whole = [n for _, n in Chunker(SMALL).cut(memoryview(data))]
+    assert [n for _, n in got.chunks] == whole and len(whole) > 30
+    assert got.size == len(data) and got.content_hash == blake3.blake3(data).digest()
+    assert known.read(store, got) == data
+    assert store.ingest_bytes(data, known).chunks == got.chunks

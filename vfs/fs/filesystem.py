@@ -158,6 +158,10 @@ class FileSystem:
         self.invalidate: Callable[[InodeNo], None] = lambda ino: None
         # Makes the kernel write back the dirty pages it caches (writeback cache) to this filesystem.
         self.flush_kernel: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint
+        # Inodes whose pages the kernel may cache although writing them here failed (see
+        # _write_failed): inode -> failures, until an invalidation begun after the last one has ended.
+        self._stale_pages: dict[InodeNo, int] = {}
+        self._stale_wakeup = trio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -166,6 +170,7 @@ class FileSystem:
             nursery.start_soon(self._committer)
             nursery.start_soon(self._interval_timer)
             nursery.start_soon(self._checkpointer)
+            nursery.start_soon(self._invalidator)
             task_status.started()
 
     async def _committer(self) -> None:
@@ -206,6 +211,24 @@ class FileSystem:
                 log.warning("catalog checkpoint failed (will retry): %s", e)
                 await trio.sleep(10.0)
 
+    async def _invalidator(self) -> None:
+        limiter = trio.CapacityLimiter(1)
+        while True:
+            await self._stale_wakeup.wait()
+            self._stale_wakeup = trio.Event()  # a write failing from here on comes round again
+            for ino, failures in list(self._stale_pages.items()):
+                # In a thread: the kernel first waits for the failed write-back to end, which needs
+                # this loop to answer. Abandoned on cancel, as flush_kernel is: it may wait for a loop
+                # that has stopped answering.
+                await trio.to_thread.run_sync(self.invalidate, ino, limiter=limiter, abandon_on_cancel=True)
+                if self._stale_pages.get(ino) == failures:
+                    del self._stale_pages[ino]
+
+    def kernel_cache_valid(self, ino: InodeNo) -> bool:
+        """Whether the kernel may keep the pages it caches of `ino` when it is opened again: not while
+        pages of a failed write may be among them (the open then drops them, before it returns)."""
+        return ino not in self._stale_pages
+
     def _queue(self, ino: InodeNo) -> None:
         self._pending[ino] = None
         self._wakeup.set()
@@ -243,6 +266,9 @@ class FileSystem:
                 functools.partial(self.repo.commit_files, items, durable=durable), limiter=self._threads)
             committed = True
         except Exception:
+            # The staging files hold everything written (a failed write is another matter: see
+            # _write_failed), so the kernel's cached pages stay true: reads go on serving the staged
+            # content, which survives a killed daemon and commits once this succeeds.
             log.exception("committing %d file(s) failed; they stay dirty and will be retried", len(items))
         finally:
             for live in batch:
@@ -472,7 +498,7 @@ class FileSystem:
         live = self._live.get(ino) if ino is not None else None
         if (ino is None or live is None or live.staging is None or live.opens or live.committing is not None
                 or self.catalog.attr(ino).nlink != 1):
-            return False  # (a commit in flight has the file mapped: truncating it would SIGBUS)
+            return False  # (a commit in flight is reading it: it would store a truncated version)
         _os_call(os.ftruncate, live.staging.fd, 0)
         return True
 
@@ -641,11 +667,47 @@ class FileSystem:
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         h = self._handles[fh]
         live = self._get_live(h.ino)
-        st = await self._staging(live)
-        n = _os_call(os.pwrite, st.fd, data, offset)
+        n = 0
+        try:
+            st = await self._staging(live)
+            n = _os_call(os.pwrite, st.fd, data, offset)
+            if n < len(data):
+                raise NoSpace("no space left on the store's disk")  # the next pwrite would say so
+        except Exception:
+            self._write_failed(h.ino, live, offset + len(data), n)
+            raise
         st.size = max(st.size, offset + n)
         self._mark_dirty(live, _now())
         return n
+
+    def _write_failed(self, ino: InodeNo, live: Live, end: int, stored: int) -> None:
+        """Make what the kernel shows of the file agree with its staging file after a write failed.
+
+        With the writeback cache, write(2) put the application's bytes in the kernel's page cache
+        and returned before they were sent here. When storing them fails (a full disk), the kernel
+        reports the error at the next fsync or close, but it keeps the pages, and its own idea of the
+        size: a file of which 20 MB reached the disk read back as the 200 MiB the application wrote.
+        Keeping those pages until the data is stored, as after a failed commit, is no option here:
+        these bytes are in no file, and a remount would not find them.
+
+        So the pages are dropped, and reads come from the staging file: from descriptors open now
+        by a background task (the kernel waits until this request is answered), and until that task
+        has done it, by every open itself, so that a read after close(2) returned never depends on
+        timing. The kernel keeps its size, so the staging file is extended to the end of the failed
+        write (sparsely: that needs no space): the bytes lost read as zeros, now and after a remount
+        alike, as an unwritten extent does after a failed write-back on a local disk. (An O_DIRECT
+        write bypasses the page cache: its error reaches the application at once, and the kernel
+        truncates the file back to the size it knows, undoing the extension.)
+        """
+        st = live.staging
+        if st is not None:
+            if end > st.size:
+                _os_call(os.ftruncate, st.fd, end)
+            if end > st.size or stored:
+                st.size = max(st.size, end)
+                self._mark_dirty(live, _now())
+        self._stale_pages[ino] = self._stale_pages.get(ino, 0) + 1
+        self._stale_wakeup.set()
 
     async def fsync(self, fh: int) -> None:
         """Make the handle's data survive a power loss (it already survives a killed daemon)."""

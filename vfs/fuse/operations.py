@@ -184,7 +184,7 @@ class Operations(pyfuse3.Operations):
         fh = await self.fs.open(InodeNo(inode), flags)
         if ctx.pid in self.writing_back:
             self._own_handles.add(fh)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=self.fs.kernel_cache_valid(InodeNo(inode)))
 
     @_errno
     async def create(

@@ -1,19 +1,19 @@
 """ChunkStore: turn a staging file into stored chunks, and read chunks back verified.
 
-Ingest is a pipeline over an mmap of the staging file: the calling thread finds cut points, a small
-pool hashes and compresses chunks (blake3 and zstd release the GIL, so both cores work), and the
-calling thread appends new chunks to the open pack in file order. Chunks the catalog already knows
-(`known`) or that appeared earlier in the same file are not stored again.
+Ingest is a pipeline over a staging file read in windows of a few MiB: the calling thread finds cut
+points, a small pool hashes and compresses chunks (blake3 and zstd release the GIL, so both cores
+work), and the calling thread appends new chunks to the open pack in file order. Chunks the catalog
+already knows (`known`) or that appeared earlier in the same file are not stored again.
 """
 
 from __future__ import annotations
 
 import itertools
-import mmap
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from vfs.types import ChunkId, PackNo
 
 # Chunks in flight between the cutter and the writer: bounds memory to ~window x max chunk size.
 _WINDOW = 16
+# Bytes of a staging file read at once (at least a few maximal chunks: see _ingest_read).
+_READ_WINDOW = 8 * 1024 * 1024
 # Chunk reads announced to the kernel ahead of the caller (page cache only, no process memory).
 _READ_AHEAD = 64
 
@@ -65,10 +67,13 @@ class ChunkStore:
         self._writer_lock = threading.Lock()
         self._reader = PackReader(root, fetch_pack)
         self._pool = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2, thread_name_prefix="chunk")
+        # Whole-file hashes, beside the chunk work: one thread, so a file's windows are hashed in order.
+        self._file_hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-hash")
         self._claim_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._file_hasher.shutdown(wait=True)
         if self._pack_writer is not None:
             self._pack_writer.close()
         self._reader.close()
@@ -89,18 +94,11 @@ class ChunkStore:
             if size <= self.config.chunk_min:
                 result = self._ingest_small(f.read(), known)
             else:
-                result = self._ingest_mapped(f.fileno(), known)
+                fd = f.fileno()
+                result = self._ingest_read(lambda offset, n: os.pread(fd, n, offset), size, known)
         if sync:
             self._writer.sync()
         return result
-
-    def _ingest_mapped(self, fd: int, known: Callable[[ChunkId], bool]) -> Ingested:
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            try:
-                return self._ingest_view(view, known)
-            finally:
-                view.release()
 
     def _ingest_small(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
         """A file of one chunk: its chunk id is its content hash, and it is done inline (no thread hop)."""
@@ -113,11 +111,27 @@ class ChunkStore:
 
     def ingest_bytes(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
         """As `ingest`, for content already in memory."""
-        result = self._ingest_view(memoryview(data), known) if data else Ingested(0, codec.file_hasher().digest(), [])
+        view = memoryview(data)
+        result = (self._ingest_read(lambda offset, n: view[offset : offset + n], len(data), known) if data
+                  else Ingested(0, codec.file_hasher().digest(), []))
         self._writer.sync()
         return result
 
-    def _ingest_view(self, view: memoryview, known: Callable[[ChunkId], bool]) -> Ingested:
+    def _ingest_read(
+        self, read: Callable[[int, int], bytes | memoryview], size: int, known: Callable[[ChunkId], bool],
+    ) -> Ingested:
+        """Ingest `size` bytes, got a window at a time by `read(offset, length)`; on return, whether it
+        succeeded or raised, no task of it is left queued or running.
+
+        A window's chunks are final but for its last one, which the window's end may have cut short:
+        the next window starts there. The others are the chunks of the whole content, since FastCDC
+        finds a cut from the chunk's own start within chunk_max bytes, and a window holds more.
+
+        Reading, not mapping, the file: a map cannot be closed while a view of it lives (a slice kept
+        by a pool thread or an exception's traceback raised BufferError), and reading a map where
+        its file has no data any more (truncated meanwhile, or a hole of a file on a full tmpfs)
+        kills the process with SIGBUS.
+        """
         claimed: set[ChunkId] = set()  # ids this ingest stores; later duplicates are skipped
         level = self.config.zstd_level
 
@@ -130,23 +144,45 @@ class ChunkStore:
                 return _Work(cid, len(piece), None)
             return _Work(cid, len(piece), codec.encode(piece, level))
 
-        file_hash = self._pool.submit(_hash_whole, view)
-        result = Ingested(len(view), b"", [])
+        result = Ingested(0, b"", [])
         pending: deque[Future[_Work]] = deque()
 
         def drain_one() -> None:
             w = pending.popleft().result()
             result.chunks.append((w.chunk_id, w.plain_len))
+            result.size += w.plain_len
             if w.encoded is not None:
                 result.new.append(self._writer.append(w.chunk_id, w.encoded[0], w.encoded[1], w.plain_len))
 
-        for off, length in self._chunker.cut(view):
-            pending.append(self._pool.submit(work, view[off : off + length]))
-            if len(pending) >= _WINDOW:
+        file_hash = codec.file_hasher()
+        hashed_all: Future[object] | None = None  # the last window's update: one thread, so all of them
+        window_len = max(_READ_WINDOW, 4 * self.config.chunk_max)
+        start = hashed = 0  # offsets in the content: of the window, of the first byte not hashed yet
+        try:
+            while True:
+                window = memoryview(read(start, window_len))
+                last = len(window) < window_len or start + len(window) >= size  # (a short read: it shrank)
+                hashed_all = self._file_hasher.submit(file_hash.update, window[hashed - start :])
+                hashed = start + len(window)
+                cuts = list(self._chunker.cut(window))
+                if not last:
+                    cuts.pop()
+                for off, length in cuts:
+                    pending.append(self._pool.submit(work, window[off : off + length]))
+                    if len(pending) >= _WINDOW:
+                        drain_one()
+                if last:
+                    break
+                start += cuts[-1][0] + cuts[-1][1]
+            while pending:
                 drain_one()
-        while pending:
-            drain_one()
-        result.content_hash = file_hash.result()
+        finally:
+            for future in pending:
+                future.cancel()
+            futures.wait(pending)  # (cancelled ones count as done)
+            if hashed_all is not None:
+                futures.wait([hashed_all])
+        result.content_hash = file_hash.digest()
         return result
 
     def sync(self) -> None:
@@ -259,8 +295,3 @@ class ChunkStore:
         while pending:
             yield pending.popleft().result()
 
-
-def _hash_whole(view: memoryview) -> bytes:
-    h = codec.file_hasher()
-    h.update(view)
-    return h.digest()
