@@ -39,6 +39,7 @@ def _content(rnd: random.Random, previous: list[bytes]) -> bytes:
 def main() -> None:
     store, seed, inos = Path(sys.argv[1]), int(sys.argv[2]), [InodeNo(int(x)) for x in sys.argv[3].split(",")]
     rnd = random.Random(seed)
+    os.umask(0o077)  # as the CLI and the daemon: the staging file it writes itself stays private
     repo = Repository.open(store)
     staging = repo.staging / f"crash-writer-{os.getpid()}"
     previous: list[bytes] = []
