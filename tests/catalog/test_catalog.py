@@ -334,7 +334,73 @@ def test_link_counts(cat: Catalog) -> None:
     mkfile(cat, ROOT_INO, b"other")
     cat.rename(ROOT_INO, b"other", d, b"f2")  # replaces one link
     assert cat.attr(f).nlink == 1
-    assert cat.attr(d).nlink == 1  # directories report 1, like btrfs
+
+
+def dir_links(cat: Catalog, *dirs: InodeNo, at: int = LIVE) -> list[int]:
+    return [cat.attr(d, at).nlink for d in dirs]
+
+
+def test_directory_links_are_two_plus_subdirectories(cat: Catalog) -> None:
+    """As on ext4, kept by mkdir, rmdir, rename and exchange, and as of every commit."""
+    a = mkdir(cat, ROOT_INO, b"a")
+    b = mkdir(cat, ROOT_INO, b"b")
+    assert dir_links(cat, ROOT_INO, a, b) == [4, 2, 2]
+    mkfile(cat, a, b"file")
+    cat.create(a, b"fifo", stat.S_IFIFO | 0o644, 0, 0)
+    assert dir_links(cat, a) == [2]  # only directories count
+    sub = mkdir(cat, a, b"sub")
+    mkdir(cat, sub, b"inner")
+    assert dir_links(cat, a, sub) == [3, 3]
+    before_moves = cat.head().no
+    cat.rename(a, b"sub", b, b"sub")  # to another parent
+    assert dir_links(cat, ROOT_INO, a, b, sub) == [4, 2, 3, 3]
+    cat.rename(b, b"sub", b, b"moved")  # within one parent
+    assert dir_links(cat, b) == [3]
+    mkdir(cat, a, b"empty")
+    cat.rename(b, b"moved", a, b"empty")  # over an empty directory in another parent
+    assert dir_links(cat, a, b) == [3, 2]
+    mkdir(cat, a, b"e1")
+    mkdir(cat, a, b"e2")
+    cat.rename(a, b"e2", a, b"e1")  # over an empty directory in the same parent
+    assert dir_links(cat, a) == [4]
+    mkfile(cat, b, b"f")
+    cat.rename(a, b"empty", b, b"f", exchange=True)  # a directory and a file trade parents
+    assert dir_links(cat, a, b) == [3, 3]
+    mkdir(cat, a, b"d2")
+    cat.rename(a, b"d2", b, b"f", exchange=True)  # two directories trade places: no count changes
+    assert dir_links(cat, a, b) == [4, 3]
+    cat.unlink(a, b"e1", rmdir=True)
+    assert dir_links(cat, ROOT_INO, a, b) == [4, 3, 3]
+    assert dir_links(cat, ROOT_INO, a, b, sub, at=before_moves) == [4, 3, 2, 3]
+    assert cat.check() == []
+
+
+def test_a_catalog_of_schema_1_gets_subdirectory_counts_for_every_state(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    cat = Catalog.initialize(path, "x", {}, 0, 0)
+    a = mkdir(cat, ROOT_INO, b"a")
+    mkdir(cat, a, b"one")
+    mkfile(cat, a, b"file")
+    mkdir(cat, a, b"two")
+    two = cat.head().no
+    cat.rename(a, b"one", ROOT_INO, b"one")
+    cat.unlink(a, b"two", rmdir=True)
+    expected = {at: dir_links(cat, ROOT_INO, a, at=at) for at in range(1, cat.head().no + 1) if at >= 2}
+    assert expected[two] == [3, 4] and expected[cat.head().no] == [4, 2]
+    cat.close()
+    with sqlite3.connect(path) as db:  # as version 1 made it
+        db.execute("ALTER TABLE inode_states DROP COLUMN subdirs")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.close()
+    cat = Catalog.open(path)
+    try:
+        assert cat.meta("schema_version") == "2"
+        assert {at: dir_links(cat, ROOT_INO, a, at=at) for at in expected} == expected
+        assert cat.check() == []
+        mkdir(cat, a, b"three")
+        assert dir_links(cat, a) == [3]
+    finally:
+        cat.close()
 
 
 # -- attributes, xattrs --------------------------------------------------------------------------------

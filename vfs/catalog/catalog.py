@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vfs.catalog.schema import LIVE, PRUNED, REMOTE_TABLES, SCHEMA_VERSION, TABLES
+from vfs.catalog.schema import LIVE, MIGRATIONS, PRUNED, REMOTE_TABLES, SCHEMA_VERSION, TABLES
 from vfs.errors import (
     Exists,
     InvalidArgument,
@@ -138,8 +138,9 @@ class TreeEntry:
     target: bytes | None  # symlink target
 
 
-_STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version"
+_STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version, subdirs"
 _STATE_KEYS = tuple(c.strip() for c in _STATE_COLS.split(","))
+_STATE_ROW = ",".join("?" * (2 + len(_STATE_KEYS)))  # placeholders of (ino, commit_from, *state)
 CATALOG_FILE = "catalog.db"
 
 
@@ -171,7 +172,7 @@ class Catalog:
                             (ROOT_INO, stat.S_IFDIR, c.no, ROOT_INO))
             cat._insert_state(c, ROOT_INO, dict(mode=stat.S_IFDIR | 0o755, uid=uid, gid=gid, rdev=0, size=0,
                                                 atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
-                                                version=0))
+                                                version=0, subdirs=0))
         return cat
 
     @classmethod
@@ -194,6 +195,8 @@ class Catalog:
                 )
             conn.close()
             conn = _connect(path)
+            if int(row[0]) < SCHEMA_VERSION:
+                _migrate(conn)
             try:
                 conn.executescript(REMOTE_TABLES)  # a catalog made before remote sync existed
             except sqlite3.OperationalError:
@@ -415,6 +418,9 @@ class Catalog:
         row = self._one("SELECT name, commit_no, time_ns FROM snapshots WHERE name = ?", (name,))
         return Snapshot(*row) if row else None
 
+    def snapshot_count(self) -> int:
+        return int(self._one("SELECT count(*) FROM snapshots")[0])
+
     def snapshots(self) -> list[Snapshot]:
         return [Snapshot(*r) for r in self._all("SELECT name, commit_no, time_ns FROM snapshots ORDER BY commit_no")]
 
@@ -465,11 +471,12 @@ class Catalog:
                 cached = self._live_attrs.get(ino)
                 if cached is not None:
                     return cached
-            # One statement (one read transaction). A directory's link count is 1, like btrfs: tools
-            # then do not infer a subdirectory count from it. At LIVE, live entries have commit_to = LIVE.
+            # One statement (one read transaction). A directory's link count is 2 + its subdirectories,
+            # as on ext4 (its name, its '.', and each subdirectory's '..'), read from its state row: never
+            # counted here. At LIVE, live entries have commit_to = LIVE.
             row = self._db.execute(
                 "SELECT s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns, coalesce(v.vno, 0),"
-                f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 1 ELSE"
+                f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 2 + s.subdirs ELSE"
                 " (SELECT count(*) FROM dirents d WHERE d.ino = s.ino AND d.commit_to > ? AND d.commit_from <= ?) END"
                 " FROM inode_states s LEFT JOIN versions v ON v.id = s.version"
                 " WHERE s.ino = ? AND s.commit_from <= ? ORDER BY s.commit_from DESC LIMIT 1",
@@ -514,7 +521,7 @@ class Catalog:
 
     def _insert_state(self, c: Commit, ino: InodeNo, state: dict[str, int]) -> None:
         self._db.execute(
-            f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES ({_STATE_ROW})",
             (ino, c.no, *(state[k] for k in _STATE_KEYS)),
         )
 
@@ -533,8 +540,11 @@ class Catalog:
     def _end_dirent(self, c: Commit, dirent_id: int) -> None:
         self._db.execute("UPDATE dirents SET commit_to = ? WHERE id = ?", (c.no, dirent_id))
 
-    def _touch_dir(self, c: Commit, parent: InodeNo) -> None:
-        self._change_state(c, parent, mtime_ns=c.time_ns, ctime_ns=c.time_ns)
+    def _touch_dir(self, c: Commit, parent: InodeNo, subdirs: int = 0) -> None:
+        """The entries of `parent` changed, and it gained (or with a negative `subdirs` lost) subdirectories."""
+        state = self._current_state(parent)
+        state.update(mtime_ns=c.time_ns, ctime_ns=c.time_ns, subdirs=state["subdirs"] + subdirs)
+        self._insert_state(c, parent, state)
 
     def _check_new_name(self, parent: InodeNo, name: bytes) -> None:
         if len(name) > NAME_MAX:
@@ -544,14 +554,20 @@ class Catalog:
         if self._live_dirent(parent, name) is not None:
             raise Exists(f"{name!r} exists in directory {parent}")
 
-    def _require_dir(self, ino: InodeNo) -> None:
-        if not stat.S_ISDIR(self._current_state(ino)["mode"]):
+    def _require_dir(self, ino: InodeNo) -> dict[str, int]:
+        """The current state of directory `ino` (NotADirectory if it is none)."""
+        state = self._current_state(ino)
+        if not stat.S_ISDIR(state["mode"]):
             raise NotADirectory(f"inode {ino} is not a directory")
+        return state
 
     def create(
         self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0, target: bytes | None = None
     ) -> Attr:
-        """Create a file, directory, symlink (`target`), fifo, socket or device node named `name`."""
+        """Create a file, directory, symlink (`target`), fifo, socket or device node named `name`.
+
+        In a set-group-ID directory it gets the directory's group instead of `gid` (and a directory the bit).
+        """
         with self._write() as c:
             ino = self._create(c, parent, name, mode, uid, gid, rdev, target)
         return self.attr(ino)
@@ -560,17 +576,22 @@ class Catalog:
         self, c: Commit, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0,
         target: bytes | None = None, lineage: int | None = None,
     ) -> InodeNo:
-        self._require_dir(parent)
+        dir_state = self._require_dir(parent)
         self._check_new_name(parent, name)
+        if dir_state["mode"] & stat.S_ISGID:
+            # A set-group-ID directory gives what is made in it its group, and new subdirectories its
+            # bit, as Linux filesystems do (the kernel leaves that to us): shared group directories.
+            gid = dir_state["gid"]
+            mode |= stat.S_ISGID if stat.S_ISDIR(mode) else 0
         ino = InodeNo(self._db.execute("SELECT coalesce(max(ino), 0) + 1 FROM inodes").fetchone()[0])
         self._db.execute("INSERT INTO inodes(ino, kind, created, target, lineage) VALUES (?, ?, ?, ?, ?)",
                          (ino, stat.S_IFMT(mode), c.no, target, ino if lineage is None else lineage))
         size = len(target) if target is not None else 0
         self._insert_state(c, ino, dict(mode=mode, uid=uid, gid=gid, rdev=rdev, size=size,
                                         atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
-                                        version=0))
+                                        version=0, subdirs=0))
         self._add_dirent(c, parent, name, ino)
-        self._touch_dir(c, parent)
+        self._touch_dir(c, parent, subdirs=int(stat.S_ISDIR(mode)))
         return ino
 
     def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
@@ -600,7 +621,7 @@ class Catalog:
                 raise NotEmpty(f"directory {name!r} is not empty")
             self._end_dirent(c, dirent_id)
             self._change_state(c, ino, ctime_ns=c.time_ns)
-            self._touch_dir(c, parent)
+            self._touch_dir(c, parent, subdirs=-int(is_dir))
             return ino
 
     def _has_children(self, ino: InodeNo) -> bool:
@@ -652,8 +673,7 @@ class Catalog:
                 self._add_dirent(c, new_parent, new_name, src[1])
                 for ino in (src[1], dst[1]):
                     self._change_state(c, ino, ctime_ns=c.time_ns)
-                for p in {old_parent, new_parent}:
-                    self._touch_dir(c, p)
+                self._touch_parents(c, old_parent, new_parent, moved_dirs=int(src_dir) - int(dst_dir))
                 return None
             if len(new_name) > NAME_MAX:
                 raise NameTooLong(f"name of {len(new_name)} bytes is longer than {NAME_MAX}")
@@ -682,9 +702,20 @@ class Catalog:
             self._end_dirent(c, src[0])
             self._add_dirent(c, new_parent, new_name, src[1])
             self._change_state(c, src[1], ctime_ns=c.time_ns)
-            for p in {old_parent, new_parent}:
-                self._touch_dir(c, p)
+            self._touch_parents(c, old_parent, new_parent, moved_dirs=int(src_dir),
+                                replaced_dirs=int(replaced is not None and src_dir))
             return replaced
+
+    def _touch_parents(
+        self, c: Commit, old_parent: InodeNo, new_parent: InodeNo, *, moved_dirs: int, replaced_dirs: int = 0
+    ) -> None:
+        """After a rename: `moved_dirs` more directories now in `new_parent` than before in `old_parent`
+        (negative when an exchange moved one the other way), `replaced_dirs` ended in `new_parent`."""
+        change = dict.fromkeys((old_parent, new_parent), 0)  # one key when both are the same directory
+        change[old_parent] -= moved_dirs
+        change[new_parent] += moved_dirs - replaced_dirs
+        for parent, subdirs in change.items():
+            self._touch_dir(c, parent, subdirs)
 
     def _continues_history(self, src: InodeNo, dst: InodeNo) -> bool:
         """Whether renaming regular file `src` over `dst` is a save of `dst` (its history goes on)."""
@@ -827,8 +858,8 @@ class Catalog:
                 rows,
             )
             db.executemany(
-                f"INSERT INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(ino, c.no, mode, uid, gid, 0, contents[-1].size if contents else 0, t, t, t, version)
+                f"INSERT INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES ({_STATE_ROW})",
+                [(ino, c.no, mode, uid, gid, 0, contents[-1].size if contents else 0, t, t, t, version, 0)
                  for ino, (_, contents), version in zip(inos, files, last_ids, strict=True)],
             )
             db.executemany(
@@ -1070,6 +1101,15 @@ class Catalog:
             "SELECT ino FROM inodes WHERE NOT EXISTS (SELECT 1 FROM inode_states s WHERE s.ino = inodes.ino)"
         ):
             problems.append(f"inode {ino} has no state")
+        for (ino, subdirs, counted) in self._all(
+            "WITH dirs(ino, subdirs) AS (SELECT s.ino, s.subdirs FROM inode_states s WHERE"
+            f" s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} AND s.commit_from ="
+            "  (SELECT max(commit_from) FROM inode_states WHERE ino = s.ino))"
+            " SELECT dirs.ino, dirs.subdirs, (SELECT count(*) FROM dirents d JOIN inodes i ON i.ino = d.ino"
+            "  WHERE d.parent = dirs.ino AND d.commit_to = ? AND i.kind = ?) AS n FROM dirs WHERE n != dirs.subdirs",
+            (LIVE, stat.S_IFDIR),
+        ):
+            problems.append(f"directory {ino} records {subdirs} subdirectories but has {counted}")
         with self._lock:
             known = {bytes(r[0]) for r in self._db.execute("SELECT id FROM chunks")}
             for ino, vno, size, blob in self._db.execute("SELECT ino, vno, size, chunks FROM versions"):
@@ -1204,6 +1244,29 @@ class Catalog:
         return [ChunkLocation(ChunkId(bytes(r[0])), PackNo(r[1]), *r[2:])
                 for r in self._all("SELECT id, pack, offset, codec, stored_len, plain_len FROM chunks WHERE pack = ?",
                                    (pack,))]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a catalog of an older schema version up to SCHEMA_VERSION, each step in one transaction.
+
+    The version is read again under the write lock: another process may have upgraded it meanwhile.
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if version >= SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            # Statement by statement: executescript would commit first, outside this transaction.
+            for statement in filter(str.strip, MIGRATIONS[version + 1].split(";")):
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 def _holds(commit_to: int, at: int) -> bool:
