@@ -590,10 +590,24 @@ def test_commit_times_never_go_backwards(cat: Catalog, monkeypatch: pytest.Monke
 
     mkfile(cat, ROOT_INO, b"a")
     t = cat.head().time_ns
-    monkeypatch.setattr(module, "_now_ns", lambda: t - 10**9)  # the clock stepped back
+    monkeypatch.setattr(module, "now_ns", lambda: t - 10**9)  # the clock stepped back
     mkfile(cat, ROOT_INO, b"b")
     assert cat.head().time_ns == t
     assert cat.commit_at_time(t) == cat.head().no
+
+
+def test_a_batch_of_versions_is_dated_by_each_save(cat: Catalog) -> None:
+    """commit_versions gives each version a commit dated when it was saved, never before the last one."""
+    f, g, h = (mkfile(cat, ROOT_INO, n) for n in (b"f", b"g", b"h"))
+    last = cat.head().time_ns
+    vf, vg, vh = cat.commit_versions([(f, content(b"f"), None, last + 10), (g, content(b"g"), 7, last + 20),
+                                      (h, content(b"h"), None, last + 5)])
+    assert (vf.time_ns, vg.time_ns, vh.time_ns) == (last + 10, last + 20, last + 20)  # h: not before g's
+    assert vg.commit_no == vf.commit_no + 1 == vh.commit_no - 1 == cat.head().no - 1
+    assert (vf.mtime_ns, vg.mtime_ns) == (last + 10, 7)
+    assert cat.version_at(f, cat.commit_at_time(last + 15) or 0) == vf
+    assert cat.version_at(g, cat.commit_at_time(last + 15) or 0) is None
+    assert cat.commit_versions([(f, content(b"f2"), None, last)])[0].time_ns == last + 20
 
 
 def _row_counts(path: Path) -> dict[str, int]:

@@ -1,9 +1,10 @@
 """Catalog: typed access to the SQLite catalog (the only module that speaks SQL).
 
 Every mutating method is one transaction that first inserts a `commits` row; its number (`CommitNo`)
-then names the new state of the whole tree. Reading methods take `at` (a commit number; LIVE means the
-present). Methods are thread-safe: one connection guarded by a lock, short transactions only, so the
-trio loop may call them inline while ingest threads call `has_chunk`.
+then names the new state of the whole tree (`commit_versions` adds one per version, in one
+transaction). Reading methods take `at` (a commit number; LIVE means the present). Methods are
+thread-safe: one connection guarded by a lock, short transactions only, so the trio loop may call
+them inline while ingest threads call `has_chunk`.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ NAME_MAX = 255
 _CLOCK_REALTIME_COARSE = 5  # Linux's clock id; Python's time module does not name it
 
 
-def _now_ns() -> int:
-    """Commit time. The kernel stamps file times with its coarse clock: a file created and then
-    written in the same tick then keeps its mtime, which spares a SETATTR round trip at close."""
+def now_ns() -> int:
+    """The clock of commit times (also for times given to commits, such as a save's). The kernel stamps
+    file times with its coarse clock: a file created and then written in the same tick then keeps its
+    mtime, which spares a SETATTR round trip at close."""
     return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
 
 
@@ -155,6 +157,7 @@ class Catalog:
         self.cache_live_attrs = False
         self._live_attrs: dict[InodeNo, Attr] = {}
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
+        self._tx_last_time_ns = self._last_time_ns  # the newest commit time in the open transaction
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -332,20 +335,19 @@ class Catalog:
                 raise
 
     @contextmanager
-    def _write(self, *, durable: bool = False) -> Iterator[Commit]:
-        """One transaction with a new commit number; `durable` also fsyncs the WAL at commit."""
+    def _write(self, *, durable: bool = False, time_ns: int | None = None) -> Iterator[Commit]:
+        """One transaction with a new commit number, made now or at `time_ns` (see `_add_commit`);
+        `durable` also fsyncs the WAL at commit."""
         with self._lock:
             db = self._db
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                now = max(_now_ns(), self._last_time_ns)
-                no = db.execute("INSERT INTO commits(time_ns) VALUES (?)", (now,)).lastrowid
-                assert no is not None
-                yield Commit(CommitNo(no), now)
+                self._tx_last_time_ns = self._last_time_ns
+                yield self._add_commit(time_ns)
                 db.execute("COMMIT")
-                self._last_time_ns = now
+                self._last_time_ns = self._tx_last_time_ns
             except BaseException as e:
                 if db.in_transaction:  # SQLite may have rolled back already (a full disk)
                     db.execute("ROLLBACK")
@@ -356,6 +358,16 @@ class Catalog:
                 self._live_attrs.clear()
                 if durable:
                     db.execute("PRAGMA synchronous = NORMAL")
+
+    def _add_commit(self, time_ns: int | None = None) -> Commit:
+        """A new commit in the open transaction, dated `time_ns` (default: now) but never before the
+        previous commit: commit times must not go backwards, or the tree at a time would not be one
+        state. Several commits may share one transaction (see `commit_versions`)."""
+        t = max(now_ns() if time_ns is None else time_ns, self._tx_last_time_ns)
+        no = self._db.execute("INSERT INTO commits(time_ns) VALUES (?)", (t,)).lastrowid
+        assert no is not None
+        self._tx_last_time_ns = t
+        return Commit(CommitNo(no), t)
 
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> Any:
         with self._lock:
@@ -766,19 +778,24 @@ class Catalog:
         durable: bool = False,
     ) -> Version:
         """Record ingested content as the next version of `ino` (the chunks must be durable already)."""
-        return self.commit_versions([(ino, ingested, mtime_ns)], origin=origin, durable=durable)[0]
+        return self.commit_versions([(ino, ingested, mtime_ns, None)], origin=origin, durable=durable)[0]
 
     def commit_versions(
-        self, items: list[tuple[InodeNo, Ingested, int | None]], *, origin: str = "write", durable: bool = False
+        self, items: Sequence[tuple[InodeNo, Ingested, int | None, int | None]], *, origin: str = "write",
+        durable: bool = False,
     ) -> list[Version]:
-        """Record many (inode, content, mtime or None for now) as new versions in one transaction.
+        """Record many (inode, content, mtime, time) as new versions in one transaction.
 
+        Each version gets a commit of its own, dated its `time` (when its content last changed; None:
+        now) but not before the commit preceding it, so the tree at an instant holds the saves made by
+        then (a batch of saves committed a moment later is not dated then). An mtime of None is that time.
         Chunk locations, versions and the inodes' new states commit together, so a version never
         exists without the locations of its chunks.
         """
         out = []
-        with self._write(durable=durable) as c:
-            for ino, ingested, mtime_ns in items:
+        with self._write(durable=durable, time_ns=items[0][3] if items else None) as first:
+            for i, (ino, ingested, mtime_ns, time_ns) in enumerate(items):
+                c = first if i == 0 else self._add_commit(time_ns)
                 self._db.executemany(
                     "INSERT OR IGNORE INTO chunks(id, pack, offset, codec, stored_len, plain_len) VALUES (?,?,?,?,?,?)",
                     [(x.chunk_id, x.pack, x.offset, x.codec, x.stored_len, x.plain_len) for x in ingested.new],
@@ -887,6 +904,13 @@ class Catalog:
             (ino, vno),
         )
         return self._version(row) if row else None
+
+    def lineage(self, ino: InodeNo) -> int:
+        """The history `ino`'s versions are numbered in (see inodes.lineage); NotFound for no inode."""
+        row = self._one("SELECT lineage FROM inodes WHERE ino = ?", (ino,))
+        if row is None:
+            raise NotFound(f"inode {ino} does not exist")
+        return int(row[0])
 
     def versions(self, ino: InodeNo) -> list[Version]:
         """The whole history of `ino`, oldest first (including files it replaced by atomic saves)."""
