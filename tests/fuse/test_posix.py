@@ -519,7 +519,8 @@ def test_fifos_devices_and_sockets(d: Path) -> None:
 
 
 def test_write_and_chown_clear_set_id_bits(d: Path) -> None:
-    """pjdfstest chmod/12, chown/00: writing by someone else, and chown, clear S_ISUID and S_ISGID."""
+    """pjdfstest chmod/12, chown/00, chmod/00: writing by someone else, and chown, clear S_ISUID and
+    S_ISGID; an owner outside the file's group cannot set S_ISGID."""
     os.chmod(d, 0o777)
     for mode in (0o4777, 0o2777, 0o6777):
         (d / "f").write_bytes(b"")
@@ -536,6 +537,10 @@ def test_write_and_chown_clear_set_id_bits(d: Path) -> None:
     os.chmod(d / "dir", 0o3755)
     os.chown(d / "dir", 65534, 65534)  # a directory keeps them
     assert stat.S_IMODE(os.stat(d / "dir").st_mode) == 0o3755
+    (d / "h").write_bytes(b"")
+    os.chown(d / "h", 65534, 0)
+    assert _nobody(d, "os.chmod('h', 0o2755)") == 0
+    assert stat.S_IMODE(os.stat(d / "h").st_mode) == 0o755
 
 
 _UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
@@ -585,6 +590,8 @@ def test_open_and_truncate_errors_and_times(d: Path) -> None:
     assert _errno_of(os.open, d / "f" / "x", os.O_RDONLY) == errno.ENOTDIR
     assert _errno_of(os.truncate, d / "dir", 0) == errno.EISDIR
     assert _errno_of(os.truncate, d / "f", -1) == errno.EINVAL
+    assert _errno_of(os.truncate, d / "f", 1 << 62) in (errno.EFBIG, errno.EINVAL)  # past the store's limit
+    assert (d / "f").read_text() == "content"
     assert _errno_of(os.rmdir, f"{d}/dir/.") == errno.EINVAL  # (pathlib would drop the '.')
     fd = os.open(d / "f", os.O_RDONLY)
     try:
