@@ -351,24 +351,25 @@ class FileSystem:
     async def _settle_lookup(self, parent: InodeNo, name: bytes) -> None:
         """Before history resolves `name` in `parent`: commit the unsettled saves it may show.
 
-        In a version listing (FILE@/N), those of that file's history; for PATH@SPEC, those of the file
-        PATH names now, or every one when it names a directory or nothing (DIR@TIME shows a subtree, and
-        a file renamed since may have saved under the old name). Snapshots need none: taking one
-        committed everything.
+        In a version listing (FILE@/N), those of that file's history. For PATH@SPEC in a live
+        directory, those of the file PATH names, or every one when PATH is a directory (DIR@TIME shows
+        a subtree). Nothing when PATH names nothing now, nor inside snapshot and time views (their
+        commit is fixed): real names with '@' are common (node_modules/.pnpm/pkg@1.2.3), and settling
+        for each of them would commit every pending save early.
         """
-        node = self.views.node(parent) if is_synthetic(parent) else None
-        if isinstance(node, VersionList):
-            await self._settle_history(node.ino)
+        if is_synthetic(parent):
+            node = self.views.node(parent)
+            if isinstance(node, VersionList):
+                await self._settle_history(node.ino)
             return
         base, at, _ = name.rpartition(b"@")
-        if not at or not base or isinstance(node, SnapshotList):
-            return
-        ino = None
-        if not is_synthetic(parent):
-            ino = self.catalog.lookup(parent, base)
-            if ino is not None and not stat.S_ISREG(self.catalog.attr(ino).mode):
-                ino = None
-        await self._settle_history(ino)
+        ino = self.catalog.lookup(parent, base) if at and base else None
+        if ino is not None:
+            mode = self.catalog.attr(ino).mode
+            if stat.S_ISDIR(mode):
+                await self._settle_history(None)
+            elif stat.S_ISREG(mode):
+                await self._settle_history(ino)
 
     async def _settle_history(self, ino: InodeNo | None) -> None:
         """Commit the unsettled saves of `ino`'s history (None: all), if any: those queued, and wait
