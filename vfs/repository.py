@@ -143,14 +143,16 @@ class Repository:
         durable: bool = False,
     ) -> Version:
         """Commit a finished staging file as the next version of `ino`."""
-        return self.commit_files([(ino, staging_file, mtime_ns)], origin=origin, durable=durable)[0]
+        return self.commit_files([(ino, staging_file, mtime_ns, None)], origin=origin, durable=durable)[0]
 
     def commit_files(
-        self, items: list[tuple[InodeNo, Path | str, int | None]], *, origin: str = "write", durable: bool = False
+        self, items: list[tuple[InodeNo, Path | str, int | None, int | None]], *, origin: str = "write",
+        durable: bool = False,
     ) -> list[Version]:
-        """Commit many staging files as new versions: one pack fsync and one catalog transaction."""
-        ingested = [(ino, self.chunks.ingest(path, self.catalog.has_chunk, sync=False), mtime)
-                    for ino, path, mtime in items]
+        """Commit many staging files (inode, path, mtime, time saved; see Catalog.commit_versions) as new
+        versions: one pack fsync and one catalog transaction."""
+        ingested = [(ino, self.chunks.ingest(path, self.catalog.has_chunk, sync=False), mtime, saved)
+                    for ino, path, mtime, saved in items]
         self.chunks.sync()  # data durable before the catalog points to it
         return self.catalog.commit_versions(ingested, origin=origin, durable=durable)
 

@@ -334,7 +334,73 @@ def test_link_counts(cat: Catalog) -> None:
     mkfile(cat, ROOT_INO, b"other")
     cat.rename(ROOT_INO, b"other", d, b"f2")  # replaces one link
     assert cat.attr(f).nlink == 1
-    assert cat.attr(d).nlink == 1  # directories report 1, like btrfs
+
+
+def dir_links(cat: Catalog, *dirs: InodeNo, at: int = LIVE) -> list[int]:
+    return [cat.attr(d, at).nlink for d in dirs]
+
+
+def test_directory_links_are_two_plus_subdirectories(cat: Catalog) -> None:
+    """As on ext4, kept by mkdir, rmdir, rename and exchange, and as of every commit."""
+    a = mkdir(cat, ROOT_INO, b"a")
+    b = mkdir(cat, ROOT_INO, b"b")
+    assert dir_links(cat, ROOT_INO, a, b) == [4, 2, 2]
+    mkfile(cat, a, b"file")
+    cat.create(a, b"fifo", stat.S_IFIFO | 0o644, 0, 0)
+    assert dir_links(cat, a) == [2]  # only directories count
+    sub = mkdir(cat, a, b"sub")
+    mkdir(cat, sub, b"inner")
+    assert dir_links(cat, a, sub) == [3, 3]
+    before_moves = cat.head().no
+    cat.rename(a, b"sub", b, b"sub")  # to another parent
+    assert dir_links(cat, ROOT_INO, a, b, sub) == [4, 2, 3, 3]
+    cat.rename(b, b"sub", b, b"moved")  # within one parent
+    assert dir_links(cat, b) == [3]
+    mkdir(cat, a, b"empty")
+    cat.rename(b, b"moved", a, b"empty")  # over an empty directory in another parent
+    assert dir_links(cat, a, b) == [3, 2]
+    mkdir(cat, a, b"e1")
+    mkdir(cat, a, b"e2")
+    cat.rename(a, b"e2", a, b"e1")  # over an empty directory in the same parent
+    assert dir_links(cat, a) == [4]
+    mkfile(cat, b, b"f")
+    cat.rename(a, b"empty", b, b"f", exchange=True)  # a directory and a file trade parents
+    assert dir_links(cat, a, b) == [3, 3]
+    mkdir(cat, a, b"d2")
+    cat.rename(a, b"d2", b, b"f", exchange=True)  # two directories trade places: no count changes
+    assert dir_links(cat, a, b) == [4, 3]
+    cat.unlink(a, b"e1", rmdir=True)
+    assert dir_links(cat, ROOT_INO, a, b) == [4, 3, 3]
+    assert dir_links(cat, ROOT_INO, a, b, sub, at=before_moves) == [4, 3, 2, 3]
+    assert cat.check() == []
+
+
+def test_a_catalog_of_schema_1_gets_subdirectory_counts_for_every_state(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    cat = Catalog.initialize(path, "x", {}, 0, 0)
+    a = mkdir(cat, ROOT_INO, b"a")
+    mkdir(cat, a, b"one")
+    mkfile(cat, a, b"file")
+    mkdir(cat, a, b"two")
+    two = cat.head().no
+    cat.rename(a, b"one", ROOT_INO, b"one")
+    cat.unlink(a, b"two", rmdir=True)
+    expected = {at: dir_links(cat, ROOT_INO, a, at=at) for at in range(1, cat.head().no + 1) if at >= 2}
+    assert expected[two] == [3, 4] and expected[cat.head().no] == [4, 2]
+    cat.close()
+    with sqlite3.connect(path) as db:  # as version 1 made it
+        db.execute("ALTER TABLE inode_states DROP COLUMN subdirs")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.close()
+    cat = Catalog.open(path)
+    try:
+        assert cat.meta("schema_version") == "2"
+        assert {at: dir_links(cat, ROOT_INO, a, at=at) for at in expected} == expected
+        assert cat.check() == []
+        mkdir(cat, a, b"three")
+        assert dir_links(cat, a) == [3]
+    finally:
+        cat.close()
 
 
 # -- attributes, xattrs --------------------------------------------------------------------------------
@@ -524,10 +590,24 @@ def test_commit_times_never_go_backwards(cat: Catalog, monkeypatch: pytest.Monke
 
     mkfile(cat, ROOT_INO, b"a")
     t = cat.head().time_ns
-    monkeypatch.setattr(module, "_now_ns", lambda: t - 10**9)  # the clock stepped back
+    monkeypatch.setattr(module, "now_ns", lambda: t - 10**9)  # the clock stepped back
     mkfile(cat, ROOT_INO, b"b")
     assert cat.head().time_ns == t
     assert cat.commit_at_time(t) == cat.head().no
+
+
+def test_a_batch_of_versions_is_dated_by_each_save(cat: Catalog) -> None:
+    """commit_versions gives each version a commit dated when it was saved, never before the last one."""
+    f, g, h = (mkfile(cat, ROOT_INO, n) for n in (b"f", b"g", b"h"))
+    last = cat.head().time_ns
+    vf, vg, vh = cat.commit_versions([(f, content(b"f"), None, last + 10), (g, content(b"g"), 7, last + 20),
+                                      (h, content(b"h"), None, last + 5)])
+    assert (vf.time_ns, vg.time_ns, vh.time_ns) == (last + 10, last + 20, last + 20)  # h: not before g's
+    assert vg.commit_no == vf.commit_no + 1 == vh.commit_no - 1 == cat.head().no - 1
+    assert (vf.mtime_ns, vg.mtime_ns) == (last + 10, 7)
+    assert cat.version_at(f, cat.commit_at_time(last + 15) or 0) == vf
+    assert cat.version_at(g, cat.commit_at_time(last + 15) or 0) is None
+    assert cat.commit_versions([(f, content(b"f2"), None, last)])[0].time_ns == last + 20
 
 
 def _row_counts(path: Path) -> dict[str, int]:

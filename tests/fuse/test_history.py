@@ -14,9 +14,10 @@ from pathlib import Path
 import blake3
 import pytest
 
-from tests.fuse.conftest import NOBODY, Mount, vfs
+from tests.fuse.conftest import NOBODY, VFS, Mount, vfs
 
 pytestmark = pytest.mark.fuse
+COARSE_CLOCK = 5  # CLOCK_REALTIME_COARSE: the clock of commit times
 
 
 def save(path: Path, text: str) -> None:
@@ -316,3 +317,90 @@ def test_bad_specs_and_odd_names_are_enoent_or_work_never_eio(mount: Mount) -> N
     assert errno_of(os.rmdir, bad_snapshot) == errno.ENOENT
     assert os.listdir(mnt / ".snapshots") == ["s"]
     assert mount.log_problems() == []
+
+
+# -- reading one's own writes: history right after a close, before the batched commit -------------------
+def test_history_shows_a_save_right_after_its_close(mnt: Path) -> None:
+    """FILE@/, FILE@N, FILE@/N and user.vfs.* answer with the save just closed, though commits are
+    batched a moment later (user.vfs.hash gave the previous version's hash in 59 of 60 tries)."""
+    f = mnt / "f"
+    n = 0  # versions so far: every save is one
+    for i in range(1, 61):
+        data = f"save {i}\n".encode()
+        f.write_bytes(data)  # closed here
+        n += 1
+        assert os.getxattr(f, "user.vfs.hash").decode() == blake3.blake3(data).hexdigest(), i
+        assert os.getxattr(f, "user.vfs.version") == str(n).encode(), i
+        f.write_bytes(data + b"again")
+        n += 1
+        assert sorted(map(int, os.listdir(mnt / "f@"))) == list(range(1, n + 1)), i
+        assert (mnt / f"f@{n}").read_bytes() == data + b"again", i
+        f.write_bytes(data)  # `f@` is cached by the kernel now: this reaches its listing only
+        n += 1
+        assert (mnt / "f@" / str(n)).read_bytes() == data, i
+        os.truncate(f, 0)  # a save by path, without an open
+        n += 1
+        assert max(map(int, os.listdir(mnt / "f@"))) == n, i
+        assert os.getxattr(f, "user.vfs.version") == str(n).encode(), i
+
+
+def _atomic_save(path: Path, text: str) -> None:
+    """An editor's save: write a temporary file, rename it over the target."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def test_quick_atomic_saves_are_all_listed_at_once(mnt: Path) -> None:
+    """After four quick atomic saves `target.txt@/` listed nothing at all for a moment: the unsettled
+    saves of the target's history are those of the temporary files renamed over it."""
+    target = mnt / "target.txt"
+    for round_ in range(10):
+        for i in range(4):
+            _atomic_save(target, f"round {round_} save {i}")
+        listing = sorted(map(int, os.listdir(mnt / "target.txt@")))
+        assert listing == list(range(1, 4 * round_ + 5)), round_
+        assert [(mnt / f"target.txt@{4 * round_ + i + 1}").read_text() for i in range(4)] == [
+            f"round {round_} save {i}" for i in range(4)]
+
+
+def test_a_time_taken_right_after_a_close_sees_that_save(mnt: Path) -> None:
+    """A version is dated when its file was closed, not when its batch committed: FILE@T with T taken
+    right after the close shows that save, and none made after T."""
+    f = mnt / "f"
+    dirs = mnt / "d"
+    dirs.mkdir()
+    for i in range(1, 21):
+        f.write_text(f"save {i}")
+        (dirs / "g").write_text(f"g {i}")
+        t_ns = time.time_ns()
+        t = datetime.fromtimestamp(t_ns // 1000 / 1e6).isoformat(timespec="microseconds")
+        # Times are those of the kernel's coarse clock (a tick behind): what is done in the tick
+        # that holds T may count as before T. A save after that is after T.
+        while time.clock_gettime_ns(COARSE_CLOCK) <= t_ns + 2000:
+            time.sleep(0.001)
+        f.write_text("later")
+        assert (mnt / f"f@{t}").read_text() == f"save {i}", i
+        assert (mnt / f"d@{t}" / "g").read_text() == f"g {i}", i
+
+
+def test_vfs_log_and_cat_right_after_a_close(mount: Mount) -> None:
+    """`vfs log` and `vfs cat` (which read the catalog) see the save closed just before they ran."""
+    f = mount.path / "notes.txt"
+    n = 0
+    for i in range(1, 6):
+        data = f"note {i}".encode()
+        f.write_bytes(data)
+        n += 1
+        log = json.loads(vfs("log", str(f), "--json").stdout)
+        assert [v["version"] for v in log["versions"]] == list(range(1, n + 1)), i
+        assert log["versions"][-1]["hash"] == blake3.blake3(data).hexdigest()
+        f.write_bytes(data + b"!")
+        n += 1
+        assert subprocess.run([*VFS, "cat", f"{f}@{n}"], capture_output=True, timeout=120).stdout == data + b"!"
+        f.write_bytes(data + b"?")
+        n += 1
+        digest = blake3.blake3(data + b"?").hexdigest()
+        cat = subprocess.run([*VFS, "cat", "--mount", str(mount.path), f"blake3:{digest}"], capture_output=True,
+                             timeout=120)
+        assert cat.stdout == data + b"?", cat.stderr

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -314,6 +315,357 @@ def test_hard_links(d: Path) -> None:
     assert (d / "b").read_bytes() == b"SHared"
     assert _errno_of(os.link, d / "sub", d / "dirlink") == errno.EPERM
     assert _errno_of(os.link, d / "b", d / "sub" / "c") == errno.EEXIST
+
+
+# -- what pjdfstest checks (its tests named in each docstring) ----------------------------------------
+_COARSE = 5  # CLOCK_REALTIME_COARSE: the clock of commit times and of the kernel's file times
+
+
+def _after(t_ns: int) -> None:
+    """Wait until the file-time clock has passed `t_ns`, so that a change made next gets a later time.
+
+    Waits for that condition, not for a duration: it holds however loaded the machine is.
+    """
+    while time.clock_gettime_ns(_COARSE) <= t_ns:
+        time.sleep(0.001)
+
+
+def _nobody(d: Path, statement: str) -> int:
+    """The errno of Python `statement` (one line, `os` imported) run as nobody in `d`; 0 if it succeeds.
+
+    It runs in `d` with relative paths: the mount point's parents are private to root.
+    """
+    code = f"import os\ntry:\n    {statement}\nexcept OSError as e:\n    print(e.errno)\nelse:\n    print(0)\n"
+    out = subprocess.run([*NOBODY, sys.executable, "-c", code], cwd=d, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)
+
+
+def test_directory_link_counts(d: Path) -> None:
+    """pjdfstest rename/24, mkdir, rmdir: a directory has 2 + its subdirectories links, as on ext4."""
+    os.mkdir(d / "src")
+    os.mkdir(d / "dst")
+    os.mkdir(d / "src" / "sub")
+    (d / "src" / "file").write_text("files do not count")
+    os.symlink("sub", d / "src" / "link")
+    assert [os.lstat(d / n).st_nlink for n in ("src", "dst", "src/sub")] == [3, 2, 2]
+    assert os.lstat(d).st_nlink == 4
+    assert os.lstat(d / "src" / "sub" / "..").st_ino == os.lstat(d / "src").st_ino
+    os.rename(d / "src" / "sub", d / "dst" / "moved")  # rename/24: the parents' counts follow
+    assert [os.lstat(d / n).st_nlink for n in ("src", "dst")] == [2, 3]
+    assert os.lstat(d / "dst" / "moved" / "..").st_ino == os.lstat(d / "dst").st_ino
+    os.mkdir(d / "dst" / "moved" / "inner")
+    assert os.lstat(d / "dst" / "moved").st_nlink == 3
+    os.mkdir(d / "src" / "empty")
+    os.rename(d / "dst" / "moved", d / "src" / "empty")  # over an empty directory elsewhere
+    assert [os.lstat(d / n).st_nlink for n in ("src", "dst", "src/empty")] == [3, 2, 3]
+    (d / "dst" / "f").write_text("f")
+    _renameat2(d / "src" / "empty", d / "dst" / "f", _RENAME_EXCHANGE)  # a directory and a file swap
+    assert [os.lstat(d / n).st_nlink for n in ("src", "dst")] == [2, 3]
+    os.rmdir(d / "dst" / "f" / "inner")
+    os.rmdir(d / "dst" / "f")
+    assert [os.lstat(d / n).st_nlink for n in ("src", "dst")] == [2, 2]
+    assert os.lstat(d).st_nlink == 4
+    out = subprocess.run(["find", str(d), "-type", "f"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and sorted(out.stdout.split()) == [str(d / "src" / "empty"), str(d / "src" / "file")]
+
+
+def test_directory_link_counts_in_history(shared: Mount, d: Path) -> None:
+    """History views show a directory's count as of their commit; synthetic directories 2 + theirs."""
+    mnt = shared.path
+    os.mkdir(d / "a")
+    os.mkdir(d / "a" / "one")
+    (d / "a" / "f").write_text("f")
+    name = f"links-{d.name}"
+    os.mkdir(mnt / ".snapshots" / name)
+    then = os.stat(d / "a").st_mtime_ns  # the mkdir's commit time
+    _after(then + 10_000_000)
+    os.mkdir(d / "a" / "two")
+    os.mkdir(d / "a" / "three")
+    assert os.stat(d / "a").st_nlink == 5
+    assert os.stat(d / f"a@{name}").st_nlink == 3
+    assert os.stat(mnt / ".snapshots" / name / d.name / "a").st_nlink == 3
+    local = datetime.fromtimestamp((then + 5_000_000) / 1e9).isoformat()  # after the first mkdir, before the others
+    assert os.stat(d / f"a@{local}").st_nlink == 3
+    assert sorted(os.listdir(d / f"a@{local}")) == ["f", "one"]
+    assert os.stat(d / "a" / "f@").st_nlink == 2
+    snapshots = mnt / ".snapshots"
+    assert os.stat(snapshots).st_nlink == 2 + len(os.listdir(snapshots))
+    os.rmdir(snapshots / name)
+    assert os.stat(snapshots).st_nlink == 2 + len(os.listdir(snapshots))
+
+
+def _changes_times(
+    change: Callable[..., object], args: tuple[object, ...], entry: Path, *dirs: Path, now: Path | None = None,
+) -> None:
+    """Assert that `change(*args)` gives `entry` (named `now` afterwards) a later ctime and `dirs` a later
+    mtime and ctime."""
+    before = {q: os.lstat(q) for q in (entry, *dirs)}
+    _after(max(max(st.st_ctime_ns, st.st_mtime_ns) for st in before.values()))
+    change(*args)
+    assert os.lstat(now or entry).st_ctime_ns > before[entry].st_ctime_ns, (change, args)
+    for q in dirs:
+        st = os.lstat(q)
+        assert st.st_mtime_ns > before[q].st_mtime_ns and st.st_ctime_ns > before[q].st_ctime_ns, (change, args, q)
+
+
+def test_successful_changes_update_ctime_and_the_parents_times(d: Path) -> None:
+    """pjdfstest link/00, unlink/00, rename/00, mkdir/00, rmdir/00: the entry's ctime, its directories'
+    mtime and ctime; for regular files (whose times the kernel keeps) and FIFOs (whose times we keep)."""
+    sub = d / "sub"
+    os.mkdir(sub)
+    for p in (d / "file", d / "fifo"):
+        if p.name == "file":
+            p.write_text("x")
+        else:
+            os.mkfifo(p)
+        _changes_times(os.link, (p, sub / "link"), p, sub)
+        _changes_times(os.unlink, (sub / "link",), p, sub)
+        _changes_times(os.rename, (p, sub / "moved"), p, d, sub, now=sub / "moved")
+        _changes_times(os.rename, (sub / "moved", p), sub / "moved", d, sub, now=p)
+        _changes_times(os.chmod, (p, 0o600), p)
+        _changes_times(os.chown, (p, 1, 1), p)
+        os.unlink(p)
+    _changes_times(os.mkdir, (sub / "new",), sub, sub)
+    _changes_times(os.rmdir, (sub / "new",), sub, sub)
+
+
+def test_failed_changes_leave_times_alone(d: Path) -> None:
+    """pjdfstest link/00, unlink/00, rename/00: a change refused with EACCES updates no ctime."""
+    os.chmod(d, 0o755)
+    (d / "f").write_text("x")
+    os.mkfifo(d / "fifo")
+    for n in ("f", "fifo"):
+        os.chown(d / n, 65534, 65534)
+    before = {n: os.lstat(d / n).st_ctime_ns for n in (".", "f", "fifo")}
+    _after(max(before.values()))
+    for n in ("f", "fifo"):
+        assert _nobody(d, f"os.link('{n}', '{n}2')") == errno.EACCES  # (nobody owns them: protected_hardlinks)
+        assert _nobody(d, f"os.unlink('{n}')") == errno.EACCES
+        assert _nobody(d, f"os.rename('{n}', '{n}3')") == errno.EACCES
+    assert {n: os.lstat(d / n).st_ctime_ns for n in before} == before
+
+
+def test_sticky_directory(d: Path) -> None:
+    """pjdfstest unlink/11, rename/09, rename/10, rmdir/11: in a sticky directory only the owner of an
+    entry, or of the directory, removes or renames it, even when everyone may write the directory."""
+    os.chmod(d, 0o1777)
+    (d / "roots").write_text("r")
+    os.chmod(d / "roots", 0o666)
+    os.mkdir(d / "rootdir")
+    os.chmod(d / "rootdir", 0o777)
+    assert _nobody(d, "os.unlink('roots')") == errno.EPERM
+    assert _nobody(d, "os.rename('roots', 'taken')") == errno.EPERM
+    assert _nobody(d, "os.rmdir('rootdir')") == errno.EPERM
+    assert _nobody(d, "os.rename('rootdir', 'taken')") == errno.EPERM
+    assert _nobody(d, "open('own', 'w').close()") == 0
+    assert _nobody(d, "os.rename('own', 'roots')") == errno.EPERM  # replacing root's file removes it
+    assert _nobody(d, "os.rename('own', 'own2')") == 0
+    assert _nobody(d, "os.mkdir('owndir')") == 0
+    assert _nobody(d, "os.rmdir('owndir')") == 0
+    assert sorted(os.listdir(d)) == ["own2", "rootdir", "roots"]
+    os.unlink(d / "own2")  # the owner of the directory may
+    os.chmod(d, 0o777)  # without the sticky bit, write permission on the directory is enough
+    assert _nobody(d, "os.unlink('roots')") == 0
+    assert _nobody(d, "os.rmdir('rootdir')") == 0
+    assert os.listdir(d) == []
+
+
+def test_symlink_loops_and_path_lengths(d: Path) -> None:
+    """pjdfstest open/12-13, symlink/03, mkdir/03, link/03: ELOOP for a loop and for O_NOFOLLOW on a
+    symlink; ENAMETOOLONG for a path or a symlink target past PATH_MAX, which just fits."""
+    os.symlink("b", d / "a")
+    os.symlink("a", d / "b")
+    assert _errno_of(os.open, d / "a", os.O_RDONLY) == errno.ELOOP
+    assert _errno_of(os.stat, d / "a") == errno.ELOOP
+    assert _errno_of(os.mkdir, d / "a" / "x") == errno.ELOOP
+    assert _errno_of(os.open, d / "a" / "x", os.O_WRONLY | os.O_CREAT, 0o644) == errno.ELOOP
+    (d / "target").write_text("t")
+    os.symlink("target", d / "link")
+    assert _errno_of(os.open, d / "link", os.O_RDONLY | os.O_NOFOLLOW) == errno.ELOOP
+    longest = "x/" * 2047 + "x"  # 4095 bytes: PATH_MAX with its NUL
+    os.symlink(longest, d / "longest")
+    assert os.readlink(d / "longest") == longest and os.lstat(d / "longest").st_size == 4095
+    assert _errno_of(os.symlink, longest + "x", d / "too-long") == errno.ENAMETOOLONG
+    assert _errno_of(os.stat, str(d) + "/x" * 2048) == errno.ENAMETOOLONG
+    assert _errno_of(os.mkdir, str(d) + "/x" * 2048) == errno.ENAMETOOLONG
+
+
+def test_fifos_devices_and_sockets(d: Path) -> None:
+    """pjdfstest mkfifo/00, mknod/00, link/00, rename/00, unlink/00 for every file type: made with their
+    type, mode and device number, linked, renamed and removed like files; a FIFO passes data."""
+    os.mkfifo(d / "fifo", 0o640)
+    os.mknod(d / "chr", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    os.mknod(d / "blk", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    os.mknod(d / "sock", stat.S_IFSOCK | 0o644)
+    for name, check, mode in (("fifo", stat.S_ISFIFO, 0o640), ("chr", stat.S_ISCHR, 0o600),
+                              ("blk", stat.S_ISBLK, 0o600), ("sock", stat.S_ISSOCK, 0o644)):
+        st = os.lstat(d / name)
+        assert check(st.st_mode) and stat.S_IMODE(st.st_mode) == mode and st.st_nlink == 1, name
+        os.link(d / name, d / f"{name}.2")
+        assert os.lstat(d / name).st_nlink == 2 and os.lstat(d / f"{name}.2").st_ino == st.st_ino
+        os.rename(d / f"{name}.2", d / f"{name}.3")
+        os.unlink(d / name)
+        assert os.lstat(d / f"{name}.3").st_nlink == 1 and check(os.lstat(d / f"{name}.3").st_mode)
+    assert os.lstat(d / "chr.3").st_rdev == os.makedev(1, 3)
+    assert os.lstat(d / "blk.3").st_rdev == os.makedev(7, 0)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append((d / "fifo.3").read_bytes()))
+    reader.start()
+    (d / "fifo.3").write_bytes(b"through the pipe")
+    reader.join(timeout=60)
+    assert received == [b"through the pipe"]
+    assert os.lstat(d / "fifo.3").st_size == 0
+
+
+def test_write_and_chown_clear_set_id_bits(d: Path) -> None:
+    """pjdfstest chmod/12, chown/00, chmod/00: writing by someone else, and chown, clear S_ISUID and
+    S_ISGID; an owner outside the file's group cannot set S_ISGID."""
+    os.chmod(d, 0o777)
+    for mode in (0o4777, 0o2777, 0o6777):
+        (d / "f").write_bytes(b"")
+        os.chmod(d / "f", mode)
+        assert _nobody(d, "fd = os.open('f', os.O_WRONLY); os.write(fd, b'x'); os.close(fd)") == 0
+        assert stat.S_IMODE(os.stat(d / "f").st_mode) == 0o777, oct(mode)
+        os.unlink(d / "f")
+    (d / "g").write_bytes(b"")
+    os.chmod(d / "g", 0o6755)
+    os.chown(d / "g", 65534, 65534)
+    st = os.stat(d / "g")
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o755, 65534, 65534)
+    os.mkdir(d / "dir")
+    os.chmod(d / "dir", 0o3755)
+    os.chown(d / "dir", 65534, 65534)  # a directory keeps them
+    assert stat.S_IMODE(os.stat(d / "dir").st_mode) == 0o3755
+    (d / "h").write_bytes(b"")
+    os.chown(d / "h", 65534, 0)
+    assert _nobody(d, "os.chmod('h', 0o2755)") == 0
+    assert stat.S_IMODE(os.stat(d / "h").st_mode) == 0o755
+
+
+_UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def _utimensat(path: Path, atime: tuple[int, int], mtime: tuple[int, int]) -> None:
+    """utimensat(2) with (seconds, nanoseconds) pairs, which may be UTIME_NOW or UTIME_OMIT."""
+    times = (ctypes.c_long * 4)(*atime, *mtime)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.utimensat(_AT_FDCWD, os.fsencode(path), times, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), str(path))
+
+
+def test_utimensat(d: Path) -> None:
+    """pjdfstest utimensat/00-09: UTIME_OMIT keeps a time, UTIME_NOW sets it; the owner sets any time,
+    others with write permission only the current one, others without it none; ctime follows."""
+    os.chmod(d, 0o755)
+    p = d / "f"
+    p.write_text("x")
+    _utimensat(p, (1_000_000_000, 11), (1_500_000_000, 22))
+    st = os.stat(p)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000_000_000_011, 1_500_000_000_000_000_022)
+    _utimensat(p, (0, _UTIME_OMIT), (1_600_000_000, 33))
+    st = os.stat(p)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000_000_000_011, 1_600_000_000_000_000_033)
+    before = time.clock_gettime_ns(_COARSE)
+    _after(max(before, st.st_ctime_ns))
+    _utimensat(p, (0, _UTIME_NOW), (0, _UTIME_OMIT))
+    st = os.stat(p)
+    assert st.st_atime_ns > before and st.st_mtime_ns == 1_600_000_000_000_000_033 and st.st_ctime_ns > before
+    os.chmod(p, 0o666)
+    assert _nobody(d, "os.utime('f')") == 0  # UTIME_NOW with write permission
+    assert _nobody(d, "os.utime('f', ns=(1, 1))") == errno.EPERM
+    os.chmod(p, 0o644)
+    assert _nobody(d, "os.utime('f')") == errno.EACCES
+
+
+def test_open_and_truncate_errors_and_times(d: Path) -> None:
+    """pjdfstest open/, truncate/, ftruncate/, rmdir/: EISDIR, ENOTDIR, EINVAL; O_TRUNC and truncate
+    update mtime and ctime."""
+    os.mkdir(d / "dir")
+    (d / "f").write_text("content")
+    assert _errno_of(os.open, d / "dir", os.O_WRONLY) == errno.EISDIR
+    assert _errno_of(os.open, d / "dir", os.O_RDWR) == errno.EISDIR
+    assert _errno_of(os.open, d / "f", os.O_RDONLY | os.O_DIRECTORY) == errno.ENOTDIR
+    assert _errno_of(os.open, d / "f" / "x", os.O_RDONLY) == errno.ENOTDIR
+    assert _errno_of(os.truncate, d / "dir", 0) == errno.EISDIR
+    assert _errno_of(os.truncate, d / "f", -1) == errno.EINVAL
+    assert _errno_of(os.truncate, d / "f", 1 << 62) in (errno.EFBIG, errno.EINVAL)  # past the store's limit
+    assert (d / "f").read_text() == "content"
+    assert _errno_of(os.rmdir, f"{d}/dir/.") == errno.EINVAL  # (pathlib would drop the '.')
+    fd = os.open(d / "f", os.O_RDONLY)
+    try:
+        assert _errno_of(os.ftruncate, fd, 0) in (errno.EINVAL, errno.EBADF)
+    finally:
+        os.close(fd)
+    for change in (lambda: os.close(os.open(d / "f", os.O_WRONLY | os.O_TRUNC)), lambda: os.truncate(d / "f", 3)):
+        (d / "f").write_text("content")
+        st = os.stat(d / "f")
+        _after(max(st.st_mtime_ns, st.st_ctime_ns))
+        change()
+        after = os.stat(d / "f")
+        assert after.st_mtime_ns > st.st_mtime_ns and after.st_ctime_ns > st.st_ctime_ns
+    assert os.stat(d / "f").st_size == 3
+
+
+def test_new_entries_modes_and_owners(d: Path) -> None:
+    """pjdfstest mkdir/00, open/00, mkfifo/00, symlink: the mode is masked by the umask; the owner is the
+    creator; the group the creator's, or in a set-group-ID directory the directory's (whose bit
+    subdirectories inherit, as on ext4)."""
+    os.chmod(d, 0o777)
+    code = ("import os\nos.umask({umask})\nos.mkdir('dir{umask}', 0o345)\n"
+            "os.close(os.open('file{umask}', os.O_CREAT | os.O_WRONLY, 0o345))\nos.mkfifo('fifo{umask}', 0o345)\n")
+    for umask, expected in ((0o077, 0o300), (0o070, 0o305), (0o501, 0o244)):
+        out = subprocess.run([sys.executable, "-c", code.format(umask=oct(umask))], cwd=d, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        for kind in ("dir", "file", "fifo"):
+            assert stat.S_IMODE(os.lstat(d / f"{kind}{oct(umask)}").st_mode) == expected, (kind, oct(umask))
+    assert _nobody(d, "os.mkdir('nobodys')") == 0
+    assert _nobody(d, "os.symlink('x', 'nobodys-link')") == 0
+    for name in ("nobodys", "nobodys-link"):
+        st = os.lstat(d / name)
+        assert (st.st_uid, st.st_gid) == (65534, 65534), name
+    os.mkdir(d / "shared")
+    os.chown(d / "shared", 0, 4321)
+    os.chmod(d / "shared", 0o2777)
+    assert _nobody(d, "os.mkdir('shared/sub'); open('shared/file', 'w').close(); os.mkfifo('shared/fifo')") == 0
+    for name in ("sub", "file", "fifo"):
+        st = os.lstat(d / "shared" / name)
+        assert (st.st_uid, st.st_gid) == (65534, 4321), name
+    assert os.lstat(d / "shared" / "sub").st_mode & stat.S_ISGID
+    assert not os.lstat(d / "shared" / "file").st_mode & stat.S_ISGID
+
+
+def test_rename_of_hard_links_and_open_replaced_files(d: Path) -> None:
+    """pjdfstest rename/00, link/00: renaming one link over another of the same file changes nothing;
+    a file replaced by rename loses a link, and an open handle of its last one still reads it."""
+    (d / "a").write_text("A")
+    os.link(d / "a", d / "b")
+    os.rename(d / "a", d / "b")
+    assert sorted(os.listdir(d)) == ["a", "b"] and os.stat(d / "a").st_nlink == 2
+    (d / "c").write_text("C")
+    fd = os.open(d / "c", os.O_RDONLY)
+    try:
+        os.rename(d / "a", d / "c")
+        assert os.fstat(fd).st_nlink == 0
+        assert os.pread(fd, 10, 0) == b"C"
+        assert os.stat(d / "b").st_nlink == 2 and (d / "c").read_text() == "A"
+    finally:
+        os.close(fd)
+
+
+def test_posix_fallocate_extends_the_file(d: Path) -> None:
+    """pjdfstest posix_fallocate/00: the file grows to cover the range, reading zeros."""
+    p = d / "f"
+    p.write_bytes(b"head")
+    fd = os.open(p, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, 100_000)
+        assert os.fstat(fd).st_size == 100_000
+    finally:
+        os.close(fd)
+    assert p.read_bytes() == b"head" + bytes(100_000 - 4)
 
 
 # -- attributes ------------------------------------------------------------------------------------

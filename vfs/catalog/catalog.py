@@ -1,9 +1,10 @@
 """Catalog: typed access to the SQLite catalog (the only module that speaks SQL).
 
 Every mutating method is one transaction that first inserts a `commits` row; its number (`CommitNo`)
-then names the new state of the whole tree. Reading methods take `at` (a commit number; LIVE means the
-present). Methods are thread-safe: one connection guarded by a lock, short transactions only, so the
-trio loop may call them inline while ingest threads call `has_chunk`.
+then names the new state of the whole tree (`commit_versions` adds one per version, in one
+transaction). Reading methods take `at` (a commit number; LIVE means the present). Methods are
+thread-safe: one connection guarded by a lock, short transactions only, so the trio loop may call
+them inline while ingest threads call `has_chunk`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vfs.catalog.schema import LIVE, PRUNED, REMOTE_TABLES, SCHEMA_VERSION, TABLES
+from vfs.catalog.schema import LIVE, MIGRATIONS, PRUNED, REMOTE_TABLES, SCHEMA_VERSION, TABLES
 from vfs.errors import (
     Exists,
     InvalidArgument,
@@ -45,9 +46,10 @@ NAME_MAX = 255
 _CLOCK_REALTIME_COARSE = 5  # Linux's clock id; Python's time module does not name it
 
 
-def _now_ns() -> int:
-    """Commit time. The kernel stamps file times with its coarse clock: a file created and then
-    written in the same tick then keeps its mtime, which spares a SETATTR round trip at close."""
+def now_ns() -> int:
+    """The clock of commit times (also for times given to commits, such as a save's). The kernel stamps
+    file times with its coarse clock: a file created and then written in the same tick then keeps its
+    mtime, which spares a SETATTR round trip at close."""
     return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
 
 
@@ -144,8 +146,9 @@ class TreeEntry:
     target: bytes | None  # symlink target
 
 
-_STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version"
+_STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version, subdirs"
 _STATE_KEYS = tuple(c.strip() for c in _STATE_COLS.split(","))
+_STATE_ROW = ",".join("?" * (2 + len(_STATE_KEYS)))  # placeholders of (ino, commit_from, *state)
 CATALOG_FILE = "catalog.db"
 
 
@@ -160,6 +163,7 @@ class Catalog:
         self.cache_live_attrs = False
         self._live_attrs: dict[InodeNo, Attr] = {}
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
+        self._tx_last_time_ns = self._last_time_ns  # the newest commit time in the open transaction
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -178,7 +182,7 @@ class Catalog:
                             (ROOT_INO, stat.S_IFDIR, c.no, ROOT_INO))
             cat._insert_state(c, ROOT_INO, dict(mode=stat.S_IFDIR | 0o755, uid=uid, gid=gid, rdev=0, size=0,
                                                 atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
-                                                version=0))
+                                                version=0, subdirs=0))
         return cat
 
     @classmethod
@@ -201,6 +205,8 @@ class Catalog:
                 )
             conn.close()
             conn = _connect(path)
+            if int(row[0]) < SCHEMA_VERSION:
+                _migrate(conn)
             try:
                 conn.executescript(REMOTE_TABLES)  # a catalog made before remote sync existed
             except sqlite3.OperationalError:
@@ -337,20 +343,19 @@ class Catalog:
                 raise
 
     @contextmanager
-    def _write(self, *, durable: bool = False) -> Iterator[Commit]:
-        """One transaction with a new commit number; `durable` also fsyncs the WAL at commit."""
+    def _write(self, *, durable: bool = False, time_ns: int | None = None) -> Iterator[Commit]:
+        """One transaction with a new commit number, made now or at `time_ns` (see `_add_commit`);
+        `durable` also fsyncs the WAL at commit."""
         with self._lock:
             db = self._db
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                now = max(_now_ns(), self._last_time_ns)
-                no = db.execute("INSERT INTO commits(time_ns) VALUES (?)", (now,)).lastrowid
-                assert no is not None
-                yield Commit(CommitNo(no), now)
+                self._tx_last_time_ns = self._last_time_ns
+                yield self._add_commit(time_ns)
                 db.execute("COMMIT")
-                self._last_time_ns = now
+                self._last_time_ns = self._tx_last_time_ns
             except BaseException as e:
                 if db.in_transaction:  # SQLite may have rolled back already (a full disk)
                     db.execute("ROLLBACK")
@@ -361,6 +366,16 @@ class Catalog:
                 self._live_attrs.clear()
                 if durable:
                     db.execute("PRAGMA synchronous = NORMAL")
+
+    def _add_commit(self, time_ns: int | None = None) -> Commit:
+        """A new commit in the open transaction, dated `time_ns` (default: now) but never before the
+        previous commit: commit times must not go backwards, or the tree at a time would not be one
+        state. Several commits may share one transaction (see `commit_versions`)."""
+        t = max(now_ns() if time_ns is None else time_ns, self._tx_last_time_ns)
+        no = self._db.execute("INSERT INTO commits(time_ns) VALUES (?)", (t,)).lastrowid
+        assert no is not None
+        self._tx_last_time_ns = t
+        return Commit(CommitNo(no), t)
 
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> Any:
         with self._lock:
@@ -425,6 +440,9 @@ class Catalog:
         row = self._one("SELECT name, commit_no, time_ns FROM snapshots WHERE name = ?", (name,))
         return Snapshot(*row) if row else None
 
+    def snapshot_count(self) -> int:
+        return int(self._one("SELECT count(*) FROM snapshots")[0])
+
     def snapshots(self) -> list[Snapshot]:
         return [Snapshot(*r) for r in self._all("SELECT name, commit_no, time_ns FROM snapshots ORDER BY commit_no")]
 
@@ -486,11 +504,12 @@ class Catalog:
                 cached = self._live_attrs.get(ino)
                 if cached is not None:
                     return cached
-            # One statement (one read transaction). A directory's link count is 1, like btrfs: tools
-            # then do not infer a subdirectory count from it. At LIVE, live entries have commit_to = LIVE.
+            # One statement (one read transaction). A directory's link count is 2 + its subdirectories,
+            # as on ext4 (its name, its '.', and each subdirectory's '..'), read from its state row: never
+            # counted here. At LIVE, live entries have commit_to = LIVE.
             row = self._db.execute(
                 "SELECT s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns, coalesce(v.vno, 0),"
-                f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 1 ELSE"
+                f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 2 + s.subdirs ELSE"
                 " (SELECT count(*) FROM dirents d WHERE d.ino = s.ino AND d.commit_to > ? AND d.commit_from <= ?) END"
                 " FROM inode_states s LEFT JOIN versions v ON v.id = s.version"
                 " WHERE s.ino = ? AND s.commit_from <= ? ORDER BY s.commit_from DESC LIMIT 1",
@@ -535,7 +554,7 @@ class Catalog:
 
     def _insert_state(self, c: Commit, ino: InodeNo, state: dict[str, int]) -> None:
         self._db.execute(
-            f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES ({_STATE_ROW})",
             (ino, c.no, *(state[k] for k in _STATE_KEYS)),
         )
 
@@ -554,8 +573,11 @@ class Catalog:
     def _end_dirent(self, c: Commit, dirent_id: int) -> None:
         self._db.execute("UPDATE dirents SET commit_to = ? WHERE id = ?", (c.no, dirent_id))
 
-    def _touch_dir(self, c: Commit, parent: InodeNo) -> None:
-        self._change_state(c, parent, mtime_ns=c.time_ns, ctime_ns=c.time_ns)
+    def _touch_dir(self, c: Commit, parent: InodeNo, subdirs: int = 0) -> None:
+        """The entries of `parent` changed, and it gained (or with a negative `subdirs` lost) subdirectories."""
+        state = self._current_state(parent)
+        state.update(mtime_ns=c.time_ns, ctime_ns=c.time_ns, subdirs=state["subdirs"] + subdirs)
+        self._insert_state(c, parent, state)
 
     def _check_new_name(self, parent: InodeNo, name: bytes) -> None:
         if len(name) > NAME_MAX:
@@ -565,14 +587,20 @@ class Catalog:
         if self._live_dirent(parent, name) is not None:
             raise Exists(f"{name!r} exists in directory {parent}")
 
-    def _require_dir(self, ino: InodeNo) -> None:
-        if not stat.S_ISDIR(self._current_state(ino)["mode"]):
+    def _require_dir(self, ino: InodeNo) -> dict[str, int]:
+        """The current state of directory `ino` (NotADirectory if it is none)."""
+        state = self._current_state(ino)
+        if not stat.S_ISDIR(state["mode"]):
             raise NotADirectory(f"inode {ino} is not a directory")
+        return state
 
     def create(
         self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0, target: bytes | None = None
     ) -> Attr:
-        """Create a file, directory, symlink (`target`), fifo, socket or device node named `name`."""
+        """Create a file, directory, symlink (`target`), fifo, socket or device node named `name`.
+
+        In a set-group-ID directory it gets the directory's group instead of `gid` (and a directory the bit).
+        """
         with self._write() as c:
             ino = self._create(c, parent, name, mode, uid, gid, rdev, target)
         return self.attr(ino)
@@ -581,17 +609,22 @@ class Catalog:
         self, c: Commit, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0,
         target: bytes | None = None, lineage: int | None = None,
     ) -> InodeNo:
-        self._require_dir(parent)
+        dir_state = self._require_dir(parent)
         self._check_new_name(parent, name)
+        if dir_state["mode"] & stat.S_ISGID:
+            # A set-group-ID directory gives what is made in it its group, and new subdirectories its
+            # bit, as Linux filesystems do (the kernel leaves that to us): shared group directories.
+            gid = dir_state["gid"]
+            mode |= stat.S_ISGID if stat.S_ISDIR(mode) else 0
         ino = InodeNo(self._db.execute("SELECT coalesce(max(ino), 0) + 1 FROM inodes").fetchone()[0])
         self._db.execute("INSERT INTO inodes(ino, kind, created, target, lineage) VALUES (?, ?, ?, ?, ?)",
                          (ino, stat.S_IFMT(mode), c.no, target, ino if lineage is None else lineage))
         size = len(target) if target is not None else 0
         self._insert_state(c, ino, dict(mode=mode, uid=uid, gid=gid, rdev=rdev, size=size,
                                         atime_ns=c.time_ns, mtime_ns=c.time_ns, ctime_ns=c.time_ns,
-                                        version=0))
+                                        version=0, subdirs=0))
         self._add_dirent(c, parent, name, ino)
-        self._touch_dir(c, parent)
+        self._touch_dir(c, parent, subdirs=int(stat.S_ISDIR(mode)))
         return ino
 
     def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
@@ -621,7 +654,7 @@ class Catalog:
                 raise NotEmpty(f"directory {name!r} is not empty")
             self._end_dirent(c, dirent_id)
             self._change_state(c, ino, ctime_ns=c.time_ns)
-            self._touch_dir(c, parent)
+            self._touch_dir(c, parent, subdirs=-int(is_dir))
             return ino
 
     def _has_children(self, ino: InodeNo) -> bool:
@@ -673,8 +706,7 @@ class Catalog:
                 self._add_dirent(c, new_parent, new_name, src[1])
                 for ino in (src[1], dst[1]):
                     self._change_state(c, ino, ctime_ns=c.time_ns)
-                for p in {old_parent, new_parent}:
-                    self._touch_dir(c, p)
+                self._touch_parents(c, old_parent, new_parent, moved_dirs=int(src_dir) - int(dst_dir))
                 return None
             if len(new_name) > NAME_MAX:
                 raise NameTooLong(f"name of {len(new_name)} bytes is longer than {NAME_MAX}")
@@ -703,9 +735,20 @@ class Catalog:
             self._end_dirent(c, src[0])
             self._add_dirent(c, new_parent, new_name, src[1])
             self._change_state(c, src[1], ctime_ns=c.time_ns)
-            for p in {old_parent, new_parent}:
-                self._touch_dir(c, p)
+            self._touch_parents(c, old_parent, new_parent, moved_dirs=int(src_dir),
+                                replaced_dirs=int(replaced is not None and src_dir))
             return replaced
+
+    def _touch_parents(
+        self, c: Commit, old_parent: InodeNo, new_parent: InodeNo, *, moved_dirs: int, replaced_dirs: int = 0
+    ) -> None:
+        """After a rename: `moved_dirs` more directories now in `new_parent` than before in `old_parent`
+        (negative when an exchange moved one the other way), `replaced_dirs` ended in `new_parent`."""
+        change = dict.fromkeys((old_parent, new_parent), 0)  # one key when both are the same directory
+        change[old_parent] -= moved_dirs
+        change[new_parent] += moved_dirs - replaced_dirs
+        for parent, subdirs in change.items():
+            self._touch_dir(c, parent, subdirs)
 
     def _continues_history(self, src: InodeNo, dst: InodeNo) -> bool:
         """Whether renaming regular file `src` over `dst` is a save of `dst` (its history goes on)."""
@@ -756,19 +799,24 @@ class Catalog:
         durable: bool = False,
     ) -> Version:
         """Record ingested content as the next version of `ino` (the chunks must be durable already)."""
-        return self.commit_versions([(ino, ingested, mtime_ns)], origin=origin, durable=durable)[0]
+        return self.commit_versions([(ino, ingested, mtime_ns, None)], origin=origin, durable=durable)[0]
 
     def commit_versions(
-        self, items: list[tuple[InodeNo, Ingested, int | None]], *, origin: str = "write", durable: bool = False
+        self, items: Sequence[tuple[InodeNo, Ingested, int | None, int | None]], *, origin: str = "write",
+        durable: bool = False,
     ) -> list[Version]:
-        """Record many (inode, content, mtime or None for now) as new versions in one transaction.
+        """Record many (inode, content, mtime, time) as new versions in one transaction.
 
+        Each version gets a commit of its own, dated its `time` (when its content last changed; None:
+        now) but not before the commit preceding it, so the tree at an instant holds the saves made by
+        then (a batch of saves committed a moment later is not dated then). An mtime of None is that time.
         Chunk locations, versions and the inodes' new states commit together, so a version never
         exists without the locations of its chunks.
         """
         out = []
-        with self._write(durable=durable) as c:
-            for ino, ingested, mtime_ns in items:
+        with self._write(durable=durable, time_ns=items[0][3] if items else None) as first:
+            for i, (ino, ingested, mtime_ns, time_ns) in enumerate(items):
+                c = first if i == 0 else self._add_commit(time_ns)
                 self._db.executemany(
                     "INSERT OR IGNORE INTO chunks(id, pack, offset, codec, stored_len, plain_len) VALUES (?,?,?,?,?,?)",
                     [(x.chunk_id, x.pack, x.offset, x.codec, x.stored_len, x.plain_len) for x in ingested.new],
@@ -850,8 +898,8 @@ class Catalog:
                 rows,
             )
             db.executemany(
-                f"INSERT INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(ino, c.no, mode, uid, gid, 0, contents[-1].size if contents else 0, t, t, t, version)
+                f"INSERT INTO inode_states(ino, commit_from, {_STATE_COLS}) VALUES ({_STATE_ROW})",
+                [(ino, c.no, mode, uid, gid, 0, contents[-1].size if contents else 0, t, t, t, version, 0)
                  for ino, (_, contents), version in zip(inos, files, last_ids, strict=True)],
             )
             db.executemany(
@@ -883,6 +931,13 @@ class Catalog:
             (ino, vno),
         )
         return self._version(row) if row else None
+
+    def lineage(self, ino: InodeNo) -> int:
+        """The history `ino`'s versions are numbered in (see inodes.lineage); NotFound for no inode."""
+        row = self._one("SELECT lineage FROM inodes WHERE ino = ?", (ino,))
+        if row is None:
+            raise NotFound(f"inode {ino} does not exist")
+        return int(row[0])
 
     def versions(self, ino: InodeNo) -> list[Version]:
         """The whole history of `ino`, oldest first (including files it replaced by atomic saves)."""
@@ -1097,6 +1152,15 @@ class Catalog:
             "SELECT ino FROM inodes WHERE NOT EXISTS (SELECT 1 FROM inode_states s WHERE s.ino = inodes.ino)"
         ):
             problems.append(f"inode {ino} has no state")
+        for (ino, subdirs, counted) in self._all(
+            "WITH dirs(ino, subdirs) AS (SELECT s.ino, s.subdirs FROM inode_states s WHERE"
+            f" s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} AND s.commit_from ="
+            "  (SELECT max(commit_from) FROM inode_states WHERE ino = s.ino))"
+            " SELECT dirs.ino, dirs.subdirs, (SELECT count(*) FROM dirents d JOIN inodes i ON i.ino = d.ino"
+            "  WHERE d.parent = dirs.ino AND d.commit_to = ? AND i.kind = ?) AS n FROM dirs WHERE n != dirs.subdirs",
+            (LIVE, stat.S_IFDIR),
+        ):
+            problems.append(f"directory {ino} records {subdirs} subdirectories but has {counted}")
         with self._lock:
             known = {bytes(r[0]) for r in self._db.execute("SELECT id FROM chunks")}
             for ino, vno, size, blob in self._db.execute("SELECT ino, vno, size, chunks FROM versions"):
@@ -1244,6 +1308,29 @@ def _is_text(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a catalog of an older schema version up to SCHEMA_VERSION, each step in one transaction.
+
+    The version is read again under the write lock: another process may have upgraded it meanwhile.
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if version >= SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            # Statement by statement: executescript would commit first, outside this transaction.
+            for statement in filter(str.strip, MIGRATIONS[version + 1].split(";")):
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 def _holds(commit_to: int, at: int) -> bool:

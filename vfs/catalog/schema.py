@@ -9,7 +9,9 @@ later row for the same thing. "The tree at commit S" is then a set of indexed qu
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+import stat
+
+SCHEMA_VERSION = 2  # 2: inode_states.subdirs
 
 # commit_to of a row that still holds ("live"): larger than any real commit number.
 LIVE = 1 << 62
@@ -64,7 +66,8 @@ CREATE TABLE inodes (
 );
 
 -- Successive attribute states of an inode: the state at commit S is the row with the greatest
--- commit_from <= S. A content version, chmod, chown, utimens, truncate or link change adds a row.
+-- commit_from <= S. A content version, chmod, chown, utimens, truncate or link change adds a row, and
+-- so does every change of a directory's entries (for the directory).
 CREATE TABLE inode_states (
     ino         INTEGER NOT NULL REFERENCES inodes(ino),
     commit_from INTEGER NOT NULL, -- commit that made this state
@@ -78,6 +81,10 @@ CREATE TABLE inode_states (
     ctime_ns    INTEGER NOT NULL,
     version     INTEGER NOT NULL, -- versions.id of a file's content in this state; 0 = empty / not a file;
                                   -- -1 (PRUNED) = the content version was pruned (see PRUNED above)
+    subdirs     INTEGER NOT NULL, -- a directory's subdirectories in this state (st_nlink is 2 + subdirs);
+                                  -- 0 for every other kind. Kept by every change of the directory's
+                                  -- entries (they all add a state row for it), so getattr reads it
+                                  -- instead of counting, and the count at any commit comes for free
     PRIMARY KEY (ino, commit_from)
 ) WITHOUT ROWID;
 
@@ -146,3 +153,25 @@ CREATE TABLE chunks (
 ) WITHOUT ROWID;
 CREATE INDEX chunks_pack ON chunks(pack);
 """ + REMOTE_TABLES
+
+# Upgrades of an older catalog, by the version they lead to; each runs in one transaction at open.
+MIGRATIONS = {
+    # inode_states.subdirs, filled in for every state of every directory: the subdirectory entries that
+    # held at its commit, from one sorted pass over entry births (+1) and deaths (-1) per directory.
+    2: f"""
+ALTER TABLE inode_states ADD COLUMN subdirs INTEGER NOT NULL DEFAULT 0;
+CREATE TEMP TABLE subdir_counts (dir INTEGER, at INTEGER, n INTEGER, PRIMARY KEY (dir, at)) WITHOUT ROWID;
+INSERT INTO subdir_counts
+    SELECT dir, at, sum(sum(delta)) OVER (PARTITION BY dir ORDER BY at) FROM (
+        SELECT d.parent AS dir, d.commit_from AS at, 1 AS delta FROM dirents d JOIN inodes i ON i.ino = d.ino
+            WHERE i.kind = {stat.S_IFDIR}
+        UNION ALL
+        SELECT d.parent, d.commit_to, -1 FROM dirents d JOIN inodes i ON i.ino = d.ino
+            WHERE i.kind = {stat.S_IFDIR} AND d.commit_to != {LIVE})
+    GROUP BY dir, at;
+UPDATE inode_states SET subdirs = coalesce((SELECT n FROM subdir_counts c WHERE c.dir = inode_states.ino
+    AND c.at <= inode_states.commit_from ORDER BY c.at DESC LIMIT 1), 0)
+    WHERE mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR};
+DROP TABLE subdir_counts;
+""",
+}

@@ -30,7 +30,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.what.startswith(HASH_PREFIX):
-        with Repository.open(store_of(args), lock=False) as repo:
+        store = store_of(args)
+        settle(store)  # a save closed just before is content with a hash too
+        with Repository.open(store, lock=False) as repo:
             _write(repo, _by_hash(repo, args.what[len(HASH_PREFIX):]))
         return 0
     if args.mount is not None:

@@ -160,8 +160,10 @@ class Views:
             return self._version_attr(ino, self._version(node))
         root = self._catalog.attr(ROOT_INO if isinstance(node, SnapshotList) else node.ino)
         mode = root.mode if isinstance(node, SnapshotList) else stat.S_IFDIR | 0o555
+        # Links as a real directory has: 2, plus one for each subdirectory (every snapshot is one).
+        nlink = 2 + (self._catalog.snapshot_count() if isinstance(node, SnapshotList) else 0)
         return Attr(ino, stat.S_IFDIR | stat.S_IMODE(mode), root.uid, root.gid, 0, 0, root.mtime_ns,
-                    root.mtime_ns, root.ctime_ns, VersionNo(0), 1)
+                    root.mtime_ns, root.ctime_ns, VersionNo(0), nlink)
 
     @staticmethod
     def _version_attr(ino: InodeNo, v: Version) -> Attr:

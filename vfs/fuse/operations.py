@@ -108,7 +108,7 @@ class Operations(pyfuse3.Operations):
 
     @_errno
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return entry(self.fs.lookup(InodeNo(parent_inode), name), parent=parent_inode)
+        return entry(await self.fs.lookup(InodeNo(parent_inode), name), parent=parent_inode)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         pass  # inodes live in the catalog; nothing in memory depends on kernel references
@@ -225,7 +225,7 @@ class Operations(pyfuse3.Operations):
     @_errno
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         ino = self._dirs[fh]
-        while entries := self.fs.readdir(ino, start_id):
+        while entries := await self.fs.readdir(ino, start_id):
             for cookie, name, attr in entries:
                 if not pyfuse3.readdir_reply(token, name, entry(attr, parent=ino), cookie):
                     return
@@ -253,7 +253,7 @@ class Operations(pyfuse3.Operations):
 
     @_errno
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return self.fs.getxattr(InodeNo(inode), name)
+        return await self.fs.getxattr(InodeNo(inode), name)
 
     @_errno
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
