@@ -64,6 +64,7 @@ CREATE TABLE inodes (
                                  -- once it replaced a file by rename (an editor's atomic save), that
                                  -- file's lineage, so the path's history goes on
 );
+CREATE INDEX inodes_lineage ON inodes(lineage); -- a rename over a file moves a whole lineage into another
 
 -- Successive attribute states of an inode: the state at commit S is the row with the greatest
 -- commit_from <= S. A content version, chmod, chown, utimens, truncate or link change adds a row, and
@@ -157,7 +158,8 @@ CREATE INDEX chunks_pack ON chunks(pack);
 # Upgrades of an older catalog, by the version they lead to; each runs in one transaction at open.
 MIGRATIONS = {
     # inode_states.subdirs, filled in for every state of every directory: the subdirectory entries that
-    # held at its commit, from one sorted pass over entry births (+1) and deaths (-1) per directory.
+    # held at its commit, from one sorted pass over entry births (+1) and deaths (-1) per directory;
+    # and inodes indexed by lineage (a rename over a file, every atomic save, scanned all of them).
     2: f"""
 ALTER TABLE inode_states ADD COLUMN subdirs INTEGER NOT NULL DEFAULT 0;
 CREATE TEMP TABLE subdir_counts (dir INTEGER, at INTEGER, n INTEGER, PRIMARY KEY (dir, at)) WITHOUT ROWID;
@@ -173,5 +175,6 @@ UPDATE inode_states SET subdirs = coalesce((SELECT n FROM subdir_counts c WHERE 
     AND c.at <= inode_states.commit_from ORDER BY c.at DESC LIMIT 1), 0)
     WHERE mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR};
 DROP TABLE subdir_counts;
+CREATE INDEX IF NOT EXISTS inodes_lineage ON inodes(lineage);
 """,
 }
