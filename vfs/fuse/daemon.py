@@ -89,11 +89,11 @@ async def _serve(repo: Repository, mountpoint: Path, version_interval: float, re
 def _write_back(mountpoint: str, paths: list[bytes], writing_back: set[int]) -> None:
     """Have the kernel send the dirty pages it caches for our files, and wait until they arrived.
 
-    syncfs(2) starts write-back of the whole mount but, since Linux 6.15 or so, does not wait for a
-    FUSE mount's write-back (a dead server must not hang sync); fsync(2) of a file still waits for
-    every write to its inode. So: syncfs to start all at once, then fsync each file open for writing
-    through a descriptor of our own (Operations answers our own FSYNC at once: the WRITEs are what
-    matter here). A file renamed or deleted meanwhile is skipped.
+    syncfs(2) starts write-back of the whole mount but on Linux 6.18 returns before a FUSE mount's
+    data has reached us (docs/design.md); fsync(2) of a file waits for every write to its inode. So:
+    syncfs to start all at once, then fsync each file open for writing through a descriptor of our
+    own (Operations answers our own FSYNC at once: the WRITEs are what matter here). A file renamed
+    or deleted meanwhile is skipped.
     """
     fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
     try:
