@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -92,3 +93,29 @@ def test_a_write_the_full_disk_refused_never_reads_back_as_written(small_mount: 
     assert (len(seen), blake3.blake3(seen).hexdigest()) == (len(stored), blake3.blake3(stored).hexdigest())
     assert os.getxattr(mnt / "big.bin", "user.vfs.hash").decode() == blake3.blake3(seen).hexdigest()
     assert (mnt / "saved.txt").read_text() == "keep me\n"
+
+
+def test_a_store_whose_disk_is_full_mounts_with_its_unsaved_content(small_mount: Mount) -> None:
+    """A staging file left by a killed daemon that cannot be committed for lack of space is served and
+    committed once there is room: the mount comes up (it refused to, so space could not be freed)."""
+    mnt, disk = small_mount.path, small_mount.store.parent
+    (mnt / "saved.txt").write_text("keep me\n")
+    data = os.urandom(8 << 20)
+    f = open(mnt / "open.bin", "wb")  # noqa: SIM115 - kept open across the kill on purpose
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())  # in the staging file, not yet committed (the file is still open)
+    small_mount.kill9()
+    with contextlib.suppress(OSError):
+        f.close()  # the mount is gone
+    ballast = disk / "ballast"
+    ballast.write_bytes(bytes(os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize))
+    small_mount.start()
+    assert (mnt / "open.bin").read_bytes() == data
+    assert (mnt / "saved.txt").read_text() == "keep me\n"
+    ballast.unlink()
+    small_mount.stop()  # commits it, now that there is room
+    assert not any(p.is_file() for p in (small_mount.store / "staging").iterdir())
+    small_mount.start()
+    assert (mnt / "open.bin").read_bytes() == data
+    assert os.getxattr(mnt / "open.bin", "user.vfs.hash").decode() == blake3.blake3(data).hexdigest()

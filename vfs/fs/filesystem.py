@@ -319,10 +319,16 @@ class FileSystem:
                 self._maybe_forget_staging(live)
 
     async def recover(self) -> int:
-        """Commit staging files left by a killed daemon; returns how many became versions."""
+        """Commit staging files left by a killed daemon; returns how many became versions.
 
-        def work() -> int:
+        One that cannot be committed for lack of space is kept as the file's uncommitted content, as
+        if it had just been closed: reads are served from it and the committer retries. Refusing to
+        mount instead would leave the user no way to free space through the mount.
+        """
+
+        def work() -> tuple[int, list[InodeNo]]:
             committed = 0
+            no_room: list[InodeNo] = []
             for path in sorted(self.repo.staging.iterdir()):
                 if path.is_dir():
                     continue  # spares
@@ -334,17 +340,37 @@ class FileSystem:
                     continue
                 if attr.nlink > 0:
                     current = self.catalog.version_at(ino)
-                    ingested = self.repo.ingest(path)
-                    unchanged = ingested.size == 0 if current is None else current.hash == ingested.content_hash
-                    if not unchanged:
-                        mtime = path.stat().st_mtime_ns
-                        self.catalog.commit_versions([(ino, ingested, mtime, None)], origin="recovery")
-                        committed += 1
-                        log.info("recovered uncommitted content of inode %d (%d bytes)", ino, ingested.size)
+                    try:
+                        ingested = self.repo.ingest(path)
+                        unchanged = ingested.size == 0 if current is None else current.hash == ingested.content_hash
+                        if not unchanged:
+                            mtime = path.stat().st_mtime_ns
+                            self.catalog.commit_versions([(ino, ingested, mtime, None)], origin="recovery")
+                            committed += 1
+                            log.info("recovered uncommitted content of inode %d (%d bytes)", ino, ingested.size)
+                    except NoSpace:
+                        no_room.append(ino)
+                        continue
                 path.unlink()
-            return committed
+            return committed, no_room
 
-        return await trio.to_thread.run_sync(work, limiter=self._threads)
+        committed, no_room = await trio.to_thread.run_sync(work, limiter=self._threads)
+        for ino in no_room:
+            self._adopt_staging(ino)
+        if no_room:
+            log.warning("no space to commit %d file(s) left uncommitted by an earlier daemon: they stay in %s, "
+                        "are read from there, and are committed once there is room", len(no_room), self.repo.staging)
+        return committed
+
+    def _adopt_staging(self, ino: InodeNo) -> None:
+        """Take a staging file left behind as `ino`'s dirty content, queued for the committer."""
+        path = self.repo.staging / str(ino)
+        fd = _os_call(os.open, path, os.O_RDWR | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        live = self._get_live(ino)
+        live.staging = Staging(fd, path, st.st_size, st.st_mtime_ns)
+        self._mark_dirty(live, st.st_mtime_ns)
+        self._queue(ino)
 
     # -- attributes --------------------------------------------------------------------------------
     def getattr(self, ino: InodeNo) -> Attr:
