@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from vfs.backend import open_backend
+from vfs.backend.base import Failure
 from vfs.backend.memory import MemoryBackend
-from vfs.backend.retry import RetryingBackend, RetryPolicy
+from vfs.backend.retry import STALLED_AFTER, RetryingBackend, RetryPolicy
 from vfs.errors import BackendDenied, BackendNotFound, BackendUnavailable, UsageError
 
 
@@ -152,3 +153,26 @@ def test_open_backend_urls(tmp_path: Path) -> None:
             open_backend(bad)
     with pytest.raises(UsageError, match="endpoint_url"):
         open_backend("memory://x", endpoint_url="http://127.0.0.1:9")
+
+
+def test_a_request_without_an_answer_is_the_current_failure_once_it_stalls() -> None:
+    """A frozen endpoint fails a request only at the read timeout: meanwhile status shows it waiting."""
+    t = FakeTime()
+    seen: list[Failure | None] = []
+
+    class Frozen(MemoryBackend):
+        def put(self, key: str, data: bytes) -> None:
+            seen.append(backend.failure())  # as `vfs status` would ask while the request hangs
+            t.now += STALLED_AFTER - 1
+            seen.append(backend.failure())
+            t.now += 2
+            seen.append(backend.failure())
+            super().put(key, data)
+
+    backend = RetryingBackend(Frozen("frozen"), sleep=t.sleep, clock=t.clock)
+    backend.put("packs/abc", b"data")
+    assert seen[:2] == [None, None]
+    stalled = seen[2]
+    assert stalled is not None and stalled.attempts == 0, stalled
+    assert "still waiting for an answer to PUT packs/abc after 31s" in stalled.message
+    assert backend.failure() is None  # it was answered

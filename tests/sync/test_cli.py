@@ -419,6 +419,9 @@ def test_status_shows_a_frozen_endpoint_once_a_request_times_out(
         proxy.rate, proxy.kinds, proxy.stall = 1.0, ("stall",), 300.0  # beyond the daemon's read timeout
         (mnt / "f").write_bytes(os.urandom(100_000))
         vfs("sync", "--mount", mnt)
+        # Before the read timeout fails it, the request that gets no answer is shown as waiting.
+        st = _wait_status(("--mount", str(mnt)), lambda st: "still waiting for an answer" in str(st["error"]))
+        assert st["error_attempts"] == 0 and st["error_since_ns"], st
         _shows_failure(("--mount", str(mnt)), "timeout")
         proxy.rate = 0.0
         vfs("sync", "--wait", "--timeout", "250", "--mount", mnt, timeout=280)

@@ -7,7 +7,9 @@ past `max_time` seconds after the first attempt; the last error is then raised w
 tried. Permanent errors (`BackendNotFound`, `BackendDenied`, ...) are raised at once.
 
 The wrapper also keeps the current `Failure` (`failure()`): failed attempts, transient or not, since the
-last request that succeeded; `vfs status` shows it while requests hang and are retried.
+last request that succeeded; `vfs status` shows it while requests hang and are retried. A request
+that has had no answer for `STALLED_AFTER` seconds is shown as one too (0 failed attempts yet): a
+frozen endpoint fails a request only at the read timeout, a minute later.
 
 Every request is idempotent here (objects are written whole, under content-derived keys), so a
 request whose answer was lost may simply be sent again.
@@ -29,6 +31,10 @@ from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageE
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Seconds without an answer after which a request in flight is reported (a 16 MiB pack PUT on a slow
+# uplink may take that long, which the message's "still waiting" fits as well).
+STALLED_AFTER = 30.0
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,23 @@ class RetryingBackend(Backend):
         self._rng = rng or random.Random()
         self._failure: Failure | None = None
         self._failure_lock = threading.Lock()  # requests run in many threads
+        # Attempts in flight: (op, key, start on `clock`, start in wall-clock ns), by a token of their own.
+        self._in_flight: dict[object, tuple[str, str, float, int]] = {}
 
     def failure(self) -> Failure | None:
-        return self._failure
+        """The failure requests meet now: failed attempts since the last success, else a stalled one."""
+        if self._failure is not None:
+            return self._failure
+        with self._failure_lock:
+            oldest = min(self._in_flight.values(), key=lambda a: a[2], default=None)
+        if oldest is None:
+            return None
+        op, key, start, since_ns = oldest
+        waited = self._clock() - start
+        if waited < STALLED_AFTER:
+            return None
+        return Failure(f"{self.url}: still waiting for an answer to {op.upper()} {key} after {waited:.0f}s",
+                       since_ns, 0)
 
     def _succeeded(self) -> None:
         if self._failure is not None:
@@ -90,8 +110,15 @@ class RetryingBackend(Backend):
         start = self._clock()
         attempt = 1
         while True:
+            token = object()
+            with self._failure_lock:
+                self._in_flight[token] = (op, key, self._clock(), time.time_ns())
             try:
-                result = fn()
+                try:
+                    result = fn()
+                finally:
+                    with self._failure_lock:
+                        del self._in_flight[token]
             except BackendError as e:
                 attempt = self._failed(op, key, e, attempt, start)
             else:
