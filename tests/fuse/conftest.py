@@ -97,11 +97,12 @@ def _is_zombie(pid: int) -> bool:
 
 
 @contextmanager
-def new_mount(base: Path) -> Iterator[Mount]:
-    """A freshly initialized store under `base`, mounted; always unmounted (or detached) after."""
+def new_mount(base: Path, *init_args: str) -> Iterator[Mount]:
+    """A store freshly initialized under `base` (`vfs init STORE *init_args`), mounted; always unmounted
+    (or detached) after."""
     store, mnt = base / "store", base / "mnt"
     mnt.mkdir()
-    vfs("init", str(store))
+    vfs("init", str(store), *init_args)
     m = Mount(store, mnt)
     m.start()
     try:

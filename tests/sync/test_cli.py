@@ -16,7 +16,7 @@ import pytest
 
 from tests.backend.conftest import SECRET_KEY
 from tests.backend.faultproxy import FaultProxy
-from tests.fuse.conftest import Mount
+from tests.fuse.conftest import Mount, new_mount
 from tests.sync.conftest import assert_same_volume, pack_puts
 from vfs.config import RemoteConfig
 from vfs.repository import Repository
@@ -34,8 +34,12 @@ def vfs(*args: str | Path, check: bool = True, timeout: float = 180) -> subproce
     return done
 
 
+def remote_args(remote: RemoteConfig) -> tuple[str, ...]:
+    return ("--remote", remote.url, "--endpoint-url", str(remote.endpoint_url))
+
+
 def init(store: Path, remote: RemoteConfig) -> None:
-    vfs("init", store, "--remote", remote.url, "--endpoint-url", str(remote.endpoint_url))
+    vfs("init", store, *remote_args(remote))
 
 
 def write_files(store: Path, files: dict[str, bytes]) -> None:
@@ -374,12 +378,8 @@ def _shows_failure(store_args: tuple[str, ...], what: str = "ServiceUnavailable"
 def test_status_shows_a_failing_endpoint_while_it_lasts_and_clears_after(
     tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
 ) -> None:
-    store, mnt = tmp_path / "store", tmp_path / "mnt"
-    mnt.mkdir()
-    init(store, remote)
-    m = Mount(store, mnt)
-    m.start()
-    try:
+    with new_mount(tmp_path, *remote_args(remote)) as m:
+        store, mnt = m.store, m.path
         proxy.status = 503
         (mnt / "f").write_bytes(os.urandom(100_000))
         vfs("sync", "--mount", mnt)  # a round now, which fails (and is retried)
@@ -391,8 +391,6 @@ def test_status_shows_a_failing_endpoint_while_it_lasts_and_clears_after(
         st = _wait_status(("--mount", str(mnt)), lambda st: not st["error"])
         assert st["error_since_ns"] is None and st["backlog_objects"] == 0, st
         m.stop()
-    finally:
-        m.cleanup()
     # Unmounted: what the last `vfs sync` met, until one succeeds.
     write_files(store, {"g": b"more"})
     proxy.status = 503
@@ -410,12 +408,8 @@ def test_status_shows_a_failing_endpoint_while_it_lasts_and_clears_after(
 def test_status_shows_a_frozen_endpoint_once_a_request_times_out(
     tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,
 ) -> None:
-    store, mnt = tmp_path / "store", tmp_path / "mnt"
-    mnt.mkdir()
-    init(store, remote)
-    m = Mount(store, mnt)
-    m.start()
-    try:
+    with new_mount(tmp_path, *remote_args(remote)) as m:
+        mnt = m.path
         proxy.rate, proxy.kinds, proxy.stall = 1.0, ("stall",), 300.0  # beyond the daemon's read timeout
         (mnt / "f").write_bytes(os.urandom(100_000))
         vfs("sync", "--mount", mnt)
@@ -428,5 +422,3 @@ def test_status_shows_a_frozen_endpoint_once_a_request_times_out(
         st = _wait_status(("--mount", str(mnt)), lambda st: not st["error"])
         assert st["backlog_objects"] == 0, st
         m.stop()
-    finally:
-        m.cleanup()
