@@ -30,7 +30,6 @@ def now_ns() -> int:
     return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
 
 
-
 class Transactions:
     """The base of every part of `Catalog`: the connection, its lock, and the transaction helpers."""
 
