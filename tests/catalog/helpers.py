@@ -1,10 +1,58 @@
-"""Catalog helpers for tests only: what no production code asks the catalog, done through its rows."""
+"""Helpers of the catalog tests: making files and content, observing the tree, and what only tests ask of a catalog."""
 
 from __future__ import annotations
 
-from vfs.catalog import Catalog, Snapshot
+import stat
+from typing import Any
+
+from vfs.catalog import LIVE, Catalog, Snapshot
 from vfs.errors import Exists, NotFound
-from vfs.types import ROOT_INO, InodeNo
+from vfs.store import ChunkLocation, Ingested, codec
+from vfs.types import ROOT_INO, InodeNo, PackNo
+
+FILE = stat.S_IFREG | 0o644
+DIR = stat.S_IFDIR | 0o755
+
+
+def mkfile(cat: Catalog, parent: InodeNo, name: bytes) -> InodeNo:
+    return cat.create(parent, name, FILE, 1000, 1000).ino
+
+
+def mkdir(cat: Catalog, parent: InodeNo, name: bytes) -> InodeNo:
+    return cat.create(parent, name, DIR, 1000, 1000).ino
+
+
+def content(data: bytes) -> Ingested:
+    """Ingested content with made-up pack locations (the catalog never reads packs)."""
+    cid = codec.chunk_id(data)
+    loc = ChunkLocation(cid, PackNo(1), 16, codec.RAW, len(data), len(data))
+    return Ingested(len(data), codec.chunk_id(data), [(cid, len(data))] if data else [], [loc] if data else [])
+
+
+def names(cat: Catalog, parent: InodeNo, at: int = LIVE) -> list[bytes]:
+    return [e.name for e in cat.readdir(parent, at=at)]
+
+
+def observe(cat: Catalog, at: int) -> dict[bytes, Any]:
+    """Everything visible from the root at commit `at`, by path."""
+    out: dict[bytes, Any] = {}
+
+    def walk(ino: InodeNo, path: bytes) -> None:
+        attr = cat.attr(ino, at)
+        v = cat.version_at(ino, at)
+        xattrs = {n: cat.getxattr(ino, n, at) for n in cat.listxattr(ino, at)}
+        out[path] = (attr, v.hash if v else None, xattrs)
+        if attr.is_dir:
+            for e in cat.readdir(ino, at=at):
+                assert cat.lookup(ino, e.name, at) == e.ino
+                walk(e.ino, path + b"/" + e.name)
+
+    walk(ROOT_INO, b"")
+    return out
+
+
+def dir_links(cat: Catalog, *dirs: InodeNo, at: int = LIVE) -> list[int]:
+    return [cat.attr(d, at).nlink for d in dirs]
 
 
 def parent_of(cat: Catalog, ino: InodeNo) -> InodeNo | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.catalog.test_catalog import content, mkfile
+from tests.catalog.helpers import content, mkfile
 from vfs.catalog import Catalog, copies
 from vfs.errors import StoreError
 from vfs.types import ROOT_INO, PackNo
