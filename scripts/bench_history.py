@@ -6,7 +6,7 @@ Prints, for issue 4's targets, figures measured in one run:
   - listing the 10,000 versions of one file (`ls -l FILE@/`; target < 1 s);
   - resolving FILE@N and FILE@time, next to looking up distinct plain names in the same mount: each
     should cost about one indexed query.
-Volumes are built with Catalog.bulk_create_files (one transaction), then mounted with `vfs mount`.
+Volumes are built with vfs.catalog.bulk.bulk_create_files (one transaction), then mounted with `vfs mount`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from vfs.catalog.bulk import bulk_create_files
 from vfs.repository import Repository
 from vfs.types import ROOT_INO
 
@@ -49,7 +50,7 @@ def build(store: Path, files: int, versions: int = 1) -> None:
         batch = 10_000
         for start in range(0, files, batch):
             names = [(f"f{i:06d}".encode(), contents) for i in range(start, min(files, start + batch))]
-            repo.catalog.bulk_create_files(ROOT_INO, names, mode=0o100644, uid=os.getuid(), gid=os.getgid())
+            bulk_create_files(repo.catalog, ROOT_INO, names, mode=0o100644, uid=os.getuid(), gid=os.getgid())
 
 
 def snapshot_ms(mnt: Path, rounds: int) -> float:

@@ -7,7 +7,7 @@ run BLAKE3 + zstd at the store's level over the very same chunks with a pool of 
 store's, and zstd decompress + BLAKE3 check over their results. Then one byte in the middle of the
 file changes and the re-commit's new chunks are counted.
 
-Catalog: a large catalog (directories x files x versions, built with `Catalog.bulk_create_files`) and
+Catalog: a large catalog (directories x files x versions, built with `vfs.catalog.bulk.bulk_create_files`) and
 a small one answer the same operations; the table shows both rates and their ratio.
 
 This is a benchmark, not a test: it prints figures next to their targets and exits 0 either way.
@@ -37,6 +37,7 @@ import blake3
 import zstandard
 
 from vfs.catalog import Catalog, Version
+from vfs.catalog.bulk import bulk_create_files
 from vfs.config import MiB, StoreConfig
 from vfs.repository import Repository
 from vfs.store import Ingested
@@ -280,7 +281,7 @@ def build_catalog(repo: Repository, dirs: int, files: int, versions: int) -> tup
             (f"file-{f:06d}.txt".encode(), [contents[(d * 31 + f * 7 + v) % len(contents)] for v in range(versions)])
             for f in range(files)
         ]
-        file_inos.extend(cat.bulk_create_files(dino, batch, mode=FILE_MODE, uid=uid, gid=gid))
+        file_inos.extend(bulk_create_files(cat, dino, batch, mode=FILE_MODE, uid=uid, gid=gid))
         if d % 100 == 99:
             log(f"  {d + 1} directories, {time.perf_counter() - t0:.0f} s")
     return dir_inos, file_inos, time.perf_counter() - t0

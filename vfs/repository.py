@@ -60,7 +60,6 @@ class Repository:
         self.path = path
         self.catalog = catalog
         self._lock_fd = lock_fd
-        catalog.cache_live_attrs = lock_fd is not None  # the lock holder is the catalog's only writer
         self.config = StoreConfig(**json.loads(catalog.meta("config")))
         self.store_id = catalog.meta("store_id")
         self.chunks = ChunkStore(path / "packs", self.config, threads=threads,
@@ -95,7 +94,8 @@ class Repository:
         os.chmod(path, PRIVATE_DIR)  # an empty directory given by the caller may be open to others
         lock_fd = _lock(path)
         config = config or StoreConfig()
-        catalog = Catalog.initialize(path / CATALOG_FILE, uuid.uuid4().hex, asdict(config), os.getuid(), os.getgid())
+        catalog = Catalog.initialize(path / CATALOG_FILE, uuid.uuid4().hex, asdict(config), os.getuid(), os.getgid(),
+                                     cache_live_attrs=True)  # the lock holder is the catalog's only writer
         return cls(path, catalog, lock_fd)
 
     @classmethod
@@ -107,7 +107,8 @@ class Repository:
         lock_fd = _lock(path) if lock else None
         catalog = None
         try:
-            catalog = Catalog.open(path / CATALOG_FILE)
+            # The lock holder is the catalog's only writer: it may keep live attributes in memory.
+            catalog = Catalog.open(path / CATALOG_FILE, cache_live_attrs=lock_fd is not None)
             if lock_fd is not None:
                 _make_private(path)  # a store, as its catalog just showed
             return cls(path, catalog, lock_fd, threads=threads)

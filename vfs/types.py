@@ -1,7 +1,9 @@
-"""Typed ids used across layers."""
+"""Typed ids used across layers, and `Attr`, the attributes of an inode (catalog, fs/ and fuse/ pass it on)."""
 
 from __future__ import annotations
 
+import stat
+from dataclasses import dataclass
 from typing import NewType
 
 ChunkId = NewType("ChunkId", bytes)  # BLAKE3-256 of the chunk's plain bytes (32 bytes)
@@ -11,3 +13,24 @@ CommitNo = NewType("CommitNo", int)  # catalog transaction number, strictly incr
 PackNo = NewType("PackNo", int)  # local pack file number
 
 ROOT_INO = InodeNo(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    """An inode's attributes at some commit, as the catalog records them (what stat shows)."""
+
+    ino: InodeNo
+    mode: int
+    uid: int
+    gid: int
+    rdev: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    vno: VersionNo  # content version (files); 0 when empty or not a file
+    nlink: int
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.catalog.test_catalog import content, mkfile
+from tests.catalog.helpers import content, mkfile
 from vfs.catalog import Catalog
 from vfs.types import ROOT_INO
 

@@ -23,7 +23,7 @@ ALICE = 1000
 def fs(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> FileSystem:
     # One second between commits: a time between two commits then names exactly the first one.
     clock = itertools.count(1_800_000_000 * 10**9, 10**9)
-    monkeypatch.setattr("vfs.catalog.catalog.now_ns", lambda: next(clock))
+    monkeypatch.setattr("vfs.catalog.transactions.now_ns", lambda: next(clock))
     monkeypatch.setattr("vfs.fs.filesystem.now_ns", lambda: next(clock))  # dates a save by its last write
     return FileSystem(repo)
 

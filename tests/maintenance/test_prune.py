@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.catalog.helpers import create_snapshot_at
 from tests.maintenance.helpers import blob, clean, read, write
 from vfs.catalog import Snapshot
 from vfs.errors import NotFound, UsageError
@@ -66,13 +67,13 @@ def test_prune_snapshots_and_versions(tmp_path: Path) -> None:
     repo = Repository.init(tmp_path / "s")
     cat = repo.catalog
     write(repo, "a", b"a1")
-    old = cat.create_snapshot_at("old", int((START - timedelta(days=30)).timestamp() * 1e9))
+    old = create_snapshot_at(cat, "old", int((START - timedelta(days=30)).timestamp() * 1e9))
     write(repo, "a", b"a2")
     write(repo, "b", b"b1")
-    cat.create_snapshot_at("mid", int((START - timedelta(days=10)).timestamp() * 1e9))
+    create_snapshot_at(cat, "mid", int((START - timedelta(days=10)).timestamp() * 1e9))
     write(repo, "a", b"a3")
     write(repo, "b", b"b2")
-    keep = cat.create_snapshot_at("new", int(START.timestamp() * 1e9))
+    keep = create_snapshot_at(cat, "new", int(START.timestamp() * 1e9))
     write(repo, "a", blob(1, 1000))  # latest of a
     write(repo, "gone", b"g1")
     write(repo, "gone", b"g2")
@@ -106,7 +107,7 @@ def test_versions_are_not_pruned_without_keep_versions_within(tmp_path: Path) ->
     repo = Repository.init(tmp_path / "s")
     for i in range(3):
         write(repo, "a", bytes([i]))
-    repo.catalog.create_snapshot_at("x", 0)
+    create_snapshot_at(repo.catalog, "x", 0)
     plan = prune.plan(repo.catalog, Policy(last=0, within_ns=1), now_ns=time.time_ns() + 100 * DAY)
     assert plan.versions == [] and plan.versions_kept == 3
     repo.close()

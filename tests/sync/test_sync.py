@@ -13,6 +13,7 @@ from tests.backend.faultproxy import FaultProxy
 from tests.conftest import LogWatch
 from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, pack_puts, write
 from vfs.backend.memory import MemoryBackend
+from vfs.catalog.bulk import bulk_create_files
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import BackendError, CorruptChunk, RemoteConflict
 from vfs.fsutil import PRIVATE_FILE, private_dir
@@ -59,8 +60,8 @@ def test_sync_then_clone_is_identical_with_history_and_snapshots(tmp_path: Path,
 def test_catalog_changes_upload_as_deltas(tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy) -> None:
     repo = make_store(tmp_path / "a", remote)
     empty = repo.chunks.ingest_bytes(b"", repo.catalog.has_chunk)
-    repo.catalog.bulk_create_files(ROOT_INO, [(f"name-{i:06d}".encode(), [empty]) for i in range(40_000)],
-                                   mode=0o100644, uid=0, gid=0)  # a catalog of ~10 MiB
+    bulk_create_files(repo.catalog, ROOT_INO, [(f"name-{i:06d}".encode(), [empty]) for i in range(40_000)],
+                      mode=0o100644, uid=0, gid=0)  # a catalog of ~10 MiB
     up = sync_round(repo, remote)
     base = up.manifest
     assert base is not None and base.chain[-1].endswith("-base")

@@ -16,6 +16,12 @@ SCHEMA_VERSION = 2  # 2: inode_states.subdirs
 # commit_to of a row that still holds ("live"): larger than any real commit number.
 LIVE = 1 << 62
 
+
+def holds(commit_to: int, at: int) -> bool:
+    """Whether a row ending at `commit_to` still holds at commit `at` (at LIVE: whether it is live)."""
+    return commit_to > at or commit_to == LIVE
+
+
 # inode_states.version of a state whose content version was pruned (`vfs prune`). The state row itself
 # stays, so the inode's metadata history (mode, size, times) and the tree at any commit still resolve;
 # only the bytes are gone: reading that content (`f@time`, a view of a snapshot that was not kept) is

@@ -26,7 +26,6 @@ checkpoint may then find packs gone: one writer per prefix, and clones are of th
 from __future__ import annotations
 
 import logging
-import sqlite3
 import struct
 import tempfile
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from vfs.backend import Backend, RetryPolicy, open_backend
+from vfs.catalog import copies
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageError, VfsError
 from vfs.maintenance.fsck import Problem, Report
@@ -228,11 +228,7 @@ def remote_catalog_packs(backend: Backend) -> dict[str, int]:
     """key -> size of every pack the remote's newest checkpoint names (the chain applied and verified)."""
     with tempfile.TemporaryDirectory(prefix="vfs-remote-catalog-") as tmp:
         checkpoint.restore(backend, Path(tmp))
-        conn = sqlite3.connect(Path(tmp) / CATALOG_FILE)
-        try:
-            return {str(k): int(n) for k, n in conn.execute("SELECT key, size FROM remote_packs")}
-        finally:
-            conn.close()
+        return copies.remote_pack_sizes(Path(tmp) / CATALOG_FILE)
 
 
 # -- repair ---------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import struct
 import time
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from vfs.backend import Backend
+from vfs.catalog import copies
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.errors import BackendNotFound, CorruptChunk, RemoteConflict, StoreError
 from vfs.fsutil import private_dir, write_private
@@ -103,12 +103,7 @@ def prepare(store: Path, backup_to: Any, seal: Any) -> Prepared:
     snap = d / SNAPSHOT
     snap.unlink(missing_ok=True)
     backup_to(snap)
-    conn = sqlite3.connect(snap, isolation_level=None)
-    try:
-        head = int(conn.execute("SELECT coalesce(max(commit_no), 0) FROM commits").fetchone()[0])
-        max_pack = int(conn.execute("SELECT coalesce(max(pack), 0) FROM chunks").fetchone()[0])
-    finally:
-        conn.close()
+    head, max_pack = copies.head_and_max_pack(snap)
     sealed = seal()
     if max_pack > sealed:
         raise StoreError(f"catalog names pack {max_pack} but only packs up to {sealed} are sealed")
@@ -136,19 +131,7 @@ def finish(
         RemoteConflict: another store has moved the remote's head; nothing was uploaded.
     """
     snap = prepared.snapshot
-    conn = sqlite3.connect(snap, isolation_level=None)
-    try:
-        missing = [p for (p,) in conn.execute("SELECT DISTINCT pack FROM chunks") if p not in remote_packs]
-        if missing:
-            raise StoreError(f"checkpoint names packs the remote lacks: {missing[:5]}")
-        conn.execute("BEGIN")
-        conn.execute("DELETE FROM remote_packs")
-        conn.executemany("INSERT INTO remote_packs(pack, key, size, uploaded_ns) VALUES (?,?,?,?)",
-                         [(p, k, n, time.time_ns()) for p, (k, n) in remote_packs.items()])
-        conn.execute("DELETE FROM meta WHERE key IN ('remote', 'cache_size')")  # local settings
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    copies.record_remote_packs(snap, remote_packs)
     data = snap.read_bytes()
     hashes = [codec.chunk_id(data[i : i + BLOCK]).hex() for i in range(0, len(data), BLOCK)]
     seq = (previous.seq if previous else 0) + 1

@@ -1,0 +1,93 @@
+"""Reading the tree: names, directory listings and attributes of inodes, at any commit.
+
+Each method takes `at`, a commit number (LIVE means the present); see schema for how a row "holds".
+"""
+
+from __future__ import annotations
+
+import stat
+
+from vfs.catalog.rows import DirEntry
+from vfs.catalog.schema import LIVE, holds
+from vfs.catalog.transactions import Transactions
+from vfs.errors import InvalidArgument, NotFound
+from vfs.types import ROOT_INO, Attr, InodeNo, VersionNo
+
+
+class Namespace(Transactions):
+    """Names, listings and attributes of the tree at a commit (read only)."""
+
+    def lookup(self, parent: InodeNo, name: bytes, at: int = LIVE) -> InodeNo | None:
+        """The inode `name` points to in directory `parent` at commit `at`."""
+        row = self._one(
+            "SELECT ino, commit_to FROM dirents WHERE parent = ? AND name = ? AND commit_from <= ?"
+            " ORDER BY commit_from DESC LIMIT 1",
+            (parent, name, at),
+        )
+        if row is None or not holds(int(row[1]), at):
+            return None
+        return InodeNo(int(row[0]))
+
+    def readdir(self, parent: InodeNo, after: int = 0, limit: int = 1000, at: int = LIVE) -> list[DirEntry]:
+        """Entries of `parent` with cookie > `after`, in cookie order (stable under concurrent change)."""
+        if at == LIVE:
+            rows = self._all(
+                "SELECT id, name, ino FROM dirents WHERE parent = ? AND commit_to = ? AND id > ? ORDER BY id LIMIT ?",
+                (parent, LIVE, after, limit),
+            )
+        else:
+            rows = self._all(
+                "SELECT id, name, ino FROM dirents WHERE parent = ? AND commit_to > ? AND commit_from <= ?"
+                " AND id > ? ORDER BY id LIMIT ?",
+                (parent, at, at, after, limit),
+            )
+        return [DirEntry(int(i), bytes(n), InodeNo(int(o))) for i, n, o in rows]
+
+    def path_of(self, ino: InodeNo) -> bytes | None:
+        """One live path of `ino` from the root ('a/b'; b'' for the root); None once it has no name."""
+        names: list[bytes] = []
+        while ino != ROOT_INO:
+            row = self._one("SELECT parent, name FROM dirents WHERE ino = ? AND commit_to = ? LIMIT 1", (ino, LIVE))
+            if row is None:
+                return None
+            ino, name = InodeNo(int(row[0])), bytes(row[1])
+            names.append(name)
+        return b"/".join(reversed(names))
+
+    def attr(self, ino: InodeNo, at: int = LIVE) -> Attr:
+        """Attributes of `ino` at commit `at` (NotFound if it did not exist then)."""
+        with self._lock:
+            if at == LIVE and self.cache_live_attrs:
+                cached = self._live_attrs.get(ino)
+                if cached is not None:
+                    return cached
+            # One statement (one read transaction). A directory's link count is 2 + its subdirectories,
+            # as on ext4 (its name, its '.', and each subdirectory's '..'), read from its state row: never
+            # counted here. At LIVE, live entries have commit_to = LIVE.
+            row = self._db.execute(
+                "SELECT s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns, coalesce(v.vno, 0),"
+                f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 2 + s.subdirs ELSE"
+                " (SELECT count(*) FROM dirents d WHERE d.ino = s.ino AND d.commit_to > ? AND d.commit_from <= ?) END"
+                " FROM inode_states s LEFT JOIN versions v ON v.id = s.version"
+                " WHERE s.ino = ? AND s.commit_from <= ? ORDER BY s.commit_from DESC LIMIT 1",
+                (min(at, LIVE - 1), at, ino, at),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"inode {ino} does not exist at commit {at}")
+            mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno, nlink = row
+            attr = Attr(InodeNo(ino), mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, VersionNo(vno), nlink)
+            if at == LIVE and self.cache_live_attrs:
+                if len(self._live_attrs) >= 100_000:
+                    self._live_attrs.clear()
+                self._live_attrs[ino] = attr
+        return attr
+
+    def readlink(self, ino: InodeNo) -> bytes:
+        row = self._one("SELECT target FROM inodes WHERE ino = ?", (ino,))
+        if row is None or row[0] is None:
+            raise InvalidArgument(f"inode {ino} is not a symlink")
+        return bytes(row[0])
+
+    def inode_count(self) -> int:
+        row = self._one("SELECT count(DISTINCT ino) FROM dirents WHERE commit_to = ?", (LIVE,))
+        return int(row[0]) + 1 if row else 1

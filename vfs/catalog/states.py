@@ -1,0 +1,82 @@
+"""Row helpers of write transactions: inode states and directory entries.
+
+An inode's state (schema: inode_states) is a whole row per commit that changed it; these helpers read
+the current one and add the next. They run inside a transaction `_write` opened, with its `Commit`.
+"""
+
+from __future__ import annotations
+
+import stat
+
+from vfs.catalog.rows import Commit
+from vfs.catalog.schema import LIVE
+from vfs.catalog.transactions import Transactions
+from vfs.errors import Exists, InvalidArgument, NameTooLong, NotADirectory, NotFound
+from vfs.types import InodeNo
+
+NAME_MAX = 255
+STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version, subdirs"
+STATE_KEYS = tuple(c.strip() for c in STATE_COLS.split(","))
+STATE_ROW = ",".join("?" * (2 + len(STATE_KEYS)))  # placeholders of (ino, commit_from, *state)
+
+
+class States(Transactions):
+    """Reading and adding inode state rows and directory entries inside a write transaction."""
+
+    def _live_dirent(self, parent: InodeNo, name: bytes) -> tuple[int, InodeNo] | None:
+        row = self._db.execute(
+            # Pinned: the planner preferred dirents_list, a scan of every live entry of the directory.
+            "SELECT id, ino FROM dirents INDEXED BY dirents_name WHERE parent = ? AND name = ? AND commit_to = ?",
+            (parent, name, LIVE),
+        ).fetchone()
+        return (int(row[0]), InodeNo(int(row[1]))) if row else None
+
+    def _current_state(self, ino: InodeNo) -> dict[str, int]:
+        row = self._db.execute(
+            f"SELECT {STATE_COLS} FROM inode_states WHERE ino = ? ORDER BY commit_from DESC LIMIT 1", (ino,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"inode {ino} does not exist")
+        return dict(zip(STATE_KEYS, row, strict=True))
+
+    def _insert_state(self, c: Commit, ino: InodeNo, state: dict[str, int]) -> None:
+        self._db.execute(
+            f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {STATE_COLS}) VALUES ({STATE_ROW})",
+            (ino, c.no, *(state[k] for k in STATE_KEYS)),
+        )
+
+    def _change_state(self, c: Commit, ino: InodeNo, **changes: int) -> dict[str, int]:
+        state = self._current_state(ino)
+        state.update(changes)
+        self._insert_state(c, ino, state)
+        return state
+
+    def _add_dirent(self, c: Commit, parent: InodeNo, name: bytes, ino: InodeNo) -> None:
+        self._db.execute(
+            "INSERT INTO dirents(parent, name, ino, commit_from, commit_to) VALUES (?, ?, ?, ?, ?)",
+            (parent, name, ino, c.no, LIVE),
+        )
+
+    def _end_dirent(self, c: Commit, dirent_id: int) -> None:
+        self._db.execute("UPDATE dirents SET commit_to = ? WHERE id = ?", (c.no, dirent_id))
+
+    def _touch_dir(self, c: Commit, parent: InodeNo, subdirs: int = 0) -> None:
+        """The entries of `parent` changed, and it gained (or with a negative `subdirs` lost) subdirectories."""
+        state = self._current_state(parent)
+        state.update(mtime_ns=c.time_ns, ctime_ns=c.time_ns, subdirs=state["subdirs"] + subdirs)
+        self._insert_state(c, parent, state)
+
+    def _check_new_name(self, parent: InodeNo, name: bytes) -> None:
+        if len(name) > NAME_MAX:
+            raise NameTooLong(f"name of {len(name)} bytes is longer than {NAME_MAX}")
+        if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+            raise InvalidArgument(f"invalid name {name!r}")
+        if self._live_dirent(parent, name) is not None:
+            raise Exists(f"{name!r} exists in directory {parent}")
+
+    def _require_dir(self, ino: InodeNo) -> dict[str, int]:
+        """The current state of directory `ino` (NotADirectory if it is none)."""
+        state = self._current_state(ino)
+        if not stat.S_ISDIR(state["mode"]):
+            raise NotADirectory(f"inode {ino} is not a directory")
+        return state

@@ -1,0 +1,150 @@
+"""Content versions and the chunk locations they use.
+
+A version is immutable once committed: the next save of a file adds a version numbered after its
+history's last (schema: versions.lineage), and points the file's new state to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vfs.catalog.rows import Commit, Version, decode_chunk_list, encode_chunk_list
+from vfs.catalog.schema import LIVE, PRUNED
+from vfs.catalog.states import States
+from vfs.errors import MissingChunk, NotFound
+from vfs.store import ChunkLocation, Ingested
+from vfs.types import ChunkId, CommitNo, InodeNo, PackNo, VersionNo
+
+
+class Versions(States):
+    """Committing content versions (with their chunks' locations) and reading them back."""
+
+    def has_chunk(self, chunk_id: ChunkId) -> bool:
+        return self._one("SELECT 1 FROM chunks WHERE id = ?", (chunk_id,)) is not None
+
+    def locate(self, chunk_id: ChunkId) -> ChunkLocation:
+        row = self._one("SELECT pack, offset, codec, stored_len, plain_len FROM chunks WHERE id = ?", (chunk_id,))
+        if row is None:
+            raise MissingChunk(f"chunk {chunk_id.hex()} is referenced but no pack holds it")
+        return ChunkLocation(chunk_id, PackNo(row[0]), *row[1:])
+
+    def commit_version(
+        self, ino: InodeNo, ingested: Ingested, *, mtime_ns: int | None = None, origin: str = "write",
+        durable: bool = False,
+    ) -> Version:
+        """Record ingested content as the next version of `ino` (the chunks must be durable already)."""
+        return self.commit_versions([(ino, ingested, mtime_ns, None)], origin=origin, durable=durable)[0]
+
+    def commit_versions(
+        self, items: Sequence[tuple[InodeNo, Ingested, int | None, int | None]], *, origin: str = "write",
+        durable: bool = False,
+    ) -> list[Version]:
+        """Record many (inode, content, mtime, time) as new versions in one transaction.
+
+        Each version gets a commit of its own, dated its `time` (when its content last changed; None:
+        now) but not before the commit preceding it, so the tree at an instant holds the saves made by
+        then (a batch of saves committed a moment later is not dated then). An mtime of None is that time.
+        Chunk locations, versions and the inodes' new states commit together, so a version never
+        exists without the locations of its chunks.
+        """
+        out = []
+        with self._write(durable=durable, time_ns=items[0][3] if items else None) as first:
+            for i, (ino, ingested, mtime_ns, time_ns) in enumerate(items):
+                c = first if i == 0 else self._add_commit(time_ns)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO chunks(id, pack, offset, codec, stored_len, plain_len) VALUES (?,?,?,?,?,?)",
+                    [(x.chunk_id, x.pack, x.offset, x.codec, x.stored_len, x.plain_len) for x in ingested.new],
+                )
+                mtime = c.time_ns if mtime_ns is None else mtime_ns
+                out.append(self._insert_version(c, ino, ingested.size, ingested.content_hash, ingested.chunks,
+                                                mtime, origin))
+        return out
+
+    def _insert_version(
+        self, c: Commit, ino: InodeNo, size: int, content_hash: bytes, chunks: list[tuple[ChunkId, int]],
+        mtime_ns: int, origin: str,
+    ) -> Version:
+        """The next version of `ino`'s history, made current (the chunks' locations must be recorded)."""
+        (lineage,) = self._db.execute("SELECT lineage FROM inodes WHERE ino = ?", (ino,)).fetchone()
+        vno = VersionNo(self._db.execute("SELECT coalesce(max(vno), 0) + 1 FROM versions WHERE lineage = ?",
+                                         (lineage,)).fetchone()[0])
+        cur = self._db.execute(
+            "INSERT INTO versions(ino, lineage, vno, commit_no, size, hash, chunks, mtime_ns, origin)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (ino, lineage, vno, c.no, size, content_hash, encode_chunk_list(chunks), mtime_ns, origin),
+        )
+        state = self._change_state(c, ino, size=size, version=int(cur.lastrowid or 0), mtime_ns=mtime_ns,
+                                   ctime_ns=c.time_ns)
+        return Version(ino, vno, c.no, c.time_ns, size, content_hash, chunks, mtime_ns, origin, state["mode"],
+                       state["uid"], state["gid"])
+
+    # A version's commit always adds a state row of its writer (v.ino) at that commit; `<=` is the
+    # usual "state at commit S" rule all the same.
+    _VERSION_COLS = (
+        "v.ino, v.vno, v.commit_no, c.time_ns, v.size, v.hash, v.chunks, v.mtime_ns, v.origin, s.mode, s.uid, s.gid"
+        " FROM versions v JOIN commits c ON c.commit_no = v.commit_no"
+        " JOIN inode_states s ON s.ino = v.ino AND s.commit_from ="
+        "  (SELECT max(commit_from) FROM inode_states WHERE ino = v.ino AND commit_from <= v.commit_no)"
+    )
+
+    @staticmethod
+    def _version(row: Any) -> Version:
+        ino, vno, commit_no, time_ns, size, hash_, chunks, mtime_ns, origin, mode, uid, gid = row
+        return Version(InodeNo(ino), VersionNo(vno), CommitNo(commit_no), time_ns, size, bytes(hash_),
+                       decode_chunk_list(chunks), mtime_ns, origin, mode, uid, gid)
+
+    def version(self, ino: InodeNo, vno: int) -> Version | None:
+        """Version `vno` of the history `ino` belongs to (its lineage)."""
+        row = self._one(
+            f"SELECT {self._VERSION_COLS} WHERE v.lineage = (SELECT lineage FROM inodes WHERE ino = ?) AND v.vno = ?",
+            (ino, vno),
+        )
+        return self._version(row) if row else None
+
+    def lineage(self, ino: InodeNo) -> int:
+        """The history `ino`'s versions are numbered in (see inodes.lineage); NotFound for no inode."""
+        row = self._one("SELECT lineage FROM inodes WHERE ino = ?", (ino,))
+        if row is None:
+            raise NotFound(f"inode {ino} does not exist")
+        return int(row[0])
+
+    def versions(self, ino: InodeNo) -> list[Version]:
+        """The whole history of `ino`, oldest first (including files it replaced by atomic saves)."""
+        return [self._version(r) for r in self._all(
+            f"SELECT {self._VERSION_COLS} WHERE v.lineage = (SELECT lineage FROM inodes WHERE ino = ?)"
+            " ORDER BY v.vno", (ino,))]
+
+    def versions_after(self, ino: InodeNo, after: int, limit: int) -> list[Version]:
+        """Versions of `ino`'s history numbered above `after`, at most `limit` (for paged listings)."""
+        return [self._version(r) for r in self._all(
+            f"SELECT {self._VERSION_COLS} WHERE v.lineage = (SELECT lineage FROM inodes WHERE ino = ?)"
+            " AND v.vno > ? ORDER BY v.vno LIMIT ?", (ino, after, limit))]
+
+    def version_at(self, ino: InodeNo, at: int = LIVE) -> Version | None:
+        """The content version current at commit `at` (None for an empty or never-written file).
+
+        Raises:
+            NotFound: that content was pruned (see schema.PRUNED).
+        """
+        with self._lock:
+            state = self._db.execute(
+                "SELECT version FROM inode_states WHERE ino = ? AND commit_from <= ? ORDER BY commit_from DESC LIMIT 1",
+                (ino, at),
+            ).fetchone()
+            if state is None or state[0] == 0:
+                return None
+            if state[0] == PRUNED:
+                raise NotFound(f"the content of inode {ino} at commit {at} was pruned")
+            row = self._db.execute(f"SELECT {self._VERSION_COLS} WHERE v.id = ?", (state[0],)).fetchone()
+        return self._version(row) if row else None
+
+    def version_by_hash(self, content_hash: bytes) -> Version | None:
+        row = self._one(f"SELECT {self._VERSION_COLS} WHERE v.hash = ? LIMIT 1", (content_hash,))
+        return self._version(row) if row else None
+
+    def hashes_with_prefix(self, prefix: bytes, limit: int = 2) -> list[bytes]:
+        """Distinct content hashes starting with `prefix` (an index range scan), at most `limit`."""
+        rows = self._all("SELECT DISTINCT hash FROM versions WHERE hash >= ? AND hash <= ? ORDER BY hash LIMIT ?",
+                         (prefix, prefix + b"\xff" * max(0, 32 - len(prefix)), limit))
+        return [bytes(r[0]) for r in rows]
