@@ -25,7 +25,6 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from vfs.catalog import Snapshot
 from vfs.catalog.catalog import NAME_MAX
 from vfs.catalog.wal import checkpoint_wal
 from vfs.errors import (
@@ -42,7 +41,7 @@ from vfs.fs import recovery, snapshots
 from vfs.fs.committer import Committer
 from vfs.fs.handles import Handle, OpenFiles
 from vfs.fs.staging import StagingFiles, mark_dirty, os_call
-from vfs.fs.types import Attr, StatFs
+from vfs.fs.types import Attr, Snapshot, StatFs
 from vfs.fs.views import SnapshotList, VersionList, View, Views, is_synthetic
 from vfs.fs.xattrs import Xattrs
 from vfs.repository import Repository

@@ -1,16 +1,17 @@
 """The types fs/ hands to its callers (the FUSE adapter, the control server): its API, not the catalog's.
 
 `Attr` is an inode's attributes as `FileSystem` reports them (for a file being written, its size and
-mtime are the staging file's); `StatFs` is what statfs(2) reports.
+mtime are the staging file's); `Snapshot` is a snapshot `FileSystem.snapshot` took; `StatFs` is what
+statfs(2) reports.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vfs.catalog import Attr
+from vfs.catalog import Attr, Snapshot
 
-__all__ = ["Attr", "StatFs"]
+__all__ = ["Attr", "Snapshot", "StatFs"]
 
 
 @dataclass(frozen=True)
