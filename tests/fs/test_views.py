@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vfs.catalog import Attr
 from vfs.errors import Exists, NotFound, NotPermitted, ReadOnly
 from vfs.fs.filesystem import FileSystem
+from vfs.fs.types import Attr
 from vfs.fs.views import is_synthetic
 from vfs.repository import Repository
 from vfs.types import ROOT_INO, InodeNo
@@ -24,7 +24,7 @@ def fs(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> FileSystem:
     # One second between commits: a time between two commits then names exactly the first one.
     clock = itertools.count(1_800_000_000 * 10**9, 10**9)
     monkeypatch.setattr("vfs.catalog.transactions.now_ns", lambda: next(clock))
-    monkeypatch.setattr("vfs.fs.filesystem.now_ns", lambda: next(clock))  # dates a save by its last write
+    monkeypatch.setattr("vfs.fs.staging.now_ns", lambda: next(clock))  # dates a save by its last write
     return FileSystem(repo)
 
 
@@ -39,7 +39,7 @@ async def save(fs: FileSystem, name: bytes, data: bytes, *, mode: int = 0o644, p
         ino = attr.ino
     await fs.write(fh, 0, data)
     await fs.release(fh)
-    assert await fs.commit_pending()
+    assert await fs.flush_all()
     return ino
 
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from vfs.catalog import LIVE, Attr, Catalog, Version
-from vfs.errors import NoData, NotFound
+from vfs.errors import NoData, NotFound, ReadOnly
 from vfs.fs.history import parse_spec, parse_version
 from vfs.types import ROOT_INO, InodeNo, VersionNo
 
@@ -93,6 +95,26 @@ class Views:
         if parent == ROOT_INO and name == SNAPSHOTS_NAME:
             return SnapshotList()
         return self._resolve_spec(parent, LIVE, name)
+
+    @contextmanager
+    def hidden_names_read_only(self, parent: InodeNo, name: bytes) -> Iterator[None]:
+        """A name the catalog lacks but history resolves (f@1, .snapshots) is read-only, not missing."""
+        try:
+            yield
+        except NotFound:
+            if self.lookup_hidden(parent, name) is not None:
+                raise ReadOnly("history is read-only") from None
+            raise
+
+    def refuse_hidden_name(self, parent: InodeNo, name: bytes) -> None:
+        """Refuse a new name (create, mkdir, link, rename's target...) that history resolves now.
+
+        Such a name is no free name but a read-only view (f@1, d@snap, f@, /.snapshots): a real entry
+        there would hide it, since a real name always wins. A name that resolves to nothing is free,
+        and once real it wins for good (f@9 made before f had a version 9).
+        """
+        if self.lookup_hidden(parent, name) is not None and self._catalog.lookup(parent, name) is None:
+            raise ReadOnly("history is read-only")
 
     def lookup(self, parent: InodeNo, name: bytes) -> Node | None:
         """A name inside a synthetic directory."""

@@ -22,6 +22,7 @@ import trio
 
 from vfs.control.server import ControlServer
 from vfs.fs.filesystem import FileSystem
+from vfs.fuse.kernel import KernelCache
 from vfs.fuse.operations import Operations, set_read_ahead
 from vfs.repository import Repository
 from vfs.sync.uploader import open_uploader, report_backlog
@@ -46,21 +47,20 @@ def serve(
 
 
 async def _serve(repo: Repository, mountpoint: Path, version_interval: float, ready: Callable[[], None]) -> None:
-    fs = FileSystem(repo, version_interval=version_interval)
+    kernel = KernelCache()
+
+    async def flush_kernel(paths: list[bytes]) -> None:
+        # From a thread: the write-back it causes comes to this very loop as WRITE requests.
+        # Abandoned on cancel: a stop signal must not wait for a write-back that needs this loop.
+        await trio.to_thread.run_sync(_write_back, str(mountpoint), paths, kernel.writing_back, abandon_on_cancel=True)
+
+    fs = FileSystem(repo, version_interval=version_interval, invalidate=kernel.invalidate, flush_kernel=flush_kernel)
     recovered = await fs.recover()
     if recovered:
         log.warning("recovered %d file(s) left uncommitted by an earlier daemon", recovered)
     options = {f"fsname={repo.path}", "subtype=vfs", "default_permissions", "allow_other", "noatime"}
-    ops = Operations(fs)
+    ops = Operations(fs, kernel)
     pyfuse3.init(ops, str(mountpoint), options)
-
-    async def flush_kernel() -> None:
-        # From a thread: the write-back it causes comes to this very loop as WRITE requests.
-        # Abandoned on cancel: a stop signal must not wait for a write-back that needs this loop.
-        paths = fs.paths_open_for_writing()
-        await trio.to_thread.run_sync(_write_back, str(mountpoint), paths, ops.writing_back, abandon_on_cancel=True)
-
-    fs.flush_kernel = flush_kernel
     # main() returns when the kernel unmounted us, or after terminate() (a signal): then we are
     # still mounted and must detach before committing, so that no process waits on a dead mount.
     kernel_unmounted = False

@@ -15,10 +15,11 @@ from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
-from vfs.catalog import Attr
 from vfs.errors import VfsError
 from vfs.fs.filesystem import FileSystem
+from vfs.fs.types import Attr
 from vfs.fs.views import is_synthetic
+from vfs.fuse.kernel import KernelCache
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
@@ -88,23 +89,14 @@ class Operations(pyfuse3.Operations):
     enable_writeback_cache = True
     supports_dot_lookup = False
 
-    def __init__(self, fs: FileSystem) -> None:
+    def __init__(self, fs: FileSystem, kernel: KernelCache) -> None:
         super().__init__()
         self.fs = fs
+        self.kernel = kernel
         self._dirs: dict[int, InodeNo] = {}
         self._next_dir = 1
-        # Threads of this daemon making the kernel write back (daemon._write_back), by native id: a
-        # FUSE request names the calling thread, not its process. Their FSYNCs are answered at once.
-        self.writing_back: set[int] = set()
+        # Handles opened by the daemon's own write-back threads (kernel.writing_back).
         self._own_handles: set[int] = set()
-        fs.invalidate = self._invalidate
-
-    @staticmethod
-    def _invalidate(ino: InodeNo) -> None:
-        try:
-            pyfuse3.invalidate_inode(ino)
-        except OSError:
-            pass  # the kernel does not know the inode: nothing cached
 
     @_errno
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -182,7 +174,7 @@ class Operations(pyfuse3.Operations):
     @_errno
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         fh = await self.fs.open(InodeNo(inode), flags)
-        if ctx.pid in self.writing_back:
+        if ctx.pid in self.kernel.writing_back:
             self._own_handles.add(fh)
         return pyfuse3.FileInfo(fh=fh, keep_cache=self.fs.kernel_cache_valid(InodeNo(inode)))
 
