@@ -93,7 +93,7 @@ class Operations(pyfuse3.Operations):
         self.fs = fs
         self._dirs: dict[int, InodeNo] = {}
         self._next_dir = 1
-        # Threads of this daemon making the kernel write back (daemon._write_back), by native id: a
+        # Threads of this daemon making the kernel write back (session._write_back), by native id: a
         # FUSE request names the calling thread, not its process. Their FSYNCs are answered at once.
         self.writing_back: set[int] = set()
         self._own_handles: set[int] = set()
