@@ -52,7 +52,6 @@ class PackFetcher:
         self._backend: Backend | None = None
         self._lock = threading.Lock()
         self._pack_locks: dict[int, threading.Lock] = {}
-        self.fetched_bytes = 0
 
     @property
     def backend(self) -> Backend:
@@ -74,7 +73,7 @@ class PackFetcher:
                 raise MissingChunk(f"pack {pack} is missing locally ({path}) and the remote does not hold it")
             key, size = row
             try:
-                self.fetched_bytes += download_pack(self.backend, key, size, path)
+                download_pack(self.backend, key, size, path)
             except CorruptChunk as e:
                 log.error("%s", e)
                 raise
