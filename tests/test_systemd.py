@@ -13,7 +13,7 @@ import pytest
 
 from tests.fuse.conftest import is_mounted, vfs
 from vfs.cli import cmd_install_units, mount_helper
-from vfs.fuse.daemon import sd_notify
+from vfs.systemd import sd_notify
 
 ANALYZE = shutil.which("systemd-analyze")
 

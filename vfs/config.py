@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 
 KiB = 1024
 MiB = 1024 * KiB
-GiB = 1024 * MiB
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,3 @@ class RemoteConfig:
     def from_json(cls, text: str) -> RemoteConfig:
         d = json.loads(text)
         return cls(str(d["url"]), d.get("endpoint_url"), d.get("region"))
-
-    def describe(self) -> str:
-        return self.url + (f" at {self.endpoint_url}" if self.endpoint_url else "")

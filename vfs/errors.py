@@ -133,24 +133,8 @@ class NoData(FsError):
     errno = errno.ENODATA
 
 
-class PermissionDenied(FsError):
-    errno = errno.EACCES
-
-
 class NotPermitted(FsError):
     errno = errno.EPERM
-
-
-class CrossDevice(FsError):
-    errno = errno.EXDEV
-
-
-class TooManyLinks(FsError):
-    errno = errno.EMLINK
-
-
-class RangeError(FsError):
-    errno = errno.ERANGE
 
 
 class Busy(FsError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,33 @@ def private_dir(path: Path, *, parents: bool = False) -> None:
             raise
 
 
-def write_private(path: Path, data: bytes | bytearray | memoryview, *, sync: bool = False) -> None:
-    """Write `data` to `path` (created PRIVATE_FILE, or truncated); with `sync`, fsync it before returning."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+def replace_file(path: Path, data: bytes | bytearray | memoryview, *, mode: int = PRIVATE_FILE) -> None:
+    """Replace the file at `path` by one holding `data`, atomically and durably.
+
+    A reader, or the machine after a crash, finds the old file or the new one, whole: `data` goes to a
+    temporary file beside `path` (same directory, so same filesystem), which is fsync'd, renamed over
+    `path`, and then the directory is fsync'd, so the rename itself survives a crash. The file gets
+    exactly `mode` (PRIVATE_FILE unless said otherwise), whatever the umask.
+
+    Writers may race (a lazy fetch and `vfs fetch` getting one pack): each has its own temporary file
+    (`.NAME.XXXXXXXX.tmp`, hidden), and the last rename wins.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if sync:
+        try:
+            os.fchmod(fd, mode)  # exactly: mkstemp made it 0600, and the umask must not decide
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
-    finally:
-        os.close(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent, directory=True)
 
 
 def tighten(root: Path) -> list[Path]:

@@ -30,22 +30,21 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from vfs.backend.base import Backend
 from vfs.catalog import Catalog, Version
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import MissingChunk, NotAStore, StoreError, StoreLocked
 from vfs.fsutil import PRIVATE_DIR, PRIVATE_FILE, private_dir, tighten
 from vfs.store import ChunkStore, Ingested
-from vfs.types import ChunkId, InodeNo
-
-if TYPE_CHECKING:
-    from vfs.sync.fetch import PackFetcher
+from vfs.store.packs import pack_path
+from vfs.types import ChunkId, InodeNo, PackNo
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +54,44 @@ _INLINE_READ_BYTES = 128 * 1024  # a stored chunk this small is read without a t
 _READ_AHEAD_CHUNKS = 8  # decoded ahead of a sequential reader: about 5 MiB
 
 
+class PackFetch(Protocol):
+    """Where a store with a remote gets the packs it lacks locally (a lazy clone's, evicted ones)."""
+
+    def __call__(self, pack: PackNo) -> Path: ...  # the local pack file, fetched if it was missing
+    @property
+    def backend(self) -> Backend: ...  # the remote, opened on first use (`vfs fetch` prefetches through it)
+    def close(self) -> None: ...
+
+
+# Makes a store's PackFetch from its remote, the local path of a pack, and the remote's (key, size) of one.
+# Given by the composition module (vfs.compose: vfs.sync.fetch.remote_fetcher), so that this layer
+# does not import the sync layer above it.
+FetcherFactory = Callable[
+    [RemoteConfig, Callable[[PackNo], Path], Callable[[PackNo], tuple[str, int] | None]], PackFetch
+]
+
+
 class Repository:
-    def __init__(self, path: Path, catalog: Catalog, lock_fd: int | None, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, catalog: Catalog, lock_fd: int | None, threads: int | None = None, *,
+        fetcher: FetcherFactory | None = None,
+    ) -> None:
+        """Without `fetcher`, a pack missing locally is MissingChunk, even when the store has a remote."""
         self.path = path
         self.catalog = catalog
         self._lock_fd = lock_fd
         self.config = StoreConfig(**json.loads(catalog.meta("config")))
         self.store_id = catalog.meta("store_id")
-        self.chunks = ChunkStore(path / "packs", self.config, threads=threads,
-                                 sealed_upto=catalog.max_remote_pack())
         self.remote: RemoteConfig | None = None
-        self.fetcher: PackFetcher | None = None
+        self.fetcher: PackFetch | None = None
         remote = catalog.meta_or_none("remote")
         if remote is not None:
-            # A store with a remote reads the packs it lacks (lazy clone, evicted) from there.
-            from vfs.sync.fetch import PackFetcher
-
             self.remote = RemoteConfig.from_json(remote)
-            self.fetcher = PackFetcher(self, self.remote)
-            self.chunks.set_fetcher(self.fetcher)
+            if fetcher is not None:
+                # A store with a remote reads the packs it lacks (lazy clone, evicted) from there.
+                self.fetcher = fetcher(self.remote, functools.partial(pack_path, path / "packs"), catalog.remote_pack)
+        self.chunks = ChunkStore(path / "packs", self.config, threads=threads,
+                                 sealed_upto=catalog.max_remote_pack(), fetch_pack=self.fetcher)
         self.staging = path / "staging"
         private_dir(self.staging)
         self._cache_lock = threading.Lock()
@@ -99,8 +117,14 @@ class Repository:
         return cls(path, catalog, lock_fd)
 
     @classmethod
-    def open(cls, path: Path | str, *, lock: bool = True, threads: int | None = None) -> Repository:
-        """Open an existing store; with `lock`, refuse if another live process has it open."""
+    def open(
+        cls, path: Path | str, *, lock: bool = True, threads: int | None = None, fetcher: FetcherFactory | None = None
+    ) -> Repository:
+        """Open an existing store; with `lock`, refuse if another live process has it open.
+
+        Production code opens a store through `vfs.compose.open_repository`, which gives the `fetcher`
+        that reads missing packs from the remote; without one, such a pack is MissingChunk.
+        """
         path = Path(path)
         if not (path / CATALOG_FILE).is_file():
             raise NotAStore(f"{path} is not a vfs store (no {CATALOG_FILE}); create one with 'vfs init {path}'")
@@ -111,7 +135,7 @@ class Repository:
             catalog = Catalog.open(path / CATALOG_FILE, cache_live_attrs=lock_fd is not None)
             if lock_fd is not None:
                 _make_private(path)  # a store, as its catalog just showed
-            return cls(path, catalog, lock_fd, threads=threads)
+            return cls(path, catalog, lock_fd, threads=threads, fetcher=fetcher)
         except BaseException:
             if catalog is not None:
                 catalog.close()

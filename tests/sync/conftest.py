@@ -13,6 +13,7 @@ from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_creden
 from tests.backend.faultproxy import FaultProxy
 from tests.catalog.helpers import inode_exists
 from vfs.backend import Backend, RetryPolicy, open_backend
+from vfs.compose import open_repository
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.repository import Repository
 from vfs.types import ROOT_INO, InodeNo
@@ -41,7 +42,7 @@ def make_store(path: Path, remote: RemoteConfig, config: StoreConfig = SMALL_PAC
     repo = Repository.init(path, config)
     repo.catalog.set_meta("remote", remote.to_json())
     repo.close()
-    return Repository.open(path)
+    return open_repository(path)  # as vfs opens it: packs it lacks come from the remote
 
 
 def write(repo: Repository, name: str, data: bytes, parent: InodeNo = ROOT_INO) -> InodeNo:

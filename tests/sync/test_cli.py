@@ -83,7 +83,7 @@ def test_init_sync_status_clone_cat_fetch(tmp_path: Path, remote: RemoteConfig) 
     assert done.returncode == 0 and done.stdout == files["f3"]
     assert "fetched" in vfs("fetch", "--store", lazy, "/").stdout
     with Repository.open(store, lock=False) as a, Repository.open(lazy, lock=False) as b:
-        b.chunks.set_fetcher(None)  # everything must be local now
+        assert b.fetcher is None  # opened without a fetcher: everything must be local now
         assert_same_volume(a, b)
 
 

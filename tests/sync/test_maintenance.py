@@ -19,6 +19,7 @@ from tests.kill import kill_after_ready
 from tests.maintenance.helpers import flip_byte
 from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, write
 from vfs.backend import Backend
+from vfs.compose import open_repository
 from vfs.config import RemoteConfig
 from vfs.maintenance import fsck, gc, prune
 from vfs.maintenance import remote as rmaint
@@ -109,7 +110,7 @@ def test_fsck_remote_finds_and_repairs_damage_on_both_sides(tmp_path: Path, remo
     with Repository.open(store) as repo:
         assert full_check(repo, backend).problems == []
     copy = tmp_path / "copy"
-    with clone(backend, remote, copy) as b, Repository.open(store, lock=False) as a:
+    with clone(backend, remote, copy) as b, open_repository(store, lock=False) as a:  # a has an evicted pack
         assert_same_volume(a, b)
     backend.close()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vfs.cli import cmd_remote
+from vfs.cli.common import default_store
 from vfs.cli.progress import Progress
 
 
@@ -27,7 +28,6 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vfs.backend import open_backend
-    from vfs.cli.main import default_store
     from vfs.sync.clone import clone
 
     remote = cmd_remote.remote_from_args(args)

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, settle, store_of
+from vfs.compose import open_repository
 from vfs.fs.diff import diff
 from vfs.fs.locate import commit_for
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     store = store_of(args)
     if args.newer is None:
         settle(store)  # "now" includes what open files hold
-    with Repository.open(store, lock=False) as repo:
+    with open_repository(store, lock=False) as repo:
         older = commit_for(repo.catalog, args.older)
         newer = repo.catalog.head().no if args.newer is None else commit_for(repo.catalog, args.newer)
         changes = diff(repo.catalog, older, newer)

@@ -9,8 +9,8 @@ from typing import Any
 from vfs.catalog import Version
 from vfs.cli.common import add_store_options, target
 from vfs.cli.progress import Progress
+from vfs.compose import open_repository
 from vfs.fs.locate import locate
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     targets = [target(args, text) for text in args.paths]
     total = 0
     for t in targets:
-        with Repository.open(t.store, lock=False) as repo:
+        with open_repository(t.store, lock=False) as repo:
             if repo.fetcher is None:
                 print(f"{t.store} has no remote: nothing to fetch")
                 continue

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from vfs.cli.progress import Progress
+from vfs.compose import open_repository
 from vfs.errors import StoreLocked
 from vfs.maintenance import fsck, remote
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -43,13 +43,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vfs.cli.main import default_store
+    from vfs.cli.common import default_store
 
     store = (args.store or default_store()).absolute()
     subset = fsck.parse_subset(args.read_data_subset) if args.read_data_subset else None
     read_data = args.read_data or subset is not None
     try:
-        repo = Repository.open(store, lock=args.repair)
+        repo = open_repository(store, lock=args.repair)
     except StoreLocked as e:
         raise StoreLocked(f"{e}; --repair needs the store unmounted (checking alone works while mounted)") from None
     with repo:

@@ -15,10 +15,10 @@ import sys
 from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
+from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import BackendError
 from vfs.maintenance import gc, remote
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if daemon_running(store):
         answer = call(store, {"op": "gc", "dry_run": args.dry_run, "remote": not args.local_only}, timeout=3600)
     else:
-        with Repository.open(store) as repo:
+        with open_repository(store) as repo:
             answer = gc.collect(repo, dry_run=args.dry_run).as_json()
             if repo.remote is not None and not args.local_only:
                 try:

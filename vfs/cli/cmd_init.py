@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from vfs.cli import cmd_remote
-from vfs.repository import Repository
+from vfs.cli.common import default_store
+from vfs.compose import init_repository
 
 
 def register(sub: Any) -> None:
@@ -20,10 +21,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vfs.cli.main import default_store
-
     store = args.store or default_store()
-    with Repository.init(store) as repo:
+    with init_repository(store) as repo:
         if args.url is not None:
             cmd_remote.apply(repo, args)
     print(f"initialized empty store at {store}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vfs.errors import VfsError
+from vfs.fsutil import replace_file
 
 UNITS = ("vfs@.service", "vfs-backup@.service", "vfs-backup@.timer")
 SOURCE = Path(__file__).resolve().parents[2]  # the source tree (systemd/ and scripts/ live there)
@@ -71,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
     os.umask(0o022)  # system files for every user: main() set 077, meant for stores
     for path, text, mode in steps:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        replace_file(path, text.encode(), mode=mode)
         print(f"installed {path}")
     if shutil.which("systemctl") and args.dest == Path("/etc/systemd/system") and Path("/run/systemd/system").is_dir():
         os.system("systemctl daemon-reload")

@@ -9,9 +9,9 @@ from typing import Any
 
 from vfs.catalog import LIVE
 from vfs.cli.common import add_store_options, settle, target
+from vfs.compose import open_repository
 from vfs.errors import NotFound, UsageError
 from vfs.fs.locate import format_time, joined, latest, show, time_arg
-from vfs.repository import Repository
 
 SHORT_HASH = 16  # hex digits shown in the table; `vfs cat blake3:PREFIX` accepts them
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     # Log takes no @SPEC: an '@' is part of the name (user@host.txt), if such a file exists or existed.
     names = t.names if t.spec is None else joined(t.names, t.spec)
     settle(t.store)
-    with Repository.open(t.store, lock=False) as repo:
+    with open_repository(t.store, lock=False) as repo:
         try:
             ino, at = latest(repo.catalog, names)
         except NotFound:

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vfs.cli.common import find_mount
+from vfs.cli.common import default_store, find_mount
+from vfs.compose import init_repository, open_repository
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
 from vfs.fsutil import PRIVATE_FILE
-from vfs.repository import Repository
 
 log = logging.getLogger(__name__)
 LOG_FILE = "vfs.log"
@@ -78,8 +78,6 @@ def _detach_dead_mount(mnt: Path) -> None:
 
 
 def run_mount(args: argparse.Namespace) -> int:
-    from vfs.cli.main import default_store
-
     if len(args.paths) > 2:
         raise UsageError("expected [STORE] MOUNTPOINT")
     mnt = Path(args.paths[-1]).absolute()
@@ -88,20 +86,20 @@ def run_mount(args: argparse.Namespace) -> int:
     else:
         store = default_store().absolute()
         try:
-            Repository.open(store, lock=False).close()
+            open_repository(store, lock=False).close()
         except NotAStore:
-            Repository.init(store).close()
+            init_repository(store).close()
     if args.ready_fd is not None:
         return _daemon(store, mnt, args)
     _check_mountpoint(mnt)
-    Repository.open(store, lock=False).close()  # a clear error now if it is no store
+    open_repository(store, lock=False).close()  # a clear error now if it is no store
     if args.foreground:
         return _daemon(store, mnt, args)
     return _spawn(store, mnt, args)
 
 
 def _daemon(store: Path, mnt: Path, args: argparse.Namespace) -> int:
-    from vfs.fuse.daemon import serve
+    from vfs.compose.mount import serve_mount
     from vfs.log import setup_logging
 
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
@@ -113,7 +111,7 @@ def _daemon(store: Path, mnt: Path, args: argparse.Namespace) -> int:
             os.close(ready_fd)
 
     try:
-        serve(store, mnt, version_interval=args.version_interval, ready=ready)
+        serve_mount(store, mnt, version_interval=args.version_interval, ready=ready)
     except VfsError as e:
         if ready_fd is not None:
             try:

@@ -13,12 +13,12 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
+from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import UsageError
 from vfs.fs.history import parse_duration
 from vfs.maintenance import prune as pruning
 from vfs.maintenance.retention import Policy
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if daemon_running(store):
         answer = call(store, {"op": "prune", "policy": policy.as_json(), "dry_run": args.dry_run})
     else:
-        with Repository.open(store) as repo:
+        with open_repository(store) as repo:
             plan = pruning.plan(repo.catalog, policy)
             answer = plan.as_json()
             if not args.dry_run:

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vfs.compose import open_repository
 from vfs.config import RemoteConfig
 from vfs.errors import UsageError
 from vfs.repository import Repository
@@ -62,7 +63,7 @@ def register(sub: Any) -> None:
 
 
 def run_set(args: argparse.Namespace) -> int:
-    with Repository.open(args.store) as repo:
+    with open_repository(args.store) as repo:
         apply(repo, args)
     print(f"remote of {args.store} set to {args.url}")
     return 0

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, same_volume, target
+from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.fs.locate import locate, show
 from vfs.fs.restore import Change, restore
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
                                 "to": None if dest is None else show(dest)})
         changes = [Change(c["action"], c["path"], c["detail"]) for c in answer["changes"]]
     else:
-        with Repository.open(t.store) as repo:
+        with open_repository(t.store) as repo:
             changes = list(restore(repo, locate(repo.catalog, t.names, t.spec), dest))
     if args.json:
         print(json.dumps([{"action": c.action, "path": c.path, "detail": c.detail} for c in changes], indent=2))

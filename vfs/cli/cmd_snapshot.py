@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
+from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.fs import snapshots
 from vfs.fs.history import check_snapshot_name
 from vfs.fs.locate import format_time
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -49,14 +49,14 @@ def run_create(args: argparse.Namespace) -> int:
     if daemon_running(store):
         name = call(store, {"op": "snapshot_create", "name": args.name})["name"]
     else:
-        with Repository.open(store) as repo:
+        with open_repository(store) as repo:
             name = snapshots.take(repo.catalog, args.name).name
     print(name)
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with Repository.open(store_of(args), lock=False) as repo:
+    with open_repository(store_of(args), lock=False) as repo:
         infos = snapshots.describe(repo.catalog)
     if args.json:
         print(json.dumps([i.as_json() for i in infos], indent=2))
@@ -74,6 +74,6 @@ def run_delete(args: argparse.Namespace) -> int:
     if daemon_running(store):
         call(store, {"op": "snapshot_delete", "name": args.name})
     else:
-        with Repository.open(store) as repo:
+        with open_repository(store) as repo:
             snapshots.delete(repo.catalog, args.name)
     return 0

@@ -12,9 +12,9 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
+from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.fs.locate import format_time
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -32,7 +32,7 @@ def status(store: Any) -> dict[str, Any]:
     from vfs.sync.checkpoint import Manifest
     from vfs.sync.uploader import load_failure, status_of
 
-    with Repository.open(store, lock=False) as repo:
+    with open_repository(store, lock=False) as repo:
         failure, conflict = load_failure(repo.path)  # what the last sync met
         return {"mounted": False, **status_of(repo, Manifest.load(repo.path), failure=failure, conflict=conflict)}
 

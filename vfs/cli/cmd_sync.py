@@ -20,9 +20,9 @@ import trio
 from vfs.cli.cmd_status import describe_error
 from vfs.cli.common import add_store_options, store_of
 from vfs.cli.progress import Progress
+from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import BackendError, BackendUnavailable, RemoteConflict, StoreError, UsageError
-from vfs.repository import Repository
 
 
 def register(sub: Any) -> None:
@@ -73,7 +73,7 @@ def _timed_out(timeout: float, st: dict[str, Any]) -> BackendError:
 def _direct(store: Path, timeout: float) -> int:
     from vfs.sync.uploader import open_uploader
 
-    with Repository.open(store) as repo:
+    with open_repository(store) as repo:
         if repo.remote is None:
             raise UsageError(f"store {store} has no remote; set one with 'vfs remote set'")
         uploader = open_uploader(repo, max_pause=5.0)

@@ -1,4 +1,5 @@
-"""What several commands share: finding the store behind a mount, and turning arguments into targets.
+"""What several commands share: the default store, finding the store behind a mount, and turning arguments
+into targets.
 
 A command acts on a *store*: given by --store, found from a mount point (--mount, or a path inside a
 mount), or the default store. Paths the user gives are either inside a mounted volume (and resolved
@@ -8,12 +9,32 @@ through /proc/self/mountinfo) or, with --store, paths inside the volume itself.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vfs.errors import UsageError
 from vfs.fs.locate import joined, split_spec, volume_names
+from vfs.fsutil import tighten_path
+
+log = logging.getLogger(__name__)
+
+
+def default_store() -> Path:
+    """$VFS_HOME, else ~/.local/share/vfs/default.
+
+    vfs's own directory above the latter is private as the stores in it are (their names are their
+    owner's business): the library creates it so (0700, as the XDG base directory spec asks), and a
+    loose one is tightened here. $VFS_HOME is the store itself; the directories above it are the user's.
+    """
+    home = os.environ.get("VFS_HOME")
+    if home:
+        return Path(home)
+    store = Path.home() / ".local" / "share" / "vfs" / "default"
+    if tighten_path(store.parent):
+        log.warning("%s could be listed by other users: made it private to its owner", store.parent)
+    return store
 
 
 def _unescape(field: str) -> str:
@@ -62,8 +83,6 @@ def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True) -> None
 
 def store_of(args: argparse.Namespace) -> Path:
     """The store named by --store or --mount, else the default store."""
-    from vfs.cli.main import default_store
-
     if getattr(args, "mount", None) is not None:
         return find_mount(args.mount)
     if args.store is not None:

@@ -7,29 +7,11 @@ import io
 import logging
 import os
 import sys
-from pathlib import Path
 
 from vfs.errors import UsageError, VfsError
-from vfs.fsutil import tighten_path
 from vfs.log import setup_logging
 
 log = logging.getLogger(__name__)
-
-
-def default_store() -> Path:
-    """$VFS_HOME, else ~/.local/share/vfs/default.
-
-    vfs's own directory above the latter is private as the stores in it are (their names are their
-    owner's business): the library creates it so (0700, as the XDG base directory spec asks), and a
-    loose one is tightened here. $VFS_HOME is the store itself; the directories above it are the user's.
-    """
-    home = os.environ.get("VFS_HOME")
-    if home:
-        return Path(home)
-    store = Path.home() / ".local" / "share" / "vfs" / "default"
-    if tighten_path(store.parent):
-        log.warning("%s could be listed by other users: made it private to its owner", store.parent)
-    return store
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,1 +1,1 @@
-"""The pyfuse3 adapter (the only importer of pyfuse3) and the mount daemon."""
+"""The pyfuse3 adapter (the only importer of pyfuse3): operations and the kernel session."""

@@ -1,15 +1,21 @@
 """KernelCache: what the daemon asks of the kernel's caches of its mount.
 
 Built before the FileSystem, which is given `invalidate` (drop an inode's cached pages and attributes
-when its content changed by a path other than the kernel's own writes), and before Operations, which
-answers at once the FSYNCs of the daemon's own write-back threads (`writing_back`).
+when its content changed by a path other than the kernel's own writes) and `write_back` (have the
+kernel send the writes it caches), and before Operations, which answers at once the FSYNCs of the
+daemon's own write-back threads (`writing_back`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import threading
+from pathlib import Path
 
 import pyfuse3
+import trio
 
 from vfs.types import InodeNo
 
@@ -17,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class KernelCache:
-    def __init__(self) -> None:
-        # Threads of this daemon making the kernel write back (daemon._write_back), by native id: a
+    def __init__(self, mountpoint: Path) -> None:
+        self.mountpoint = mountpoint
+        # Threads of this daemon making the kernel write back (`_write_back`), by native id: a
         # FUSE request names the calling thread, not its process. Their FSYNCs are answered at once.
         self.writing_back: set[int] = set()
 
@@ -29,3 +36,53 @@ class KernelCache:
             pyfuse3.invalidate_inode(ino)
         except OSError:
             pass  # the kernel does not know the inode: nothing cached
+
+    async def write_back(self, paths: list[bytes]) -> None:
+        """Have the kernel send what it caches for `paths` (files open for writing): see `_write_back`."""
+        # From a thread: the write-back it causes comes to this very loop as WRITE requests.
+        # Abandoned on cancel: a stop signal must not wait for a write-back that needs this loop.
+        await trio.to_thread.run_sync(_write_back, str(self.mountpoint), paths, self.writing_back,
+                                      abandon_on_cancel=True)
+
+
+def _write_back(mountpoint: str, paths: list[bytes], writing_back: set[int]) -> None:
+    """Have the kernel send the dirty pages it caches for our files, and wait until they arrived.
+
+    syncfs(2) starts write-back of the whole mount but on Linux 6.18 returns before a FUSE mount's
+    data has reached us (docs/design.md); fsync(2) of a file waits for every write to its inode. So:
+    syncfs to start all at once, then fsync each file open for writing through a descriptor of our
+    own (Operations answers our own FSYNC at once: the WRITEs are what matter here). A file renamed
+    or deleted meanwhile is skipped.
+    """
+    fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:  # through ctypes, which releases the GIL (pyfuse3.syncfs holds it)
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), mountpoint)
+    finally:
+        os.close(fd)
+    root = os.fsencode(mountpoint)
+    me = threading.get_native_id()
+    writing_back.add(me)
+    try:
+        _fsync_each(root, paths)
+    finally:
+        writing_back.discard(me)
+
+
+def _fsync_each(root: bytes, paths: list[bytes]) -> None:
+    for path in paths:
+        try:
+            fd = os.open(root + b"/" + path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            log.debug("write-back of %r skipped: %s", path, e)
+            continue
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            log.debug("write-back of %r failed: %s", path, e)
+        finally:
+            os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)

@@ -217,10 +217,6 @@ class ChunkStore:
     def pack_file(self, pack: int) -> Path:
         return pack_path(self._root, pack)
 
-    def set_fetcher(self, fetch_pack: Callable[[PackNo], Path] | None) -> None:
-        """Where missing packs come from (see PackReader)."""
-        self._reader.fetch = fetch_pack
-
     def pack_last_use(self) -> dict[int, float]:
         """pack -> time.monotonic() of its last read in this process."""
         return dict(self._reader.last_use)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vfs.errors import CorruptChunk, MissingChunk, NoSpace
-from vfs.fsutil import PRIVATE_FILE, fsync_path, private_dir
+from vfs.fsutil import private_dir, replace_file
 from vfs.types import ChunkId, PackNo
 
 PACK_MAGIC = b"VFSPACK\0"
@@ -89,14 +89,7 @@ class PackWriter:
         private_dir(path.parent, parents=True)
         if new or path.stat().st_size < len(PACK_HEADER):
             # Header first, then the name: a crash never leaves a .pack without its header.
-            tmp = path.with_name(path.name + ".new")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
-            try:
-                _write_all(fd, PACK_HEADER)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            fsync_path(path.parent, directory=True)
+            replace_file(path, PACK_HEADER)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._pack = pack
         self._size = os.fstat(self._fd).st_size

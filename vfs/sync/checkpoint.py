@@ -20,7 +20,6 @@ would erase its commits: `check_head` raises RemoteConflict instead (docs/design
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import time
@@ -34,7 +33,7 @@ from vfs.backend import Backend
 from vfs.catalog import copies
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.errors import BackendNotFound, CorruptChunk, RemoteConflict, StoreError
-from vfs.fsutil import private_dir, write_private
+from vfs.fsutil import private_dir, replace_file
 from vfs.store import codec
 from vfs.sync import layout
 from vfs.types import PackNo
@@ -80,9 +79,7 @@ class Manifest:
     def save(self, store: Path) -> None:
         d = store / STATE_DIR
         private_dir(d)
-        tmp = d / (MANIFEST + ".tmp")
-        write_private(tmp, json.dumps(asdict(self)).encode())
-        os.replace(tmp, d / MANIFEST)
+        replace_file(d / MANIFEST, json.dumps(asdict(self)).encode())
 
 
 @dataclass
@@ -208,9 +205,7 @@ def restore(backend: Backend, store: Path) -> tuple[dict[str, Any], Manifest]:
     if codec.chunk_id(bytes(buf)).hex() != pointer["db_hash"]:
         raise CorruptChunk(f"the catalog rebuilt from {layout.LATEST_KEY} does not match its BLAKE3; not used")
     dest = store / CATALOG_FILE
-    tmp = dest.with_name(CATALOG_FILE + ".tmp")
-    write_private(tmp, buf, sync=True)
-    os.replace(tmp, dest)
+    replace_file(dest, buf)
     hashes = [codec.chunk_id(bytes(buf[i : i + BLOCK])).hex() for i in range(0, size, BLOCK)]
     manifest = Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns(),
                         db_hash=str(pointer["db_hash"]))

@@ -20,6 +20,7 @@ from vfs.errors import StoreError
 from vfs.fsutil import PRIVATE_DIR, private_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint, layout
+from vfs.sync.fetch import remote_fetcher
 from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
 
@@ -53,7 +54,7 @@ def clone(
     finally:
         catalog.close()
     manifest.save(store)
-    repo = Repository.open(store)
+    repo = Repository.open(store, fetcher=remote_fetcher)  # a lazy clone reads its packs from the remote
     try:
         if not lazy:
             download_all(repo, backend, packs, jobs=jobs, progress=progress)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from vfs.backend import Backend
 from vfs.errors import CorruptChunk
-from vfs.fsutil import private_dir, write_private
+from vfs.fsutil import private_dir, replace_file
 from vfs.store import codec
 from vfs.sync.layout import pack_key
 
@@ -41,7 +40,5 @@ def download_pack(backend: Backend, key: str, size: int, dest: Path) -> int:
             f" (expected {size} bytes); not used"
         )
     private_dir(dest.parent, parents=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    write_private(tmp, data, sync=True)
-    os.replace(tmp, dest)
+    replace_file(dest, data)
     return len(data)

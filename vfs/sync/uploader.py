@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ import trio
 
 from vfs.backend import Backend, Failure
 from vfs.errors import BackendError, RemoteConflict, StoreError
-from vfs.fsutil import PRIVATE_FILE, private_dir, write_private
+from vfs.fsutil import PRIVATE_FILE, private_dir, replace_file
 from vfs.repository import Repository
 from vfs.sync import checkpoint
 from vfs.sync.transfer import upload_pack
@@ -387,9 +386,7 @@ def save_failure(store: Path, failure: Failure | None, *, conflict: bool = False
         path.unlink(missing_ok=True)
         return
     private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    write_private(tmp, json.dumps({**asdict(failure), "conflict": conflict}).encode())
-    os.replace(tmp, path)
+    replace_file(path, json.dumps({**asdict(failure), "conflict": conflict}).encode())
 
 
 def load_failure(store: Path) -> tuple[Failure | None, bool]:
