@@ -207,7 +207,7 @@ def data_bench(work: Path, size: int, rounds: int) -> dict[str, Any]:
 
     try:
         assert repo.config == config
-        packed = sum(p.stat().st_size for p in (repo.path / "packs").glob("*/*.pack"))
+        packed = sum(repo.chunks.pack_size(p) or 0 for p in repo.chunks.local_packs())
         log("one-byte change in the middle")
         mid = size // 2
         fd = os.open(staging, os.O_RDWR)

@@ -8,5 +8,6 @@ paths, SQL, trio or S3: which chunks exist is the catalog's knowledge, passed in
 
 from vfs.store.chunkstore import ChunkStore, Ingested
 from vfs.store.packs import ChunkLocation
+from vfs.store.reader import ContentReader
 
-__all__ = ["ChunkLocation", "ChunkStore", "Ingested"]
+__all__ = ["ChunkLocation", "ChunkStore", "ContentReader", "Ingested"]
