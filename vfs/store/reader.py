@@ -41,9 +41,10 @@ _DECODED_CACHE_BYTES = 32 * 1024 * 1024
 _INLINE_READ_BYTES = 128 * 1024  # a stored chunk this small is read without a thread hop
 _READ_AHEAD_CHUNKS = 8  # decoded ahead of a sequential reader: about 5 MiB
 _LAYOUTS = 64  # contents whose layout is kept (reads come in runs over a few open files)
-# A layout not kept yet is resolved by `read_ready` (perhaps on an event loop) only up to this many
-# chunks (a few short queries); a bigger one is left to the thread `read` runs in.
-_READY_RESOLVE_CHUNKS = 2048
+_LAYOUT_CHUNKS = 1 << 20  # and at most this many chunk locations in all (~150 MiB), but for the newest
+# Without `wait` (perhaps on an event loop), a layout not kept yet is resolved only up to this many
+# chunks (one short query, well under a millisecond); a bigger one is left to the thread `read` runs in.
+_READY_RESOLVE_CHUNKS = 256
 
 Locate = Callable[[Sequence[ChunkId]], list[ChunkLocation]]
 
@@ -132,8 +133,9 @@ class ContentReader:
         with self._cache_lock:
             self._layouts[content.hash] = layout
             self._layouts.move_to_end(content.hash)
-            if len(self._layouts) > _LAYOUTS:
-                self._layouts.popitem(last=False)
+            kept = sum(len(x.locs) for x in self._layouts.values())
+            while len(self._layouts) > 1 and (len(self._layouts) > _LAYOUTS or kept > _LAYOUT_CHUNKS):
+                kept -= len(self._layouts.popitem(last=False)[1].locs)
         return layout
 
     def _read(self, content: Content, layout: _Layout, offset: int, size: int, *, wait: bool) -> bytes | None:
