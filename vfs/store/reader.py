@@ -12,10 +12,12 @@ unmounted store, where there is no reader. gc runs inside the daemon with commit
 going on: it moves the rows only once the copies are durable, and deletes the old pack only after
 the move is committed, through `ChunkStore.delete`, which bumps `ChunkStore.generation` before the
 file goes. A read resolves the layout again when the generation changed since it was resolved, and a
-read that raced the deletion (it took the old location just before) fails on the missing pack, sees
-the generation changed, and is retried once with fresh locations. Until the deletion the old entry is
-intact, so a stale location read before it gives the right bytes (verified against the chunk id, as
-every read is). Evicting an uploaded pack changes no location: it is fetched back when read.
+read that raced the deletion (it took the old location just before) fails on the missing pack (or
+on the descriptor closed under it), sees the generation changed, and is retried once with fresh
+locations; with a remote, the old pack may instead be fetched back, which still gives the right bytes
+(the file is garbage for the next gc). Until the deletion the old entry is intact, so a stale
+location read before it gives the right bytes too (verified against the chunk id, as every read is).
+Evicting an uploaded pack changes no location: it is fetched back when read.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ _LAYOUT_CHUNKS = 1 << 20  # and at most this many chunk locations in all (~150 M
 # Without `wait` (perhaps on an event loop), a layout not kept yet is resolved only up to this many
 # chunks (one short query, well under a millisecond); a bigger one is left to the thread `read` runs in.
 _READY_RESOLVE_CHUNKS = 256
+
+# What a read from a location into a pack gc deleted meanwhile may raise.
+_STALE = (MissingChunk, CorruptChunk, OSError)
 
 Locate = Callable[[Sequence[ChunkId]], list[ChunkLocation]]
 
@@ -95,7 +100,7 @@ class ContentReader:
             return None
         try:
             return self._read(content, layout, offset, size, wait=wait)
-        except (MissingChunk, CorruptChunk):
+        except _STALE:
             if self._chunks.generation == layout.generation:
                 raise  # real damage, not a pack gc deleted after moving its chunks
         fresh = self._layout(content, resolve=wait)
@@ -112,7 +117,7 @@ class ContentReader:
                     yield data
                     done += 1
                 return
-            except (MissingChunk, CorruptChunk):
+            except _STALE:
                 if self._chunks.generation == layout.generation:
                     raise  # (a pack deleted by gc meanwhile: go on from fresh locations)
 
