@@ -18,20 +18,14 @@ points to missing data.
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import errno
 import fcntl
 import functools
-import itertools
 import json
 import logging
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
@@ -40,18 +34,13 @@ from vfs.backend.base import Backend
 from vfs.catalog import Catalog, Version
 from vfs.catalog.catalog import CATALOG_FILE
 from vfs.config import RemoteConfig, StoreConfig
-from vfs.errors import MissingChunk, NotAStore, StoreError, StoreLocked
+from vfs.errors import NotAStore, StoreError, StoreLocked
 from vfs.fsutil import PRIVATE_DIR, PRIVATE_FILE, private_dir, tighten
-from vfs.store import ChunkStore, Ingested
+from vfs.store import ChunkStore, ContentReader, Ingested
 from vfs.store.packs import pack_path
-from vfs.types import ChunkId, InodeNo, PackNo
+from vfs.types import InodeNo, PackNo
 
 log = logging.getLogger(__name__)
-
-# Decoded chunks kept for reads that straddle chunk boundaries (a few chunks of each open file).
-_DECODED_CACHE_BYTES = 32 * 1024 * 1024
-_INLINE_READ_BYTES = 128 * 1024  # a stored chunk this small is read without a thread hop
-_READ_AHEAD_CHUNKS = 8  # decoded ahead of a sequential reader: about 5 MiB
 
 
 class PackFetch(Protocol):
@@ -94,13 +83,7 @@ class Repository:
                                  sealed_upto=catalog.max_remote_pack(), fetch_pack=self.fetcher)
         self.staging = path / "staging"
         private_dir(self.staging)
-        self._cache_lock = threading.Lock()
-        self._starts: OrderedDict[bytes, list[int]] = OrderedDict()
-        self._decoded: OrderedDict[ChunkId, bytes] = OrderedDict()
-        self._decoded_bytes = 0
-        self._decoding: dict[ChunkId, Future[bytes]] = {}  # read-ahead under way
-        # content hash -> (end of its last read, chunks up to which read-ahead was announced)
-        self._read_ends: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
+        self.reader = ContentReader(self.chunks, catalog.locate_all)
 
     @classmethod
     def init(cls, path: Path | str, config: StoreConfig | None = None) -> Repository:
@@ -185,11 +168,11 @@ class Repository:
         ingested = self.chunks.ingest_bytes(data, self.catalog.has_chunk)
         return self.catalog.commit_version(ino, ingested, origin=origin)
 
-    # -- reading -------------------------------------------------------------------------------
+    # -- reading (see vfs.store.reader) -----------------------------------------------------------
     def read(self, version: Version, offset: int, size: int) -> bytes:
         """Bytes [offset, offset+size) of a version (short at the end of the content). May wait on the
         disk or the remote: call from a thread."""
-        data = self._read(version, offset, size, wait=True)
+        data = self.reader.read(version, offset, size, wait=True)
         assert data is not None
         return data
 
@@ -197,137 +180,11 @@ class Repository:
         """`read` if every chunk it needs is decoded in memory already, or is one small chunk of a local
         pack (one short pread); else None. Never waits on the network or a long read, so an event
         loop may call it and send only misses to a thread."""
-        return self._read(version, offset, size, wait=False)
-
-    def _read(self, version: Version, offset: int, size: int, *, wait: bool) -> bytes | None:
-        end = min(offset + size, version.size)
-        if offset >= end:
-            return b""
-        starts = self._chunk_starts(version)
-        first = bisect.bisect_right(starts, offset) - 1
-        last = bisect.bisect_left(starts, end)
-        ids = [cid for cid, _ in version.chunks[first:last]]
-        if wait:
-            chunks = self._decoded_chunks(ids)
-        else:
-            found = self._cached(ids) or self._read_small_local(ids)
-            if found is None:
-                return None  # read-ahead is left to the `read` that follows
-            chunks = found
-        self._read_ahead(version, offset, end, last)
-        parts = []
-        for i, data in enumerate(chunks, first):
-            lo, hi = max(offset - starts[i], 0), min(end - starts[i], len(data))
-            parts.append(memoryview(data)[lo:hi])
-        return b"".join(parts)  # the one copy of the bytes returned
-
-    def _read_ahead(self, version: Version, offset: int, end: int, next_chunk: int) -> None:
-        """A read that starts the content or goes on where the last one of it ended is sequential:
-        decode the next chunks in the background, so that the reads to come find them in memory."""
-        with self._cache_lock:
-            last_end, announced = self._read_ends.get(version.hash, (-1, 0))
-            sequential = offset in (0, last_end)
-            start = max(next_chunk, announced) if sequential else next_chunk
-            stop = next_chunk + _READ_AHEAD_CHUNKS if sequential else next_chunk
-            self._read_ends[version.hash] = (end, max(stop, announced if sequential else 0))
-            self._read_ends.move_to_end(version.hash)
-            if len(self._read_ends) > 64:
-                self._read_ends.popitem(last=False)
-        for cid, _ in version.chunks[start:stop]:
-            with self._cache_lock:
-                if cid in self._decoded or cid in self._decoding:
-                    continue
-            loc = self.catalog.locate(cid)
-            with self._cache_lock:
-                if cid in self._decoded or cid in self._decoding:
-                    continue
-                self._decoding[cid] = future = self.chunks.read_chunk_soon(loc)
-            future.add_done_callback(functools.partial(self._decoded_soon, cid))
-
-    def _decoded_soon(self, cid: ChunkId, future: Future[bytes]) -> None:
-        """A background decode finished: keep its bytes (a failure is left to a reader to meet)."""
-        with self._cache_lock:
-            self._decoding.pop(cid, None)
-            if not future.cancelled() and future.exception() is None:
-                self._keep(cid, future.result())
-
-    def _keep(self, cid: ChunkId, data: bytes) -> None:
-        """Add decoded bytes to the cache (holding `_cache_lock`), dropping the least recently used."""
-        if cid not in self._decoded:
-            self._decoded[cid] = data
-            self._decoded_bytes += len(data)
-        while self._decoded_bytes > _DECODED_CACHE_BYTES:
-            _, old = self._decoded.popitem(last=False)
-            self._decoded_bytes -= len(old)
-
-    def _chunk_starts(self, version: Version) -> list[int]:
-        """Offsets at which the version's chunks start (cached by content: reads come in runs)."""
-        with self._cache_lock:
-            starts = self._starts.get(version.hash)
-            if starts is None:
-                starts = [0, *itertools.accumulate(n for _, n in version.chunks)][:-1]
-                self._starts[version.hash] = starts
-                if len(self._starts) > 64:
-                    self._starts.popitem(last=False)
-            return starts
-
-    def _read_small_local(self, ids: list[ChunkId]) -> list[bytes] | None:
-        """A small chunk from a local pack, read and verified at once (a short pread, as a small file's
-        first read is: cheaper than a thread hop); None for bigger reads or a pack on the remote."""
-        if len(ids) != 1:
-            return None
-        loc = self.catalog.locate(ids[0])
-        if loc.stored_len > _INLINE_READ_BYTES:
-            return None
-        try:
-            data = self.chunks.read_chunk(loc, fetch=False)
-        except MissingChunk:
-            return None
-        with self._cache_lock:
-            self._keep(ids[0], data)
-        return [data]
-
-    def _cached(self, ids: list[ChunkId]) -> list[bytes] | None:
-        """The chunks from the decoded cache, or None if one is not there."""
-        with self._cache_lock:
-            if not all(cid in self._decoded for cid in ids):
-                return None
-            for cid in ids:
-                self._decoded.move_to_end(cid)
-            return [self._decoded[cid] for cid in ids]
-
-    def _decoded_chunks(self, ids: list[ChunkId]) -> list[bytes]:
-        """Plain bytes of chunks: from the cache of recently decoded ones, from a background decode
-        under way, else read and verified from packs (in parallel).
-
-        Chunks straddle read requests (a 1 MiB read-ahead over ~640 KiB chunks), so without the
-        cache every other chunk would be read, decompressed and hashed twice.
-        """
-        found: dict[ChunkId, bytes] = {}
-        waiting: dict[ChunkId, Future[bytes]] = {}
-        with self._cache_lock:
-            for cid in ids:
-                if cid in self._decoded:
-                    self._decoded.move_to_end(cid)
-                    found[cid] = self._decoded[cid]
-                elif cid in self._decoding:
-                    waiting[cid] = self._decoding[cid]
-        for cid, future in waiting.items():
-            with contextlib.suppress(Exception):  # a failed background decode is retried below, to report it here
-                found[cid] = future.result()
-        missing = list(dict.fromkeys(cid for cid in ids if cid not in found))
-        if missing:
-            fresh = dict(zip(missing, self.chunks.read_chunks(self.catalog.locate(c) for c in missing), strict=True))
-            found.update(fresh)
-            with self._cache_lock:
-                for cid, data in fresh.items():
-                    self._keep(cid, data)
-        return [found[cid] for cid in ids]
+        return self.reader.read(version, offset, size, wait=False)
 
     def iter_content(self, version: Version) -> Iterator[bytes]:
         """The whole content of a version, chunk by chunk (decoded in parallel)."""
-        # A generator: read_chunks locates chunks only as its window reaches them.
-        yield from self.chunks.read_chunks(self.catalog.locate(cid) for cid, _ in version.chunks)
+        return self.reader.iter_content(version)
 
 
 def _make_private(path: Path) -> None:

@@ -17,15 +17,13 @@ the remote (re-fetching the chunk): such problems are marked `needs_remote` for 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from vfs.errors import UsageError, VfsError
 from vfs.repository import Repository
-from vfs.store import ChunkLocation, codec
-from vfs.store.packs import ENTRY, PACK_HEADER, PACK_MAGIC, list_packs, pack_path, scan_pack
+from vfs.store import ChunkLocation
 from vfs.types import ChunkId
 
 log = logging.getLogger(__name__)
@@ -109,17 +107,16 @@ def check(repo: Repository, *, read_data: bool = False, subset: tuple[int, int] 
     by_pack: dict[int, list[ChunkLocation]] = {}
     for loc in catalog.chunk_locations():
         by_pack.setdefault(loc.pack, []).append(loc)
-    packs_dir = repo.path / "packs"
-    report.packs = len(list_packs(packs_dir))
+    report.packs = len(repo.chunks.local_packs())
     total = sum(loc.stored_len for v in by_pack.values() for loc in v)
     done = 0  # stored bytes of the chunks checked so far
     for pack in sorted(by_pack):
         locs = sorted(by_pack[pack], key=lambda x: x.offset)
         report.used_packs[pack] = any(loc.chunk_id in used for loc in locs)
         report.chunks += len(locs)
-        path = pack_path(packs_dir, pack)
+        path = repo.chunks.pack_file(pack)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            pack_file = repo.chunks.open_pack_file(pack)
         except FileNotFoundError:
             if not remote_only(pack):
                 for loc in locs:
@@ -128,41 +125,20 @@ def check(repo: Repository, *, read_data: bool = False, subset: tuple[int, int] 
             done += sum(loc.stored_len for loc in locs)
             progress(done, total)
             continue
-        try:
-            size = os.fstat(fd).st_size
-            if os.pread(fd, len(PACK_MAGIC), 0) != PACK_MAGIC:
+        with pack_file:
+            if not pack_file.has_header():
                 report.problems.append(Problem("bad-pack-header", f"pack {pack} ({path}) has no pack header",
                                                None, any(loc.chunk_id in used for loc in locs), pack=pack))
             for loc in locs:
-                problem = _check_entry(fd, size, loc, read_data and in_subset(loc.chunk_id, subset), report)
-                if problem is not None:
-                    problem.used = loc.chunk_id in used
-                    report.problems.append(problem)
+                found = pack_file.verify(loc, read_data=read_data and in_subset(loc.chunk_id, subset))
+                if found is not None:
+                    report.problems.append(Problem(found.kind, found.message, loc, loc.chunk_id in used))
                 done += loc.stored_len
                 progress(done, total)
-        finally:
-            os.close(fd)
+            report.chunks_read += pack_file.chunks_read
+            report.bytes_read += pack_file.bytes_read
     progress(done, total)
     return report
-
-
-def _check_entry(fd: int, size: int, loc: ChunkLocation, read: bool, report: Report) -> Problem | None:
-    where = f"chunk {loc.chunk_id.hex()} in pack {loc.pack} at offset {loc.offset}"
-    if loc.offset + ENTRY.size + loc.stored_len > size:
-        return Problem("truncated", f"{where}: the pack ends at {size}, before the entry does", loc)
-    header = os.pread(fd, ENTRY.size, loc.offset)
-    if ENTRY.unpack(header) != (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len):
-        return Problem("header-mismatch", f"{where}: the entry header does not match the catalog", loc)
-    if not read:
-        return None
-    stored = os.pread(fd, loc.stored_len, loc.offset + ENTRY.size)
-    report.chunks_read += 1
-    report.bytes_read += len(stored)
-    try:
-        codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
-    except VfsError as e:
-        return Problem("corrupt", str(e), loc)
-    return None
 
 
 def repair(repo: Repository, report: Report) -> None:
@@ -199,40 +175,24 @@ def repair(repo: Repository, report: Report) -> None:
             p.needs_remote = True
     for p in report.problems:
         if p.kind == "bad-pack-header" and p.pack is not None:
-            _rewrite_header(repo, p.pack)
+            repo.chunks.repair_header(p.pack)
             p.repaired = True
             log.info("fsck: rewrote the header of pack %d", p.pack)
-
-
-def _rewrite_header(repo: Repository, pack: int) -> None:
-    """Put back a pack's 16-byte header (its entries do not depend on it; scans and appends do)."""
-    fd = os.open(pack_path(repo.path / "packs", pack), os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.pwrite(fd, PACK_HEADER, 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _find_copies(repo: Repository, ids: set[ChunkId]) -> list[ChunkLocation]:
     """Intact entries of chunks `ids` anywhere in the local packs (one per chunk)."""
     found: dict[ChunkId, ChunkLocation] = {}
-    packs_dir = repo.path / "packs"
-    for pack in list_packs(packs_dir):
-        path = pack_path(packs_dir, pack)
+    for pack in repo.chunks.local_packs():
         try:
-            entries = scan_pack(path)
+            entries = repo.chunks.scan(pack)
         except (VfsError, OSError):
             continue
         candidates = [e for e in entries if e.chunk_id in ids and e.chunk_id not in found]
         if not candidates:
             continue
-        with open(path, "rb") as f:
+        with repo.chunks.open_pack_file(pack) as pack_file:
             for e in candidates:
-                f.seek(e.offset + ENTRY.size)
-                try:
-                    codec.decode(e.codec, f.read(e.stored_len), e.plain_len, e.chunk_id, f"pack {pack}")
-                except VfsError:
-                    continue
-                found[e.chunk_id] = e
+                if pack_file.verify(e) is None:
+                    found[e.chunk_id] = e
     return list(found.values())

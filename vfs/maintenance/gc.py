@@ -23,17 +23,13 @@ it deletes unused remote pack objects after the catalog checkpoint that stopped 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from vfs.errors import VfsError
-from vfs.fsutil import fsync_path
 from vfs.repository import Repository
-from vfs.store import ChunkLocation
-from vfs.store.packs import ENTRY, list_packs, pack_path
+from vfs.store import ChunkLocation, ChunkStore
 from vfs.types import ChunkId
 
 log = logging.getLogger(__name__)
@@ -66,12 +62,11 @@ def collect(repo: Repository, *, repack_threshold: float = REPACK_THRESHOLD, dry
         raise VfsError("repack_threshold must be between 0 and 1")
     catalog = repo.catalog
     result = GcResult()
-    packs_dir = repo.path / "packs"
-    present = list_packs(packs_dir)
+    present = repo.chunks.local_packs()
     if not present:
         return result
     open_pack = present[-1]
-    disk_before = _pack_bytes(packs_dir)
+    disk_before = _pack_bytes(repo.chunks)
 
     # 1. what versions use
     last_version = catalog.max_version_id()
@@ -97,18 +92,16 @@ def collect(repo: Repository, *, repack_threshold: float = REPACK_THRESHOLD, dry
     for pack in present:
         if pack >= open_pack:
             continue
-        path = pack_path(packs_dir, pack)
-        try:
-            size = os.path.getsize(path)
-        except FileNotFoundError:
+        size = repo.chunks.pack_size(pack)
+        if size is None:
             continue
         entries = live_by_pack.get(pack, [])
-        live_bytes = sum(ENTRY.size + loc.stored_len for loc in entries)
+        live_bytes = sum(loc.entry_size for loc in entries)
         if not entries:
             # 3. nothing uses the pack
             if not dry_run:
                 step("delete-pack")
-                _delete_pack(repo, pack)
+                repo.chunks.delete(pack)
             result.packs_deleted.append(pack)
             result.bytes_freed += size
         elif size > 0 and (size - live_bytes) / size > repack_threshold:
@@ -121,11 +114,11 @@ def collect(repo: Repository, *, repack_threshold: float = REPACK_THRESHOLD, dry
             result.chunks_moved += moved
             if moved == len(entries):
                 step("delete-repacked")
-                _delete_pack(repo, pack)
+                repo.chunks.delete(pack)
                 result.packs_repacked.append(pack)
                 result.bytes_freed += size - copied
     if not dry_run:
-        result.bytes_freed = disk_before - _pack_bytes(packs_dir)  # measured: new pack headers count too
+        result.bytes_freed = disk_before - _pack_bytes(repo.chunks)  # measured: new pack headers count too
         log.info("gc: %d chunk rows deleted, %d packs deleted, %d repacked, %d bytes freed",
                  result.chunks_deleted, len(result.packs_deleted), len(result.packs_repacked), result.bytes_freed)
     return result
@@ -134,39 +127,15 @@ def collect(repo: Repository, *, repack_threshold: float = REPACK_THRESHOLD, dry
 def _repack(repo: Repository, pack: int, entries: list[ChunkLocation], result: GcResult,
             step: Callable[[str], None]) -> tuple[int, int]:
     """Copy `entries` of `pack` into the open pack, durably, then move their rows; (moved, bytes copied)."""
-    moves: list[tuple[ChunkLocation, ChunkLocation]] = []
-    copied = 0
     step("repack-copy")
-    for loc in sorted(entries, key=lambda e: e.offset):
-        try:
-            new = repo.chunks.copy_entry(loc)  # verified: damage is never copied
-        except VfsError as e:
-            result.damaged.append(str(e))
-            continue
-        copied += ENTRY.size + loc.stored_len
-        moves.append((loc, new))
+    copied = repo.chunks.rewrite(pack, entries)  # verified: damage is never copied
+    result.damaged += copied.damaged
     step("repack-sync")
     repo.chunks.sync()  # the copies are durable before any row points to them
     step("repack-move")
-    moved = repo.catalog.move_chunks(moves)
-    return moved, copied
+    moved = repo.catalog.move_chunks(copied.moves)
+    return moved, copied.copied_bytes
 
 
-def _pack_bytes(packs_dir: Path) -> int:
-    total = 0
-    for pack in list_packs(packs_dir):
-        try:
-            total += os.path.getsize(pack_path(packs_dir, pack))
-        except FileNotFoundError:
-            pass
-    return total
-
-
-def _delete_pack(repo: Repository, pack: int) -> None:
-    path = pack_path(repo.path / "packs", pack)
-    repo.chunks.forget_pack(pack)  # a cached descriptor would keep the file's blocks allocated
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    fsync_path(path.parent, directory=True)
+def _pack_bytes(chunks: ChunkStore) -> int:
+    return sum(chunks.pack_size(pack) or 0 for pack in chunks.local_packs())

@@ -26,7 +26,6 @@ checkpoint may then find packs gone: one writer per prefix, and clones are of th
 from __future__ import annotations
 
 import logging
-import struct
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,6 @@ from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageE
 from vfs.maintenance.fsck import Problem, Report
 from vfs.repository import Repository
 from vfs.store import codec
-from vfs.store.packs import ENTRY
 from vfs.sync import checkpoint, layout
 from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
@@ -296,34 +294,16 @@ def repair_remote(repo: Repository, backend: Backend, report: Report,
 
 
 def _entry_ok(repo: Repository, p: Problem) -> bool:
-    loc = p.chunk
-    assert loc is not None
+    assert p.chunk is not None
     try:
-        with open(repo.chunks.pack_file(loc.pack), "rb") as f:
-            f.seek(loc.offset)
-            header = f.read(ENTRY.size)
-            if ENTRY.unpack(header) != (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len):
-                return False
-            codec.decode(loc.codec, f.read(loc.stored_len), loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
-    except (OSError, VfsError, ValueError, struct.error):
+        return repo.chunks.verify_chunk(p.chunk) is None
+    except OSError:
         return False
-    return True
 
 
 def _pack_entries_ok(repo: Repository, pack: PackNo, data: bytes) -> bool:
     """Whether every chunk row in `pack` is intact in `data` (the pack file's bytes)."""
-    for loc in repo.catalog.chunk_locations_in(pack):
-        end = loc.offset + ENTRY.size + loc.stored_len
-        if end > len(data):
-            return False
-        try:
-            if ENTRY.unpack(data[loc.offset : loc.offset + ENTRY.size]) != (
-                    loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len):
-                return False
-            codec.decode(loc.codec, data[loc.offset + ENTRY.size : end], loc.plain_len, loc.chunk_id, f"pack {pack}")
-        except VfsError:
-            return False
-    return True
+    return repo.chunks.verify_pack_bytes(data, repo.catalog.chunk_locations_in(pack))
 
 
 # -- gc -------------------------------------------------------------------------------------------

@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vfs.config import StoreConfig
+from vfs.errors import VfsError
+from vfs.fsutil import fsync_path
 from vfs.store import codec
 from vfs.store.chunking import Chunker
-from vfs.store.packs import ChunkLocation, PackReader, PackWriter, list_packs, pack_path
+from vfs.store.packs import ChunkLocation, PackReader, PackWriter, list_packs, pack_path, scan_pack, write_header
+from vfs.store.verify import EntryProblem, PackFile, verify_pack_bytes
 from vfs.types import ChunkId, PackNo
 
 # Chunks in flight between the cutter and the writer: bounds memory to ~window x max chunk size.
@@ -44,6 +47,18 @@ class Ingested:
     @property
     def stored_bytes(self) -> int:
         return sum(loc.stored_len for loc in self.new)
+
+
+@dataclass
+class Rewritten:
+    """What `ChunkStore.rewrite` copied out of a pack."""
+
+    moves: list[tuple[ChunkLocation, ChunkLocation]] = field(default_factory=list)  # (old, new) per copy
+    damaged: list[str] = field(default_factory=list)  # why each entry left behind failed verification
+
+    @property
+    def copied_bytes(self) -> int:
+        return sum(old.entry_size for old, _ in self.moves)
 
 
 @dataclass
@@ -70,6 +85,8 @@ class ChunkStore:
         # Whole-file hashes, beside the chunk work: one thread, so a file's windows are hashed in order.
         self._file_hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-hash")
         self._claim_lock = threading.Lock()
+        # Bumped before a pack file is deleted: locations read before may point into it (see reader.py).
+        self.generation = 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -256,6 +273,76 @@ class ChunkStore:
     def forget_pack(self, pack: int) -> None:
         """Drop the cached descriptor of a pack whose file is about to be removed or replaced."""
         self._reader.forget(pack)
+
+    # -- the pack format, for maintenance (gc, fsck, repair) ---------------------------------------
+    def local_packs(self) -> list[PackNo]:
+        """Numbers of every pack file present locally (the open one included), ascending."""
+        return [PackNo(n) for n in list_packs(self._root)]
+
+    def pack_size(self, pack: int) -> int | None:
+        """Bytes of a local pack file; None if it is not local."""
+        try:
+            return os.path.getsize(pack_path(self._root, pack))
+        except FileNotFoundError:
+            return None
+
+    def unsealed_bytes(self) -> int:
+        """Bytes of the open pack file if it holds any entry (what uploading it would send), else 0."""
+        size = self.pack_size(self.open_pack) or 0
+        return size if size > PackWriter.EMPTY_SIZE else 0
+
+    def open_pack_file(self, pack: int) -> PackFile:
+        """A local pack file opened to check its header and entries (FileNotFoundError if absent)."""
+        return PackFile(pack_path(self._root, pack))
+
+    def verify_chunk(self, loc: ChunkLocation) -> EntryProblem | None:
+        """The problem of the entry `loc` points to in its local pack (whole, header, BLAKE3), or None."""
+        path = pack_path(self._root, loc.pack)
+        try:
+            pack = PackFile(path)
+        except FileNotFoundError:
+            return EntryProblem("missing-pack", f"chunk {loc.chunk_id.hex()}: pack {loc.pack} is missing ({path})")
+        with pack:
+            return pack.verify(loc)
+
+    def verify_pack_bytes(self, data: bytes, locations: Iterable[ChunkLocation]) -> bool:
+        """Whether every entry of `locations` is intact in `data`, a whole pack's bytes."""
+        return verify_pack_bytes(data, locations)
+
+    def scan(self, pack: int) -> list[ChunkLocation]:
+        """The entries found in a local pack file, in order, without the catalog (for repair).
+
+        Raises:
+            CorruptChunk: the file has no pack header. OSError: it cannot be read.
+        """
+        return scan_pack(pack_path(self._root, pack))
+
+    def rewrite(self, pack: int, keep: Iterable[ChunkLocation]) -> Rewritten:
+        """Copy the entries `keep` of a sealed pack to the open pack, verified (damage is never copied),
+        in their order in the pack; the copies are durable only after `sync()`."""
+        done = Rewritten()
+        for loc in sorted(keep, key=lambda e: e.offset):
+            assert loc.pack == pack, (loc, pack)
+            try:
+                done.moves.append((loc, self.copy_entry(loc)))
+            except VfsError as e:
+                done.damaged.append(str(e))
+        return done
+
+    def delete(self, pack: int) -> None:
+        """Remove a local pack file durably (nothing may point into it any more)."""
+        self.generation += 1  # before the file goes: a read that then fails sees the change (reader.py)
+        self._reader.forget(pack)  # a cached descriptor would keep the file's blocks allocated
+        path = pack_path(self._root, pack)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        fsync_path(path.parent, directory=True)
+
+    def repair_header(self, pack: int) -> None:
+        """Put back the header of a local pack whose header is damaged (see `PackFile.has_header`)."""
+        write_header(pack_path(self._root, pack))
 
     # -- reading -------------------------------------------------------------------------------
     def read_chunk(self, loc: ChunkLocation, *, fetch: bool = True) -> bytes:

@@ -41,6 +41,18 @@ class ChunkLocation:
     stored_len: int
     plain_len: int
 
+    @property
+    def entry_size(self) -> int:
+        """Bytes the entry takes in its pack: header and stored bytes."""
+        return ENTRY.size + self.stored_len
+
+
+def header_matches(header: bytes, loc: ChunkLocation) -> bool:
+    """Whether an entry header (as read at `loc.offset`) describes the chunk `loc` names."""
+    if len(header) < ENTRY.size:
+        return False
+    return bool(ENTRY.unpack(header) == (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len))
+
 
 def pack_path(root: Path, pack: int) -> Path:
     return root / f"{pack // 1000:04d}" / f"{pack:08d}.pack"
@@ -60,6 +72,8 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 class PackWriter:
     """Appends entries to the open pack; rotates to a new pack past the target size. Thread-safe."""
+
+    EMPTY_SIZE = len(PACK_HEADER)  # bytes of a pack file without any entry
 
     def __init__(self, root: Path, target: int, *, sealed_upto: int = 0) -> None:
         """Open the pack writer of `root`.
@@ -217,8 +231,7 @@ class PackReader:
         data = os.pread(fd, loc.stored_len, loc.offset + ENTRY.size)
         if len(header) < ENTRY.size or len(data) < loc.stored_len:
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: pack is truncated")
-        cid, codec, stored_len, plain_len = ENTRY.unpack(header)
-        if (cid, codec, stored_len, plain_len) != (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len):
+        if not header_matches(header, loc):
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: entry header does not match")
         return data
 
@@ -266,6 +279,16 @@ def _scan(path: Path, data: bytes) -> tuple[list[ChunkLocation], int]:
         out.append(ChunkLocation(ChunkId(cid), pack, pos, codec, stored_len, plain_len))
         pos += ENTRY.size + stored_len
     return out, min(pos, len(data))
+
+
+def write_header(path: Path) -> None:
+    """Put back a pack's header, durably (its entries do not depend on it; scans and appends do)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.pwrite(fd, PACK_HEADER, 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _cut_torn_tail(path: Path) -> bool:

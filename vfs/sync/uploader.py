@@ -56,12 +56,8 @@ def backlog(repo: Repository, manifest: checkpoint.Manifest | None) -> Backlog:
     for pack, n in repo.chunks.sealed_packs():
         if pack not in remote:
             objects, size = objects + 1, size + n
-    open_file = repo.chunks.pack_file(repo.chunks.open_pack)
-    try:
-        open_size = open_file.stat().st_size
-    except FileNotFoundError:
-        open_size = 0
-    if open_size > 16:  # more than the pack header
+    open_size = repo.chunks.unsealed_bytes()
+    if open_size:
         objects, size = objects + 1, size + open_size
     changed = manifest is None or manifest.replaces is not None or manifest.head_commit != repo.catalog.head().no
     if changed:
