@@ -47,7 +47,8 @@ def _sql(path: Path, statement: str, args: tuple[object, ...] = ()) -> None:
 # -- reading and writing ------------------------------------------------------------------------------
 def test_commit_and_read_back(repo: Repository, tmp_path: Path) -> None:
     ino = new_file(repo, b"f")
-    data = os.urandom(3 * MiB) + b"text " * 300_000
+    # Seeded: random bytes cut into as few as 2 chunks now and then (each may reach chunk_max).
+    data = random.Random(3).randbytes(3 * MiB) + b"text " * 300_000
     staging = tmp_path / "staging"
     staging.write_bytes(data)
     v = repo.commit_file(ino, staging, mtime_ns=42)
