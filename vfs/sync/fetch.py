@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vfs.backend import Backend, open_backend
+from vfs.backend import Backend
 from vfs.config import RemoteConfig
 from vfs.errors import CorruptChunk, MissingChunk
+from vfs.sync.remote import open_remote_backend
 from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
 
@@ -40,8 +41,7 @@ class PackFetcher:
         """The remote, opened on first use (boto3 is slow to import; most reads never need it)."""
         with self._lock:
             if self._backend is None:
-                self._backend = open_backend(self._remote.url, endpoint_url=self._remote.endpoint_url,
-                                             region=self._remote.region)
+                self._backend = open_remote_backend(self._remote)
             return self._backend
 
     def __call__(self, pack: PackNo) -> Path:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -37,10 +37,13 @@ from vfs.errors import BackendError, RemoteConflict, StoreError
 from vfs.fsutil import PRIVATE_FILE, private_dir, write_private
 from vfs.repository import Repository
 from vfs.sync import checkpoint
+from vfs.sync.remote import open_remote_backend, require_remote
 from vfs.sync.transfer import upload_pack
 from vfs.types import PackNo
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -129,8 +132,7 @@ class Uploader:
                     if logged != str(e):
                         log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
                     logged = str(e)
-                    pause = random.uniform(0.5, 1.0) * min(self.max_pause, 2.0 ** min(failures, 20))
-                    with trio.move_on_after(pause):
+                    with trio.move_on_after(self._pause_after(failures)):
                         await self._wake.wait()
                     self._wake = trio.Event()
                     continue
@@ -207,6 +209,59 @@ class Uploader:
             self.failure = None
             save_failure(self.repo.path, None)
             self._failure_saved = False
+
+    async def publish_checkpoint(self, *, new_base: bool = False) -> None:
+        """Upload what the remote lacks and a checkpoint of the catalog as it is now, even if the remote's
+        seems current; with `new_base` a base, not a delta (repair of a broken chain).
+
+        Raises: as `round`.
+        """
+        await self.round(force=True, new_base=new_base)
+
+    async def checkpoint_between(self, before: Callable[[], T], after: Callable[[Backend], None]) -> T:
+        """Run `before`, publish a checkpoint, run `after(backend)`, with no other round meanwhile.
+
+        Remote gc needs this: the checkpoint must reflect what `before` changed in the catalog, and no
+        upload may start until `after` (the deletions) is done. Both run in a thread; `after` is not
+        abandoned on cancel: uploads stay held off until no deletion can be in flight. Returns what
+        `before` returned.
+
+        Raises: as `round`, and whatever `before` and `after` raise.
+        """
+        async with self.lock:
+            result = await trio.to_thread.run_sync(before)
+            await self.round_locked(force=True)
+            await trio.to_thread.run_sync(after, self.backend)
+        return result
+
+    async def drain(self) -> None:
+        """Rounds until one succeeds (the remote then holds everything up to now), pausing between
+        failed ones as `run` does. The caller bounds it in time (trio.move_on_after).
+
+        Unlike `run`, which keeps trying for as long as the mount lives, a permanent failure is raised
+        at once: a command run by hand should say "access denied" now, not at its timeout.
+
+        Raises:
+            BackendError: a permanent failure (RemoteConflict among them).
+        """
+        failures = 0
+        while True:
+            try:
+                await self.round()
+                return
+            except (BackendError, StoreError, OSError) as e:
+                if isinstance(e, BackendError) and not e.transient:
+                    raise
+                failures += 1
+                await trio.sleep(self._pause_after(failures))
+
+    def _pause_after(self, failures: int) -> float:
+        """Seconds to wait after `failures` rounds failed in a row: doubling, jittered, at most `max_pause`."""
+        return random.uniform(0.5, 1.0) * min(self.max_pause, 2.0 ** min(failures, 20))
+
+    def close(self) -> None:
+        """Close the backend (for an uploader made by `open_uploader` for one command)."""
+        self.backend.close()
 
     def _failed(self, e: BaseException) -> None:
         """Record why a round failed, here and in the store (for `vfs status` once unmounted)."""
@@ -452,13 +507,13 @@ def evict(repo: Repository, cap: int, now: Callable[[], float] = time.monotonic)
     return None
 
 
-
 def open_uploader(repo: Repository, **options: Any) -> Uploader:
-    """The uploader of a store with a remote, configured from its catalog (backend opened here)."""
-    from vfs.backend import open_backend
+    """The uploader of a store with a remote, configured from its catalog (backend opened here).
 
-    assert repo.remote is not None
-    backend = open_backend(repo.remote.url, endpoint_url=repo.remote.endpoint_url, region=repo.remote.region)
+    Raises:
+        UsageError: the store has no remote.
+    """
+    backend = open_remote_backend(require_remote(repo))
     cache = repo.catalog.meta_or_none("cache_size")
     return Uploader(repo, backend, cache_size=int(cache) if cache else None, **options)
 
