@@ -23,15 +23,16 @@ from typing import Any
 
 import trio
 
-from vfs.errors import BackendError, StoreError, UsageError
+from vfs.errors import BackendError, StoreError
 from vfs.maintenance import gc as garbage
 from vfs.maintenance import prune as pruning
 from vfs.maintenance import remote as remote_gc
 from vfs.maintenance.retention import Policy
 from vfs.repository import Repository
 from vfs.sync.checkpoint import Manifest
+from vfs.sync.failure import load_failure
 from vfs.sync.remote import no_remote, require_remote
-from vfs.sync.uploader import Uploader, load_failure, open_uploader, status_of
+from vfs.sync.uploader import Uploader, open_uploader, status_of
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Maintenance:
                  open_uploader: Callable[[Repository], Uploader] = lambda repo: open_uploader(repo, max_pause=5.0),
                  ) -> None:
         if uploader is not None and mount is None:
-            raise UsageError("a running uploader belongs to a mounted store")
+            raise ValueError("a running uploader belongs to a mounted store: pass its mount too")
         self.repo = repo
         self.mount = mount
         self._uploader = uploader

@@ -20,13 +20,11 @@ shows: the backend's while its requests fail, else the last round's; it is also 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,9 +32,10 @@ import trio
 
 from vfs.backend import Backend, Failure
 from vfs.errors import BackendError, RemoteConflict, StoreError
-from vfs.fsutil import PRIVATE_FILE, private_dir, write_private
+from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint
+from vfs.sync.failure import failure_file, save_failure
 from vfs.sync.remote import open_remote_backend, require_remote
 from vfs.sync.transfer import upload_pack
 from vfs.types import PackNo
@@ -429,33 +428,6 @@ def _upload_marked(backend: Backend, path: Path, marker: Path) -> tuple[str, int
         private_dir(marker.parent, parents=True)
         marker.touch(mode=PRIVATE_FILE)  # before the PUT: a process killed during it leaves the marker behind
     return upload_pack(backend, path, check_first=tried)
-
-
-def failure_file(store: Path) -> Path:
-    return store / checkpoint.STATE_DIR / "failure.json"
-
-
-def save_failure(store: Path, failure: Failure | None, *, conflict: bool = False) -> None:
-    """Keep why sync fails (None: it works again) for `vfs status` of the store while unmounted."""
-    path = failure_file(store)
-    if failure is None:
-        path.unlink(missing_ok=True)
-        return
-    private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    write_private(tmp, json.dumps({**asdict(failure), "conflict": conflict}).encode())
-    os.replace(tmp, path)
-
-
-def load_failure(store: Path) -> tuple[Failure | None, bool]:
-    """(the failure the last sync of the store met, whether it is a conflict); (None, False) if it worked."""
-    try:
-        data = json.loads(failure_file(store).read_text())
-        return Failure(str(data["message"]), int(data["since_ns"]), int(data["attempts"])), bool(data["conflict"])
-    except FileNotFoundError:
-        return None, False
-    except (ValueError, KeyError, TypeError) as e:  # a damaged file must not break `vfs status`
-        return Failure(f"unreadable {failure_file(store)}: {e}", 0, 0), False
 
 
 def status_of(
