@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+ROUND_FAILURES = (BackendError, StoreError, OSError)  # a round that meets one fails; it may be retried
+
 
 @dataclass
 class Backlog:
@@ -126,7 +128,7 @@ class Uploader:
                 except RemoteConflict as e:
                     log.error("sync to %s stopped: %s", self.backend.url, e)
                     return  # for good: `request` and `wait_round` say why from now on
-                except (BackendError, StoreError, OSError) as e:
+                except ROUND_FAILURES as e:
                     failures += 1
                     if logged != str(e):
                         log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
@@ -201,7 +203,7 @@ class Uploader:
         self._check_stopped()
         try:
             await self._round(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
-        except (BackendError, StoreError, OSError) as e:
+        except ROUND_FAILURES as e:
             self._failed(e)
             raise
         if self.failure is not None or self._failure_saved:
@@ -210,11 +212,8 @@ class Uploader:
             self._failure_saved = False
 
     async def publish_checkpoint(self, *, new_base: bool = False) -> None:
-        """Upload what the remote lacks and a checkpoint of the catalog as it is now, even if the remote's
-        seems current; with `new_base` a base, not a delta (repair of a broken chain).
-
-        Raises: as `round`.
-        """
+        """A round that ends with a checkpoint of the catalog now, even if the remote's seems current;
+        with `new_base` a base, not a delta (repair of a broken chain). Raises as `round` does."""
         await self.round(force=True, new_base=new_base)
 
     async def checkpoint_between(self, before: Callable[[], T], after: Callable[[Backend], None]) -> T:
@@ -248,7 +247,7 @@ class Uploader:
             try:
                 await self.round()
                 return
-            except (BackendError, StoreError, OSError) as e:
+            except ROUND_FAILURES as e:
                 if isinstance(e, BackendError) and not e.transient:
                     raise
                 failures += 1
@@ -324,7 +323,7 @@ class Uploader:
                         limiter=self._limiter, abandon_on_cancel=True)
                 except RemoteConflict as e:  # the head moved since the check above
                     raise self._head_moved(e) from None
-                except (BackendError, StoreError, OSError):
+                except ROUND_FAILURES:
                     # finish records the new checkpoint before its pointer's PUT: the remote may hold it.
                     self.manifest = checkpoint.Manifest.load(repo.path)
                     raise
@@ -367,9 +366,20 @@ class Uploader:
         todo = [p for p, _ in self.repo.chunks.sealed_packs() if p not in remote]
         if not todo:
             return
-        async with trio.open_nursery() as nursery:
-            for pack in todo:
-                nursery.start_soon(self._upload_one, pack)
+        try:
+            async with trio.open_nursery() as nursery:
+                for pack in todo:
+                    nursery.start_soon(self._upload_one, pack)
+        except BaseExceptionGroup as group:
+            # The round fails with the first upload's error, which callers catch; a group would escape
+            # them (and end the daemon).
+            failed, other = group.split(ROUND_FAILURES)
+            if failed is None or other is not None:
+                raise
+            first: BaseException = failed
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
 
     async def _upload_one(self, pack: PackNo) -> None:
         marker = started_marker(self.repo, pack)
