@@ -5,7 +5,9 @@ when a checkpoint is due or asked for, takes one: copy the catalog and seal the 
 the packs that sealed, then the checkpoint objects and the pointer (see `vfs.sync.checkpoint`).
 Failures are retried by the backend's retry wrapper; a round that still fails is retried after a
 growing pause (capped at `max_pause`), forever: during an outage the backlog stays on local disk
-and drains when the endpoint is back. Nothing here runs on the trio loop longer than a small
+and drains when the endpoint is back. (`drain`, for a command run by hand, pauses alike but gives up
+on a permanent failure.) Requests are retried by the backend wrapper; rounds are retried here,
+because a round also fails on local errors (disk, catalog) and when the wrapper gives up. Nothing here runs on the trio loop longer than a small
 catalog transaction, so the mount stays responsive however slow or dead the endpoint is.
 
 Stopping (`stop()`, or cancellation) abandons requests in flight: what they sent is found by HEAD
@@ -98,7 +100,7 @@ class Uploader:
         self._cpu = trio.CapacityLimiter(1)  # catalog copies and hashing: one at a time
         self._wake = trio.Event()
         self._changed = trio.Event()
-        self.lock = trio.Lock()  # held by a round, and by remote gc across its checkpoint and deletions
+        self._round_lock = trio.Lock()  # held by a round, and across `checkpoint_between`
         self._cancel = trio.CancelScope()
         self._want_round = 0  # rounds asked for by `sync` (the newest one's number)
         self._started = 0
@@ -189,17 +191,17 @@ class Uploader:
 
         `force`: upload a checkpoint even if the remote's seems current (remote gc needs one that
         certainly reflects the catalog now). `new_base`: make it a base (repair of a broken chain).
-        Rounds run one at a time (`lock`).
+        Rounds run one at a time.
 
         Raises:
             RemoteConflict: another store has written the remote; nothing more is uploaded.
             BackendError, StoreError, OSError: the round failed (see `failure`); it may be retried.
         """
-        async with self.lock:
-            await self.round_locked(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
+        async with self._round_lock:
+            await self._round_locked(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
 
-    async def round_locked(self, *, checkpoint_due: bool = True, force: bool = False, new_base: bool = False) -> None:
-        """`round`, for a caller that holds `lock` (remote gc: no upload may start meanwhile)."""
+    async def _round_locked(self, *, checkpoint_due: bool = True, force: bool = False, new_base: bool = False) -> None:
+        """`round`, its caller holding `_round_lock`."""
         self._check_stopped()
         try:
             await self._round(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
@@ -226,9 +228,9 @@ class Uploader:
 
         Raises: as `round`, and whatever `before` and `after` raise.
         """
-        async with self.lock:
+        async with self._round_lock:
             result = await trio.to_thread.run_sync(before)
-            await self.round_locked(force=True)
+            await self._round_locked(force=True)
             await trio.to_thread.run_sync(after, self.backend)
         return result
 
