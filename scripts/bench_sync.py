@@ -33,10 +33,10 @@ import botocore.config
 import trio
 
 from tests.backend.conftest import start_moto, stop_moto
-from vfs.backend import open_backend
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.repository import Repository
 from vfs.sync.clone import clone
+from vfs.sync.remote import open_remote_backend
 from vfs.sync.uploader import Uploader
 from vfs.types import ROOT_INO
 
@@ -61,7 +61,7 @@ def sync(store: Path) -> tuple[float, int]:
     """(seconds, bytes sent) of one full sync round of `store` to its remote."""
     with Repository.open(store) as repo:
         assert repo.remote is not None
-        backend = open_backend(repo.remote.url, endpoint_url=repo.remote.endpoint_url)
+        backend = open_remote_backend(repo.remote)
         up = Uploader(repo, backend)
         start = time.perf_counter()
         trio.run(up.round)
@@ -123,7 +123,7 @@ def main() -> None:
         with Repository.open(store, lock=False) as repo:
             assert repo.remote is not None
             remote = repo.remote
-        backend = open_backend(remote.url, endpoint_url=remote.endpoint_url)
+        backend = open_remote_backend(remote)
         start = time.perf_counter()
         lazy = clone(backend, remote, work / "lazy", lazy=True)
         clone_s = time.perf_counter() - start

@@ -16,6 +16,7 @@ from vfs.control.protocol import SOCKET_NAME
 from vfs.control.server import ControlServer
 from vfs.errors import Exists, UsageError, VfsError
 from vfs.fs.filesystem import FileSystem
+from vfs.maintenance.service import Maintenance
 from vfs.repository import Repository
 from vfs.types import ROOT_INO
 
@@ -26,7 +27,7 @@ async def served(repo: Repository) -> AsyncIterator[FileSystem]:
     fs = FileSystem(repo)
     async with trio.open_nursery() as nursery:
         await nursery.start(fs.run)
-        await nursery.start(ControlServer(fs).run)
+        await nursery.start(ControlServer(fs, Maintenance.of_mount(fs, None)).run)
         yield fs
         nursery.cancel_scope.cancel()
     await fs.close()
@@ -90,7 +91,7 @@ async def test_stale_socket_is_replaced_and_removed_at_stop(repo: Repository) ->
         call(repo.path, {"op": "ping"})
     fs = FileSystem(repo)
     async with trio.open_nursery() as nursery:
-        server = ControlServer(fs)
+        server = ControlServer(fs, Maintenance.of_mount(fs, None))
         await nursery.start(server.run)
         assert (await ask(repo.path, {"op": "ping"}))["ok"]
         server.stop()

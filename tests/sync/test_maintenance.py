@@ -24,6 +24,7 @@ from vfs.config import RemoteConfig
 from vfs.maintenance import fsck, gc, prune
 from vfs.maintenance import remote as rmaint
 from vfs.maintenance.retention import Policy
+from vfs.maintenance.service import Maintenance
 from vfs.repository import Repository
 from vfs.store.packs import ENTRY
 from vfs.sync import layout
@@ -41,6 +42,11 @@ def sync(repo: Repository) -> None:
         trio.run(uploader.round)
     finally:
         uploader.backend.close()
+
+
+def collect_remote(repo: Repository, *, dry_run: bool = False) -> rmaint.RemoteGcResult:
+    """Remote gc of the unmounted store `repo` (what `vfs gc` runs after the local part)."""
+    return trio.run(lambda: Maintenance(repo).gc_remote(dry_run=dry_run))
 
 
 def full_check(repo: Repository, backend: Backend, *, read_data: bool = True) -> fsck.Report:
@@ -188,9 +194,9 @@ def test_remote_gc_deletes_what_no_checkpoint_names(tmp_path: Path, remote: Remo
         _prune_all_old(repo)
         local = gc.collect(repo)
         assert local.packs_deleted or local.packs_repacked
-        dry = rmaint.collect_direct(repo, dry_run=True)
+        dry = collect_remote(repo, dry_run=True)
         assert dry.packs_forgotten and _objects(backend, "packs/") == packs_before
-        result = rmaint.collect_direct(repo)
+        result = collect_remote(repo)
         assert result.packs_forgotten == dry.packs_forgotten
         assert result.pack_objects_deleted >= len(result.packs_forgotten) + 1  # and the orphan
         assert result.catalog_objects_deleted >= 1 and result.bytes_freed > 0
@@ -200,7 +206,7 @@ def test_remote_gc_deletes_what_no_checkpoint_names(tmp_path: Path, remote: Remo
         pointer = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)
         assert _objects(backend, "catalog/") == {layout.LATEST_KEY, *pointer["chain"]}
         assert full_check(repo, backend).problems == []
-        again = rmaint.collect_direct(repo)
+        again = collect_remote(repo)
         assert again.pack_objects_deleted == 0 and not again.packs_forgotten
     with clone(backend, remote, tmp_path / "copy") as b, Repository.open(store, lock=False) as a:
         assert_same_volume(a, b)
@@ -209,14 +215,15 @@ def test_remote_gc_deletes_what_no_checkpoint_names(tmp_path: Path, remote: Remo
 
 CHILD = """
 import random, sys, time
+import trio
 from vfs.maintenance import gc
-from vfs.maintenance import remote
+from vfs.maintenance.service import Maintenance
 from vfs.repository import Repository
 rnd = random.Random(int(sys.argv[2]))
 with Repository.open(sys.argv[1]) as repo:
     gc.collect(repo)
     print("ready", flush=True)
-    rmaint.collect_direct(repo, step=lambda what: time.sleep(rnd.random() * 0.05))
+    trio.run(lambda: Maintenance(repo).gc_remote(step=lambda what: time.sleep(rnd.random() * 0.05)))
 print("done", flush=True)
 """
 
@@ -240,7 +247,7 @@ def test_kill_during_remote_gc_loses_nothing(tmp_path: Path, remote: RemoteConfi
         with clone(backend, cfg, tmp_path / f"c{attempt}") as b, Repository.open(store, lock=False) as a:
             assert_same_volume(a, b)
         with Repository.open(store) as repo:  # a later gc finishes the job
-            rmaint.collect_direct(repo)
+            collect_remote(repo)
             assert full_check(repo, backend).problems == []
             assert _objects(backend, "packs/") == {k for k, _ in repo.catalog.remote_packs().values()}
         with clone(backend, cfg, tmp_path / f"d{attempt}") as b, Repository.open(store, lock=False) as a:

@@ -27,13 +27,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vfs.backend import open_backend
     from vfs.sync.clone import clone
+    from vfs.sync.remote import open_remote_backend
 
     remote = cmd_remote.remote_from_args(args)
     store = Path(args.store or default_store()).absolute()
     bar = Progress("clone")
-    with open_backend(remote.url, endpoint_url=remote.endpoint_url, region=remote.region) as backend:
+    with open_remote_backend(remote) as backend:
         try:
             repo = clone(backend, remote, store, lazy=args.lazy, jobs=args.jobs, progress=bar)
         finally:

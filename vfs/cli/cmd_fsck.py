@@ -19,10 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.errors import StoreLocked
 from vfs.maintenance import fsck, remote
+from vfs.maintenance.service import Maintenance
 
 
 def register(sub: Any) -> None:
@@ -73,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 if repo.remote is not None and any(not p.repaired for p in report.problems):
                     if backend is None:
                         backend = remote.open_remote(repo)
-                    remote.repair_remote(repo, backend, report,
-                                         lambda new_base: remote.upload_checkpoint_direct(repo, new_base))
+                    maintenance = Maintenance(repo)
+                    remote.repair_remote(repo, backend, report, lambda new_base: trio.run(
+                        lambda: maintenance.publish_checkpoint(new_base=new_base)))
         finally:
             if backend is not None:
                 backend.close()

@@ -14,11 +14,13 @@ import json
 import sys
 from typing import Any
 
+import trio
+
 from vfs.cli.common import add_store_options, store_of
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import BackendError
-from vfs.maintenance import gc, remote
+from vfs.maintenance.service import Maintenance
 
 
 def register(sub: Any) -> None:
@@ -39,12 +41,7 @@ def run(args: argparse.Namespace) -> int:
         answer = call(store, {"op": "gc", "dry_run": args.dry_run, "remote": not args.local_only}, timeout=3600)
     else:
         with open_repository(store) as repo:
-            answer = gc.collect(repo, dry_run=args.dry_run).as_json()
-            if repo.remote is not None and not args.local_only:
-                try:
-                    answer["remote"] = remote.collect_direct(repo, dry_run=args.dry_run).as_json()
-                except BackendError as e:
-                    answer["remote_error"] = str(e)
+            answer = trio.run(lambda: Maintenance(repo).gc(dry_run=args.dry_run, remote=not args.local_only))
     if args.json:
         print(json.dumps(answer, indent=2))
     else:

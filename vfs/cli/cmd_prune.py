@@ -12,13 +12,15 @@ import argparse
 import json
 from typing import Any
 
+import trio
+
 from vfs.cli.common import add_store_options, store_of
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import UsageError
 from vfs.fs.history import parse_duration
-from vfs.maintenance import prune as pruning
 from vfs.maintenance.retention import Policy
+from vfs.maintenance.service import Maintenance
 
 
 def register(sub: Any) -> None:
@@ -59,10 +61,7 @@ def run(args: argparse.Namespace) -> int:
         answer = call(store, {"op": "prune", "policy": policy.as_json(), "dry_run": args.dry_run})
     else:
         with open_repository(store) as repo:
-            plan = pruning.plan(repo.catalog, policy)
-            answer = plan.as_json()
-            if not args.dry_run:
-                answer["deleted"], answer["deleted_bytes"] = pruning.apply(repo.catalog, plan)
+            answer = trio.run(lambda: Maintenance(repo).prune(policy, dry_run=args.dry_run))
     if args.json:
         print(json.dumps(answer, indent=2))
         return 0

@@ -29,12 +29,10 @@ def status(store: Any) -> dict[str, Any]:
         answer = call(store, {"op": "status"})
         answer.pop("ok", None)
         return answer
-    from vfs.sync.checkpoint import Manifest
-    from vfs.sync.uploader import load_failure, status_of
+    from vfs.maintenance.service import Maintenance
 
     with open_repository(store, lock=False) as repo:
-        failure, conflict = load_failure(repo.path)  # what the last sync met
-        return {"mounted": False, **status_of(repo, Manifest.load(repo.path), failure=failure, conflict=conflict)}
+        return Maintenance(repo).status()
 
 
 def describe_error(st: dict[str, Any]) -> str:

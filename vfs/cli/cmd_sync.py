@@ -22,7 +22,7 @@ from vfs.cli.common import add_store_options, store_of
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import BackendError, BackendUnavailable, RemoteConflict, StoreError, UsageError
+from vfs.errors import BackendError, BackendUnavailable, RemoteConflict, UsageError
 
 
 def register(sub: Any) -> None:
@@ -71,47 +71,14 @@ def _timed_out(timeout: float, st: dict[str, Any]) -> BackendError:
 
 
 def _direct(store: Path, timeout: float) -> int:
-    from vfs.sync.uploader import open_uploader
+    from vfs.maintenance.service import Maintenance
 
     with open_repository(store) as repo:
-        if repo.remote is None:
-            raise UsageError(f"store {store} has no remote; set one with 'vfs remote set'")
-        uploader = open_uploader(repo, max_pause=5.0)
         bar = Progress("sync")
         try:
-            trio.run(_sync_direct, uploader, bar, timeout)
+            left = trio.run(lambda: Maintenance(repo).sync_now(limit=timeout, progress=bar))
         finally:
             bar.close()
-            uploader.backend.close()
+    if left is not None:
+        raise _timed_out(timeout, left)
     return 0
-
-
-async def _sync_direct(uploader: Any, bar: Progress, limit: float) -> None:
-    first = max(uploader.status()["backlog_bytes"], 1)
-    final: BackendError | None = None  # raised outside the nursery: an exception group has no one-line message
-    async with trio.open_nursery() as nursery:
-        async def show() -> None:
-            while True:
-                bar(max(first - uploader.status()["backlog_bytes"], 0), first)
-                await trio.sleep(0.25)
-
-        nursery.start_soon(show)
-        with trio.move_on_after(limit) as scope:
-            pause = 0.5
-            while True:
-                try:
-                    await uploader.round()
-                    bar(first, first)
-                    break
-                except (BackendError, StoreError, OSError) as e:
-                    if isinstance(e, BackendError) and not e.transient:
-                        final = e
-                        break
-                    await trio.sleep(pause)
-                    pause = min(pause * 2, 10.0)
-        nursery.cancel_scope.cancel()
-    if final is not None:
-        raise final
-    if scope.cancelled_caught:
-        uploader.save_failure()  # the round was cut short: `vfs status` shows what it met
-        raise _timed_out(limit, uploader.status())

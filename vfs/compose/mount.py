@@ -27,6 +27,7 @@ from vfs.fs.filesystem import FileSystem
 from vfs.fuse.kernel import KernelCache
 from vfs.fuse.operations import Operations
 from vfs.fuse.session import KernelSession
+from vfs.maintenance.service import Maintenance
 from vfs.sync.uploader import open_uploader, report_backlog
 from vfs.systemd import sd_notify
 
@@ -69,7 +70,8 @@ async def run_mount(
         if repo.remote is not None:
             uploader = open_uploader(repo)
             await tasks.start(uploader.run)
-        await tasks.start(ControlServer(fs, uploader).run)  # before ready: a mounted store answers
+        # Before ready: a mounted store answers.
+        await tasks.start(ControlServer(fs, Maintenance.of_mount(fs, uploader)).run)
         tasks.start_soon(_stop_on_signal, session, fs)
         tasks.start_soon(_announce_ready, session, ready)
         await session.serve()

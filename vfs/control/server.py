@@ -3,7 +3,9 @@
 Requests run on the trio loop, like the kernel's: catalog transactions are short, and a restore
 checkpoints between the files it changes. Whatever changes content goes through here while the
 store is mounted, so the daemon can first commit open files (`flush_all`) and afterwards make the
-kernel drop what it cached (`fs.invalidate`). See `vfs.control.protocol` for the wire format.
+kernel drop what it cached (`fs.invalidate`). Prune, gc, sync and status are answered by the
+maintenance service (`vfs.maintenance.service`), the same one the CLI uses on an unmounted store;
+a handler here only parses the request. See `vfs.control.protocol` for the wire format.
 """
 
 from __future__ import annotations
@@ -18,28 +20,24 @@ import trio
 
 from vfs import crashpoints
 from vfs.control.protocol import MAX_LINE, decode, encode, error_answer, socket_path
-from vfs.errors import BackendError, Busy, StoreError, UsageError, VfsError
+from vfs.errors import Busy, UsageError, VfsError
 from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
 from vfs.fs.locate import locate, volume_names
-from vfs.maintenance import gc as garbage
-from vfs.maintenance import prune as pruning
-from vfs.maintenance import remote as remote_gc
 from vfs.maintenance import retention
-from vfs.sync.uploader import Uploader
+from vfs.maintenance.service import Maintenance
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
 
 
 class ControlServer:
-    def __init__(self, fs: FileSystem, uploader: Uploader | None = None) -> None:
+    def __init__(self, fs: FileSystem, maintenance: Maintenance) -> None:
         self.fs = fs
-        self.uploader = uploader  # None: the store has no remote
+        self.maintenance = maintenance
         self.path = socket_path(fs.repo.path)
         self._cancel = trio.CancelScope()
-        self._maintenance = trio.Lock()  # one prune, gc or restore at a time
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve the socket until cancelled or `stop()`; the socket file is removed on the way out."""
@@ -110,9 +108,7 @@ class ControlServer:
         return {"pid": os.getpid(), "store": str(self.fs.repo.path)}
 
     async def _flush(self, request: dict[str, Any]) -> dict[str, Any]:
-        await self.fs.flush_kernel()  # dirty pages in the kernel's writeback cache first
-        if not await self.fs.flush_all():
-            raise VfsError("some open files could not be committed; see the daemon's log")
+        await self.fs.commit_open_files()
         return {}
 
     async def _snapshot_create(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -128,47 +124,13 @@ class ControlServer:
         return {}
 
     async def _prune(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Plan (and unless dry_run, apply) a retention policy; files open in the mount keep their content."""
         policy = retention.Policy.from_json(request.get("policy") or {})
-        async with self._maintenance:
-            await self._flush(request)  # what open files hold is the latest version: never pruned
-            keep = self.fs.catalog.current_version_ids_of(self.fs.open_inodes())
-            plan = await trio.to_thread.run_sync(
-                lambda: pruning.plan(self.fs.catalog, policy, keep_versions=keep))
-            answer = plan.as_json()
-            if not request.get("dry_run"):
-                step = _crash_points("prune")
-                step("apply")
-                answer["deleted"], answer["deleted_bytes"] = await trio.to_thread.run_sync(
-                    lambda: pruning.apply(self.fs.catalog, plan, step=step))
-        return answer
+        return await self.maintenance.prune(policy, dry_run=bool(request.get("dry_run")),
+                                            step=_crash_points("prune"))
 
     async def _gc(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run gc with the committer paused: no entry is appended meanwhile that gc could take for garbage."""
-        async with self._maintenance:
-            await self._flush(request)
-            async with self.fs.commits_paused():
-                result = await trio.to_thread.run_sync(
-                    lambda: garbage.collect(self.fs.repo, dry_run=bool(request.get("dry_run")),
-                                            step=_crash_points("gc")))
-            answer = result.as_json()
-            if self.uploader is not None and request.get("remote", True) and not request.get("dry_run"):
-                try:
-                    answer["remote"] = (await self._gc_remote(self.uploader)).as_json()
-                except (BackendError, StoreError, OSError) as e:
-                    answer["remote_error"] = str(e)
-        return answer
-
-    async def _gc_remote(self, uploader: Uploader) -> remote_gc.RemoteGcResult:
-        """Remote gc with uploads held off: forget dead pack rows, upload a checkpoint, delete objects."""
-        repo = self.fs.repo
-        result = remote_gc.RemoteGcResult()
-        async with uploader.lock:
-            result.packs_forgotten = await trio.to_thread.run_sync(remote_gc.forget_dead, repo)
-            await uploader.round_locked(force=True)
-            # Not abandoned on cancel: the uploader stays held off until no deletion can be in flight.
-            await trio.to_thread.run_sync(lambda: remote_gc.sweep(repo, uploader.backend, result))
-        return result
+        return await self.maintenance.gc(dry_run=bool(request.get("dry_run")), remote=bool(request.get("remote", True)),
+                                         step=_crash_points("gc"))
 
     async def _restore(self, request: dict[str, Any]) -> dict[str, Any]:
         path = _optional_str(request, "path")
@@ -178,7 +140,7 @@ class ControlServer:
         to = _optional_str(request, "to")
         changes = []
         # Not while prune or gc run: they could delete the versions and chunks being restored.
-        async with self._maintenance:
+        async with self.maintenance.lock:
             await self._flush(request)  # compare with, and build on, what the files hold now
             source = locate(self.fs.catalog, volume_names(path), spec)
             dest = None if to is None else volume_names(to)
@@ -194,23 +156,13 @@ class ControlServer:
             raise Busy("the file is open for writing in the mount; close it and restore again")
 
     async def _sync(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Start a full sync round (open files committed first); with "wait", await it up to "timeout"."""
-        uploader = self._need_uploader()
-        await self._flush(request)  # what open files hold belongs to "everything up to now"
-        target = uploader.request()
-        if request.get("wait"):
-            timeout = request.get("timeout")
-            with trio.move_on_after(float(timeout) if isinstance(timeout, (int, float)) else 300.0):
-                await uploader.wait_round(target)
-        return {"target": target, "synced": uploader.done >= target, **uploader.status()}
+        """Start a full sync round; with "wait", await it up to "timeout" seconds (300)."""
+        timeout = request.get("timeout")
+        wait = (float(timeout) if isinstance(timeout, (int, float)) else 300.0) if request.get("wait") else None
+        return await self.maintenance.request_sync(wait_seconds=wait)
 
     async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"mounted": True, **self._need_uploader().status()}
-
-    def _need_uploader(self) -> Uploader:
-        if self.uploader is None:
-            raise UsageError(f"store {self.fs.repo.path} has no remote; set one with 'vfs remote set'")
-        return self.uploader
+        return self.maintenance.status()
 
 
 def _crash_points(request: str) -> Callable[[str], None]:

@@ -36,6 +36,7 @@ from vfs.errors import (
     NotPermitted,
     ReadOnly,
     UsageError,
+    VfsError,
 )
 from vfs.fs import recovery, snapshots
 from vfs.fs.committer import Committer
@@ -121,6 +122,17 @@ class FileSystem:
     async def flush_all(self) -> bool:
         """Commit every dirty staging file, open or not; False if some could not be committed."""
         return await self._committer.flush_all()
+
+    async def commit_open_files(self) -> None:
+        """Commit what open files hold, the kernel's dirty pages of them first (a flush request, a
+        maintenance run).
+
+        Raises:
+            VfsError: some could not be committed (the daemon's log says why).
+        """
+        await self.flush_kernel()  # dirty pages in the kernel's writeback cache first
+        if not await self.flush_all():
+            raise VfsError("some open files could not be committed; see the daemon's log")
 
     async def close(self) -> None:
         """Commit everything and release staging files (unmount); the repository stays open.

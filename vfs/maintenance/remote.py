@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vfs.backend import Backend, RetryPolicy, open_backend
+from vfs.backend import Backend, RetryPolicy
 from vfs.catalog import copies
 from vfs.catalog.catalog import CATALOG_FILE
-from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageError, VfsError
+from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, VfsError
 from vfs.maintenance.fsck import Problem, Report
 from vfs.repository import Repository
 from vfs.store import codec
 from vfs.sync import checkpoint, layout
+from vfs.sync.remote import open_remote_backend, require_remote
 from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
 
@@ -56,15 +57,15 @@ def open_remote(repo: Repository, *, retry: RetryPolicy | None = None) -> Backen
         UsageError: the store has no remote.
         BackendError: the endpoint cannot be reached or refuses access.
     """
-    if repo.remote is None:
-        raise UsageError(f"store {repo.path} has no remote; set one with 'vfs remote set'")
-    backend = open_backend(repo.remote.url, endpoint_url=repo.remote.endpoint_url, region=repo.remote.region,
-                           retry=retry or RetryPolicy(max_attempts=4, max_time=15.0), connect_timeout=5.0)
+    config = require_remote(repo)
+    # Fewer, shorter tries than the uploader's: a check run by hand should fail within seconds.
+    backend = open_remote_backend(config, retry=retry or RetryPolicy(max_attempts=4, max_time=15.0),
+                                  connect_timeout=5.0)
     try:
         backend.head(layout.CONFIG_KEY)
     except BackendError as e:
         backend.close()
-        where = repo.remote.url + (f" at {repo.remote.endpoint_url}" if repo.remote.endpoint_url else "")
+        where = config.url + (f" at {config.endpoint_url}" if config.endpoint_url else "")
         raise type(e)(f"cannot reach the remote {where}: {e}") from None
     return backend
 
@@ -323,15 +324,18 @@ class RemoteGcResult:
                 "checkpoint": self.checkpoint}
 
 
+def dead_packs(repo: Repository) -> list[PackNo]:
+    """The packs `forget_dead` would forget now (a dry run's answer), in order."""
+    in_use = repo.catalog.packs_in_use()
+    return sorted(p for p in repo.catalog.remote_packs() if p not in in_use and not repo.chunks.pack_file(p).exists())
+
+
 def forget_dead(repo: Repository) -> list[int]:
     """Step 1: delete the remote rows of packs no chunk row names and that are not local files.
 
     (A local file without chunk rows is left to local gc: the uploader would put it back otherwise.)
     """
-    rows = repo.catalog.remote_packs()
-    in_use = repo.catalog.packs_in_use()
-    dead = [p for p in rows if p not in in_use and not repo.chunks.pack_file(p).exists()]
-    gone = repo.catalog.forget_remote_packs(dead)
+    gone = repo.catalog.forget_remote_packs(dead_packs(repo))
     if gone:
         log.info("remote gc: forgot %d remote pack row(s)", len(gone))
     return sorted(gone)
@@ -368,42 +372,5 @@ def sweep(repo: Repository, backend: Backend, result: RemoteGcResult, *,
              result.bytes_freed)
 
 
-def collect_direct(repo: Repository, *, dry_run: bool = False,
-                   step: Callable[[str], None] = lambda what: None) -> RemoteGcResult:
-    """Remote gc of an unmounted store (its lock held): forget, checkpoint (a sync round), sweep."""
-    import trio
-
-    from vfs.sync.uploader import open_uploader
-
-    result = RemoteGcResult()
-    if dry_run:
-        in_use = repo.catalog.packs_in_use()
-        result.packs_forgotten = sorted(p for p in repo.catalog.remote_packs() if p not in in_use
-                                        and not repo.chunks.pack_file(p).exists())
-        return result
-    uploader = open_uploader(repo, max_pause=5.0)
-    try:
-        result.packs_forgotten = forget_dead(repo)
-        step("checkpoint")
-        trio.run(lambda: uploader.round(force=True))
-        sweep(repo, uploader.backend, result, step=step)
-    finally:
-        uploader.backend.close()
-    return result
-
-
-def upload_checkpoint_direct(repo: Repository, new_base: bool) -> None:
-    """A sync round with a forced checkpoint (a new base when asked), in this process."""
-    import trio
-
-    from vfs.sync.uploader import open_uploader
-
-    uploader = open_uploader(repo, max_pause=5.0)
-    try:
-        trio.run(lambda: uploader.round(force=True, new_base=new_base))
-    finally:
-        uploader.backend.close()
-
-
-__all__ = ["REMOTE_KINDS", "RemoteCheck", "RemoteGcResult", "check_remote", "collect_direct", "forget_dead",
+__all__ = ["REMOTE_KINDS", "RemoteCheck", "RemoteGcResult", "check_remote", "dead_packs", "forget_dead",
            "open_remote", "remote_only", "repair_remote", "sweep"]

@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from vfs.backend import Backend, open_backend
+from vfs.backend import Backend
 from vfs.config import RemoteConfig
 from vfs.errors import CorruptChunk, MissingChunk
+from vfs.sync.remote import open_remote_backend
 from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
 
@@ -31,7 +32,7 @@ RemotePackLookup = Callable[[PackNo], tuple[str, int] | None]  # pack -> (key, s
 def remote_fetcher(remote: RemoteConfig, pack_file: Callable[[PackNo], Path],
                    remote_pack: RemotePackLookup) -> PackFetcher:
     """A fetcher of packs from `remote` (the factory `vfs.repository.Repository` is given)."""
-    opener = functools.partial(open_backend, remote.url, endpoint_url=remote.endpoint_url, region=remote.region)
+    opener = functools.partial(open_remote_backend, remote)
     return PackFetcher(pack_file, remote_pack, opener)
 
 

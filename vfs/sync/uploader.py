@@ -5,8 +5,11 @@ when a checkpoint is due or asked for, takes one: copy the catalog and seal the 
 the packs that sealed, then the checkpoint objects and the pointer (see `vfs.sync.checkpoint`).
 Failures are retried by the backend's retry wrapper; a round that still fails is retried after a
 growing pause (capped at `max_pause`), forever: during an outage the backlog stays on local disk
-and drains when the endpoint is back. Nothing here runs on the trio loop longer than a small
-catalog transaction, so the mount stays responsive however slow or dead the endpoint is.
+and drains when the endpoint is back. (`drain`, for a command run by hand, pauses alike but gives up
+on a permanent failure.) Requests are retried by the backend wrapper; rounds are retried here,
+because a round also fails on local errors (disk, catalog) and when the wrapper gives up. Nothing
+here runs on the trio loop longer than a small catalog transaction, so the mount stays responsive
+however slow or dead the endpoint is.
 
 Stopping (`stop()`, or cancellation) abandons requests in flight: what they sent is found by HEAD
 next time and not sent again; the backlog stays on disk.
@@ -20,26 +23,31 @@ shows: the backend's while its requests fail, else the last round's; it is also 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
 from vfs.backend import Backend, Failure
 from vfs.errors import BackendError, RemoteConflict, StoreError
-from vfs.fsutil import PRIVATE_FILE, private_dir, replace_file
+from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint
+from vfs.sync.failure import failure_file, save_failure
+from vfs.sync.remote import open_remote_backend, require_remote
 from vfs.sync.transfer import upload_pack
 from vfs.types import PackNo
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ROUND_FAILURES = (BackendError, StoreError, OSError)  # a round that meets one fails; it may be retried
 
 
 @dataclass
@@ -89,7 +97,7 @@ class Uploader:
         self._cpu = trio.CapacityLimiter(1)  # catalog copies and hashing: one at a time
         self._wake = trio.Event()
         self._changed = trio.Event()
-        self.lock = trio.Lock()  # held by a round, and by remote gc across its checkpoint and deletions
+        self._round_lock = trio.Lock()  # held by a round, and across `checkpoint_between`
         self._cancel = trio.CancelScope()
         self._want_round = 0  # rounds asked for by `sync` (the newest one's number)
         self._started = 0
@@ -119,13 +127,12 @@ class Uploader:
                 except RemoteConflict as e:
                     log.error("sync to %s stopped: %s", self.backend.url, e)
                     return  # for good: `request` and `wait_round` say why from now on
-                except (BackendError, StoreError, OSError) as e:
+                except ROUND_FAILURES as e:
                     failures += 1
                     if logged != str(e):
                         log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
                     logged = str(e)
-                    pause = random.uniform(0.5, 1.0) * min(self.max_pause, 2.0 ** min(failures, 20))
-                    with trio.move_on_after(pause):
+                    with trio.move_on_after(self._pause_after(failures)):
                         await self._wake.wait()
                     self._wake = trio.Event()
                     continue
@@ -181,27 +188,77 @@ class Uploader:
 
         `force`: upload a checkpoint even if the remote's seems current (remote gc needs one that
         certainly reflects the catalog now). `new_base`: make it a base (repair of a broken chain).
-        Rounds run one at a time (`lock`).
+        Rounds run one at a time.
 
         Raises:
             RemoteConflict: another store has written the remote; nothing more is uploaded.
             BackendError, StoreError, OSError: the round failed (see `failure`); it may be retried.
         """
-        async with self.lock:
-            await self.round_locked(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
+        async with self._round_lock:
+            await self._round_locked(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
 
-    async def round_locked(self, *, checkpoint_due: bool = True, force: bool = False, new_base: bool = False) -> None:
-        """`round`, for a caller that holds `lock` (remote gc: no upload may start meanwhile)."""
+    async def _round_locked(self, *, checkpoint_due: bool = True, force: bool = False, new_base: bool = False) -> None:
+        """`round`, its caller holding `_round_lock`."""
         self._check_stopped()
         try:
             await self._round(checkpoint_due=checkpoint_due, force=force, new_base=new_base)
-        except (BackendError, StoreError, OSError) as e:
+        except ROUND_FAILURES as e:
             self._failed(e)
             raise
         if self.failure is not None or self._failure_saved:
             self.failure = None
             save_failure(self.repo.path, None)
             self._failure_saved = False
+
+    async def publish_checkpoint(self, *, new_base: bool = False) -> None:
+        """A round that ends with a checkpoint of the catalog now, even if the remote's seems current;
+        with `new_base` a base, not a delta (repair of a broken chain). Raises as `round` does."""
+        await self.round(force=True, new_base=new_base)
+
+    async def checkpoint_between(self, before: Callable[[], T], after: Callable[[Backend], None]) -> T:
+        """Run `before`, publish a checkpoint, run `after(backend)`, with no other round meanwhile.
+
+        Remote gc needs this: the checkpoint must reflect what `before` changed in the catalog, and no
+        upload may start until `after` (the deletions) is done. Both run in a thread; `after` is not
+        abandoned on cancel: uploads stay held off until no deletion can be in flight. Returns what
+        `before` returned.
+
+        Raises: as `round`, and whatever `before` and `after` raise.
+        """
+        async with self._round_lock:
+            result = await trio.to_thread.run_sync(before)
+            await self._round_locked(force=True)
+            await trio.to_thread.run_sync(after, self.backend)
+        return result
+
+    async def drain(self) -> None:
+        """Rounds until one succeeds (the remote then holds everything up to now), pausing between
+        failed ones as `run` does. The caller bounds it in time (trio.move_on_after).
+
+        Unlike `run`, which keeps trying for as long as the mount lives, a permanent failure is raised
+        at once: a command run by hand should say "access denied" now, not at its timeout.
+
+        Raises:
+            BackendError: a permanent failure (RemoteConflict among them).
+        """
+        failures = 0
+        while True:
+            try:
+                await self.round()
+                return
+            except ROUND_FAILURES as e:
+                if isinstance(e, BackendError) and not e.transient:
+                    raise
+                failures += 1
+                await trio.sleep(self._pause_after(failures))
+
+    def _pause_after(self, failures: int) -> float:
+        """Seconds to wait after `failures` rounds failed in a row: doubling, jittered, at most `max_pause`."""
+        return random.uniform(0.5, 1.0) * min(self.max_pause, 2.0 ** min(failures, 20))
+
+    def close(self) -> None:
+        """Close the backend (for an uploader made by `open_uploader` for one command)."""
+        self.backend.close()
 
     def _failed(self, e: BaseException) -> None:
         """Record why a round failed, here and in the store (for `vfs status` once unmounted)."""
@@ -265,7 +322,7 @@ class Uploader:
                         limiter=self._limiter, abandon_on_cancel=True)
                 except RemoteConflict as e:  # the head moved since the check above
                     raise self._head_moved(e) from None
-                except (BackendError, StoreError, OSError):
+                except ROUND_FAILURES:
                     # finish records the new checkpoint before its pointer's PUT: the remote may hold it.
                     self.manifest = checkpoint.Manifest.load(repo.path)
                     raise
@@ -308,9 +365,20 @@ class Uploader:
         todo = [p for p, _ in self.repo.chunks.sealed_packs() if p not in remote]
         if not todo:
             return
-        async with trio.open_nursery() as nursery:
-            for pack in todo:
-                nursery.start_soon(self._upload_one, pack)
+        try:
+            async with trio.open_nursery() as nursery:
+                for pack in todo:
+                    nursery.start_soon(self._upload_one, pack)
+        except BaseExceptionGroup as group:
+            # The round fails with the first upload's error, which callers catch; a group would escape
+            # them (and end the daemon).
+            failed, other = group.split(ROUND_FAILURES)
+            if failed is None or other is not None:
+                raise
+            first: BaseException = failed
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
 
     async def _upload_one(self, pack: PackNo) -> None:
         marker = started_marker(self.repo, pack)
@@ -371,31 +439,6 @@ def _upload_marked(backend: Backend, path: Path, marker: Path) -> tuple[str, int
     return upload_pack(backend, path, check_first=tried)
 
 
-def failure_file(store: Path) -> Path:
-    return store / checkpoint.STATE_DIR / "failure.json"
-
-
-def save_failure(store: Path, failure: Failure | None, *, conflict: bool = False) -> None:
-    """Keep why sync fails (None: it works again) for `vfs status` of the store while unmounted."""
-    path = failure_file(store)
-    if failure is None:
-        path.unlink(missing_ok=True)
-        return
-    private_dir(path.parent)
-    replace_file(path, json.dumps({**asdict(failure), "conflict": conflict}).encode())
-
-
-def load_failure(store: Path) -> tuple[Failure | None, bool]:
-    """(the failure the last sync of the store met, whether it is a conflict); (None, False) if it worked."""
-    try:
-        data = json.loads(failure_file(store).read_text())
-        return Failure(str(data["message"]), int(data["since_ns"]), int(data["attempts"])), bool(data["conflict"])
-    except FileNotFoundError:
-        return None, False
-    except (ValueError, KeyError, TypeError) as e:  # a damaged file must not break `vfs status`
-        return Failure(f"unreadable {failure_file(store)}: {e}", 0, 0), False
-
-
 def status_of(
     repo: Repository, manifest: checkpoint.Manifest | None, *, failure: Failure | None = None,
     conflict: bool = False, cache_note: str | None = None, extra: dict[str, Any] | None = None,
@@ -445,13 +488,13 @@ def evict(repo: Repository, cap: int, now: Callable[[], float] = time.monotonic)
     return None
 
 
-
 def open_uploader(repo: Repository, **options: Any) -> Uploader:
-    """The uploader of a store with a remote, configured from its catalog (backend opened here)."""
-    from vfs.backend import open_backend
+    """The uploader of a store with a remote, configured from its catalog (backend opened here).
 
-    assert repo.remote is not None
-    backend = open_backend(repo.remote.url, endpoint_url=repo.remote.endpoint_url, region=repo.remote.region)
+    Raises:
+        UsageError: the store has no remote.
+    """
+    backend = open_remote_backend(require_remote(repo))
     cache = repo.catalog.meta_or_none("cache_size")
     return Uploader(repo, backend, cache_size=int(cache) if cache else None, **options)
 
