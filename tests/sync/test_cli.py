@@ -17,9 +17,10 @@ import pytest
 from tests.backend.conftest import SECRET_KEY
 from tests.backend.faultproxy import FaultProxy
 from tests.fuse.conftest import Mount, new_mount
-from tests.sync.conftest import assert_same_volume, pack_puts
+from tests.sync.conftest import assert_same_volume, backend_of, pack_puts
 from vfs.config import RemoteConfig
 from vfs.repository import Repository
+from vfs.sync import layout
 from vfs.types import ROOT_INO
 
 pytestmark = pytest.mark.s3
@@ -422,3 +423,21 @@ def test_status_shows_a_frozen_endpoint_once_a_request_times_out(
         st = _wait_status(("--mount", str(mnt)), lambda st: not st["error"])
         assert st["backlog_objects"] == 0, st
         m.stop()
+
+
+def test_a_damaged_manifest_stops_sync_in_one_line_and_publishes_nothing(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    init(store, remote)
+    write_files(store, {"f": b"first"})
+    vfs("sync", "--wait", "--store", store)
+    backend = backend_of(remote)
+    pointer = backend.get(layout.LATEST_KEY)
+    write_files(store, {"f": b"second"})
+    (store / "sync" / "checkpoint.json").write_text('{"seq": 1, "from_a_newer_vfs": true}')
+    for args in (("status", "--store", store), ("sync", "--wait", "--timeout", "20", "--store", store)):
+        done = vfs(*args, check=False)
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.count("\n") == 1 and "checkpoint.json is damaged or from a newer vfs" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert backend.get(layout.LATEST_KEY) == pointer
+    backend.close()

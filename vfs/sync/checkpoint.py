@@ -71,10 +71,20 @@ class Manifest:
 
     @classmethod
     def load(cls, store: Path) -> Manifest | None:
+        """The manifest, or None if the store has never published nor cloned.
+
+        Raises:
+            StoreError: the file is damaged, or written by a newer vfs (a field this one does not know):
+                guessing what the store last published could let it publish over another store's head.
+        """
+        path = store / STATE_DIR / MANIFEST
         try:
-            return cls(**json.loads((store / STATE_DIR / MANIFEST).read_text()))
+            return cls(**json.loads(path.read_text()))
         except FileNotFoundError:
             return None
+        except (ValueError, TypeError) as e:  # bad JSON, not an object, an unknown or missing field
+            raise StoreError(f"{path} is damaged or from a newer vfs ({e}); the store cannot tell which "
+                             "checkpoint it last published, so it does not sync") from None
 
     def save(self, store: Path) -> None:
         d = store / STATE_DIR
