@@ -169,7 +169,7 @@ def test_restore_delete_makes_a_directory_exactly_as_it_was(volume: Volume) -> N
     volume.write("proj/sub", b"a file where a directory was")
     volume.write("outside.txt", b"o")
     changed = ["+ outside.txt", "M proj/a.txt", "+ proj/new.txt", "+ proj/newdir/", "+ proj/newdir/deep/",
-               "+ proj/newdir/deep/x.txt", "M proj/sub"]
+               "+ proj/newdir/deep/x.txt", "M proj/sub", "- proj/sub/b.txt"]
     assert out("diff", "--store", s, "good").splitlines() == changed
 
     planned = out("restore", "--store", s, "proj@good", "--delete", "--dry-run").splitlines()
