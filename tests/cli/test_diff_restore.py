@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -129,3 +130,85 @@ def test_restore_refuses_a_file_open_for_writing(mount: Mount) -> None:
         os.close(fd)
     out("restore", f"{f}@1")
     assert f.read_text() == "v1"
+
+
+def one_line_error(done: subprocess.CompletedProcess[bytes], code: int) -> str:
+    """The stderr of a command that failed as it should: exit `code`, one `vfs: error:` line."""
+    err = done.stderr.decode()
+    assert done.returncode == code, (done.returncode, err)
+    assert err.startswith("vfs: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_diff_from_before_the_store_is_from_the_empty_tree(volume: Volume) -> None:
+    s = volume.store
+    volume.write("d/a.txt", b"a")
+    everything = ["+ d/", "+ d/a.txt"]
+    # The store was made a moment ago: yesterday, an hour ago, last friday it was empty.
+    assert out("diff", "--store", s, "yesterday").splitlines() == everything
+    assert out("diff", "--store", s, "-1h").splitlines() == everything  # no '--' needed
+    assert out("diff", "-1d12h", "--store", s).splitlines() == everything
+    assert as_json("diff", "--store", s, "midnight yesterday")["from"] == 0
+    assert out("diff", "--store", s, "last friday 17:00", "now").splitlines() == everything
+    assert out("diff", "--store", s, "-2d", "-1d") == ""
+    err = one_line_error(run("diff", "--store", s, "the day after never", check=False), 2)
+    assert "no snapshot named" in err
+
+
+def test_restore_delete_makes_a_directory_exactly_as_it_was(volume: Volume) -> None:
+    s = volume.store
+    volume.write("proj/a.txt", b"a1")
+    volume.write("proj/sub/b.txt", b"b1")
+    volume.write("proj/link-target", b"t")
+    run("snapshot", "create", "--store", s, "good")
+    volume.write("proj/a.txt", b"a2")
+    volume.write("proj/new.txt", b"n")
+    volume.write("proj/newdir/deep/x.txt", b"x")
+    volume.remove("proj/sub/b.txt")
+    volume.remove("proj/sub")
+    volume.write("proj/sub", b"a file where a directory was")
+    volume.write("outside.txt", b"o")
+    changed = ["+ outside.txt", "M proj/a.txt", "+ proj/new.txt", "+ proj/newdir/", "+ proj/newdir/deep/",
+               "+ proj/newdir/deep/x.txt", "M proj/sub", "- proj/sub/b.txt"]
+    assert out("diff", "--store", s, "good").splitlines() == changed
+
+    planned = out("restore", "--store", s, "proj@good", "--delete", "--dry-run").splitlines()
+    assert planned[-1] == "dry run: nothing was changed"
+    assert out("diff", "--store", s, "good").splitlines() == changed  # nothing was
+    done = as_json("restore", "--store", s, "proj@good", "--delete")
+    assert {(c["action"], c["path"]) for c in done} == {
+        ("removed", "proj/new.txt"), ("removed", "proj/newdir/deep/x.txt"), ("removed", "proj/newdir/deep"),
+        ("removed", "proj/newdir"), ("removed", "proj/sub"), ("created", "proj/sub"), ("created", "proj/sub/b.txt"),
+        ("restored", "proj/a.txt"), ("unchanged", "proj/link-target")}
+    assert [line.split()[:2] for line in planned[:-1]] == [[c["action"], c["path"]] for c in done]
+    # Exactly as it was, outside untouched; what was removed keeps its history.
+    assert out("diff", "--store", s, "good").splitlines() == ["+ outside.txt"]
+    gone = as_json("log", "--store", s, "proj/new.txt")
+    assert gone["exists"] is False and [v["version"] for v in gone["versions"]] == [1]
+    assert run("cat", "--store", s, "proj/new.txt").stdout == b"n"
+    assert out("restore", "--store", s, "proj@good", "--delete").split() == [
+        "unchanged", "proj/a.txt", "unchanged", "proj/sub/b.txt", "unchanged", "proj/link-target"]
+    err = one_line_error(run("restore", "--store", s, "proj@nosuch", "--delete", check=False), 2)
+    assert "no snapshot named" in err
+
+
+@pytest.mark.fuse
+def test_restore_delete_through_the_daemon(mount: Mount) -> None:
+    m = mount.path
+    (m / "dir").mkdir()
+    (m / "dir" / "a.txt").write_text("a1")
+    run("snapshot", "create", "--mount", m, "base")
+    (m / "dir" / "a.txt").write_text("a2")
+    (m / "dir" / "new").mkdir()
+    (m / "dir" / "new" / "n.txt").write_text("n")
+    assert (m / "dir" / "new" / "n.txt").stat().st_size == 1  # the kernel now caches these names
+    planned = out("restore", f"{m / 'dir'}@base", "--delete", "--dry-run").splitlines()
+    assert planned == ["removed   dir/new/n.txt", "removed   dir/new", "restored  dir/a.txt  (content of version 1)",
+                       "dry run: nothing was changed"]
+    assert (m / "dir" / "new" / "n.txt").read_text() == "n"
+    out("restore", f"{m / 'dir'}@base", "--delete")
+    assert not (m / "dir" / "new" / "n.txt").exists() and not (m / "dir" / "new").exists()
+    assert sorted(os.listdir(m / "dir")) == ["a.txt"]
+    assert (m / "dir" / "a.txt").read_text() == "a1"
+    assert out("diff", "--mount", m, "base") == ""
+    assert run("cat", f"{m / 'dir' / 'new' / 'n.txt'}").stdout == b"n"  # its history stays

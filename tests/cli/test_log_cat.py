@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import random
+import subprocess
 import time
 
 import pytest
 
 from tests.cli.conftest import Mount, Volume, as_json, fails, out, run
+from vfs.repository import Repository
+from vfs.store.packs import pack_path
+from vfs.types import ROOT_INO, InodeNo
 
 
 def test_log_of_a_file_with_three_versions(volume: Volume) -> None:
@@ -132,3 +137,107 @@ def test_log_cat_restore_of_odd_names_through_a_mount(mount: Mount, monkeypatch:
     assert b"restored" in run("restore", f"{f}@1").stdout  # through the daemon
     with open(f) as back:
         assert back.read() == "one"
+
+
+def one_line_error(done: subprocess.CompletedProcess[bytes], code: int) -> str:
+    """The stderr of a command that failed as it should: exit `code`, one `vfs: error:` line."""
+    err = done.stderr.decode()
+    assert done.returncode == code, (done.returncode, err)
+    assert err.startswith("vfs: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_log_of_a_directory_lists_everything_under_it_newest_first(volume: Volume) -> None:
+    s = volume.store
+    volume.write("d/a.txt", b"a1")
+    volume.write("outside.txt", b"o")
+    volume.write("d/sub/b.txt", b"b1")
+    volume.write("d/a.txt", b"a2!")
+    volume.write("d/gone.txt", b"g")
+    volume.remove("d/gone.txt")
+    log = as_json("log", "--store", s, "d")
+    assert log["path"] == "d" and log["exists"] is True
+    assert [(v["path"], v["version"], v["size"], v["origin"]) for v in log["versions"]] == [
+        ("d/gone.txt", 1, 1, "write"), ("d/a.txt", 2, 3, "write"), ("d/sub/b.txt", 1, 2, "write"),
+        ("d/a.txt", 1, 2, "write")]
+    times = [v["time_ns"] for v in log["versions"]]
+    assert times == sorted(times, reverse=True)
+    lines = out("log", "--store", s, "d/").splitlines()
+    assert lines[0].split() == ["TIME", "VERSION", "SIZE", "ORIGIN", "PATH"]
+    assert [line.split()[-1] for line in lines[1:]] == ["d/gone.txt", "d/a.txt", "d/sub/b.txt", "d/a.txt"]
+    everything = as_json("log", "--store", s, ".")["versions"]
+    assert sorted({v["path"] for v in everything}) == ["d/a.txt", "d/gone.txt", "d/sub/b.txt", "outside.txt"]
+    # Without '=': a relative time is a value, not an option.
+    assert as_json("log", "--store", s, "d", "--since", "-1h")["versions"] == log["versions"]
+    assert as_json("log", "--store", s, "d", "--until", "-1h")["versions"] == []
+    # A directory that was deleted keeps its history under its name.
+    volume.remove("d/sub/b.txt")
+    volume.remove("d/sub")
+    assert [v["path"] for v in as_json("log", "--store", s, "d/sub")["versions"]] == ["d/sub/b.txt"]
+
+
+def test_log_since_and_until_take_natural_phrases(volume: Volume) -> None:
+    s = volume.store
+    volume.write("f", b"1")
+    volume.write("f", b"22")
+    all_versions = as_json("log", "--store", s, "f")["versions"]
+    assert len(all_versions) == 2
+    for since in ("-1h", "midnight yesterday", "last friday 17:00", "2 hours ago", "yesterday"):
+        assert as_json("log", "--store", s, "f", "--since", since)["versions"] == all_versions, since
+    assert as_json("log", "--store", s, "f", "--until", "midnight yesterday")["versions"] == []
+    for bad in ("the day after never", "a", "-1x", "²"):
+        done = run("log", "--store", s, "f", f"--since={bad}", check=False)
+        assert "not a valid time" in one_line_error(done, 2), bad
+
+
+def test_cat_a_byte_range(volume: Volume) -> None:
+    s = volume.store
+    volume.write("f", b"0123456789")
+    assert run("cat", "--store", s, "f", "--offset", "2", "--length", "3").stdout == b"234"
+    assert run("cat", "--store", s, "f", "--offset", "8").stdout == b"89"
+    assert run("cat", "--store", s, "f", "--length", "4").stdout == b"0123"
+    assert run("cat", "--store", s, "f", "--offset", "20").stdout == b""
+    assert run("cat", "--store", s, "f", "--offset", "3", "--length", "0").stdout == b""
+    volume.write("f", b"abcdef")
+    assert run("cat", "--store", s, "f@1", "--offset", "9", "--length", "5").stdout == b"9"
+    full = as_json("log", "--store", s, "f")["versions"][1]["hash"]
+    assert run("cat", "--store", s, f"blake3:{full}", "--offset", "1", "--length", "2").stdout == b"bc"
+    for option, value in (("--offset", "-1"), ("--length", "x"), ("--offset", "1e3"), ("--length", "\u0661")):
+        done = run("cat", "--store", s, "f", option, value, check=False)
+        assert "not a number of bytes" in one_line_error(done, 2), (option, value)
+        assert done.stdout == b""
+
+
+def test_cat_a_byte_range_reads_only_the_chunks_it_covers(volume: Volume) -> None:
+    data = random.Random(15).randbytes(4 << 20)  # several chunks (their mean is ~640 KiB)
+    volume.write("big", data)
+    with Repository.open(volume.store) as repo:
+        version = repo.catalog.version_at(lookup(repo, "big"))
+        assert version is not None and len(version.chunks) >= 3
+        first = repo.catalog.locate(version.chunks[0][0])
+        last_start = sum(n for _, n in version.chunks[:-1])
+    # Damage the first chunk's stored bytes: reading it now fails, reading past it must not touch it.
+    with open(pack_path(volume.store / "packs", first.pack), "r+b") as pack:
+        pack.seek(first.offset + 41)
+        damaged = bytes(b ^ 0xFF for b in pack.read(64))
+        pack.seek(first.offset + 41)
+        pack.write(damaged)
+    s = volume.store
+    tail = run("cat", "--store", s, "big", "--offset", str(last_start + 10), "--length", "1000")
+    assert tail.stdout == data[last_start + 10 : last_start + 1010]
+    assert run("cat", "--store", s, "big", "--offset", str(last_start)).stdout == data[last_start:]
+    one_line_error(run("cat", "--store", s, "big", check=False), 3)  # CorruptChunk
+    one_line_error(run("cat", "--store", s, "big", "--length", "10", check=False), 3)
+    # The damage is ours: put the bytes back for the volume fixture's final check.
+    with open(pack_path(volume.store / "packs", first.pack), "r+b") as pack:
+        pack.seek(first.offset + 41)
+        damaged = pack.read(64)
+        pack.seek(first.offset + 41)
+        pack.write(bytes(b ^ 0xFF for b in damaged))
+    assert run("cat", "--store", s, "big").stdout == data
+
+
+def lookup(repo: Repository, name: str) -> InodeNo:
+    ino = repo.catalog.lookup(ROOT_INO, name.encode())
+    assert ino is not None
+    return ino

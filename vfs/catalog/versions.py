@@ -6,6 +6,7 @@ history's last (schema: versions.lineage), and points the file's new state to it
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,6 +160,40 @@ class Versions(States):
                 raise NotFound(f"the content of inode {ino} at commit {at} was pruned")
             row = self._db.execute(f"SELECT {self._VERSION_COLS} WHERE v.id = ?", (state[0],)).fetchone()
         return self._version(row) if row else None
+
+    def versions_under(
+        self, dirs: Sequence[tuple[InodeNo, int, int]], *, since_ns: int, until_ns: int,
+    ) -> list[tuple[bytes, Version]]:
+        """The versions of every regular file that is or was under a directory, newest first, each with
+        the file's path below it: (path relative to the directory, version).
+
+        `dirs` are (directory inode, first, end): the directory the path led to in commits [first, end),
+        as `path_spans` gives them. A file's path is the last one it had under the directory, and its
+        history is all of it (also versions made before it came there), as `vfs log FILE` shows it; only
+        versions committed in [since_ns, until_ns] are returned. One recursive query: each level joins
+        the entries whose commits overlap their parent's, so a name counts only while its parent was there.
+        """
+        if not dirs:
+            return []
+        seeds = ",".join("(?,?,?)" for _ in dirs)
+        rows = self._all(
+            f"WITH RECURSIVE seeds(ino, lo, hi) AS (VALUES {seeds}),"
+            " under(ino, path, lo, hi) AS ("
+            "  SELECT d.ino, CAST(d.name AS BLOB), max(d.commit_from, s.lo), min(d.commit_to, s.hi)"
+            "   FROM seeds s JOIN dirents d ON d.parent = s.ino AND d.commit_from < s.hi AND d.commit_to > s.lo"
+            "  UNION ALL"
+            # Concatenation makes TEXT of the bytes, unchanged; the CAST makes them a BLOB again.
+            "  SELECT d.ino, CAST(u.path || x'2f' || d.name AS BLOB), max(d.commit_from, u.lo), min(d.commit_to, u.hi)"
+            "   FROM under u JOIN dirents d ON d.parent = u.ino AND d.commit_from < u.hi AND d.commit_to > u.lo),"
+            " files(lineage, path) AS (SELECT lineage, path FROM ("
+            "  SELECT i.lineage, u.path,"
+            "   row_number() OVER (PARTITION BY i.lineage ORDER BY u.hi DESC, u.lo DESC, u.path) AS latest"
+            "   FROM under u JOIN inodes i ON i.ino = u.ino WHERE i.kind = ?) WHERE latest = 1)"
+            f" SELECT f.path, {self._VERSION_COLS} JOIN files f ON f.lineage = v.lineage"
+            " WHERE c.time_ns >= ? AND c.time_ns <= ? ORDER BY c.time_ns DESC, v.commit_no DESC, f.path",
+            (*(x for span in dirs for x in span), stat.S_IFREG, since_ns, until_ns),
+        )
+        return [(bytes(r[0]), self._version(r[1:])) for r in rows]
 
     def version_by_hash(self, content_hash: bytes) -> Version | None:
         row = self._one(f"SELECT {self._VERSION_COLS} WHERE v.hash = ? LIMIT 1", (content_hash,))

@@ -1,4 +1,5 @@
-"""vfs restore PATH@SPEC [--to DEST]: bring an old state back as new versions (history stays)."""
+"""vfs restore PATH@SPEC [--to DEST] [--delete] [--dry-run]: bring an old state back as new versions
+(history stays)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ def register(sub: Any) -> None:
         description="Bring back PATH as it was at SPEC (a version number N, a snapshot name or a time), as"
                     " new versions: history is never rewritten and no data is copied. A deleted file is"
                     " created again (without @SPEC: as it last was). A directory is restored recursively;"
-                    " files that did not exist at SPEC are left alone, and names that now hold another"
-                    " kind of thing are skipped and reported. With --to, the result goes to DEST instead"
-                    " (into DEST if it is an existing directory and PATH is not).")
+                    " without --delete, files that did not exist at SPEC are left alone, and names that now"
+                    " hold another kind of thing are skipped and reported. With --to, the result goes to DEST"
+                    " instead (into DEST if it is an existing directory and PATH is not).")
     p.add_argument("path", metavar="PATH[@SPEC]")
     p.add_argument("--to", metavar="DEST", help="restore to DEST (in the same volume) instead of PATH")
+    p.add_argument("--delete", action="store_true",
+                   help="make a directory exactly as it was: remove what it did not hold at SPEC (as new"
+                        " commits: the removed files' history stays) and replace what is of another kind now")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     p.add_argument("--json", action="store_true", help="print what was done as JSON")
     add_store_options(p, mount=False)
     p.set_defaults(run=run)
@@ -34,16 +39,21 @@ def run(args: argparse.Namespace) -> int:
     dest = None if args.to is None else same_volume(t, args, args.to)
     if daemon_running(t.store):
         answer = call(t.store, {"op": "restore", "path": show(t.names), "spec": t.spec,
-                                "to": None if dest is None else show(dest)})
+                                "to": None if dest is None else show(dest), "delete": args.delete,
+                                "dry_run": args.dry_run})
         changes = [Change(c["action"], c["path"], c["detail"]) for c in answer["changes"]]
     else:
-        with open_repository(t.store) as repo:
-            changes = list(restore(repo, locate(repo.catalog, t.names, t.spec), dest))
+        # A dry run writes nothing, so it may run next to another reader without the lock.
+        with open_repository(t.store, lock=not args.dry_run) as repo:
+            changes = list(restore(repo, locate(repo.catalog, t.names, t.spec), dest,
+                                   delete=args.delete, dry_run=args.dry_run))
     if args.json:
         print(json.dumps([{"action": c.action, "path": c.path, "detail": c.detail} for c in changes], indent=2))
-    else:
-        for c in changes:
-            print(c)
-        if not changes:
-            print("nothing to restore")
+        return 0
+    for c in changes:
+        print(c)
+    if not changes:
+        print("nothing to restore")
+    if args.dry_run:
+        print("dry run: nothing was changed")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,17 @@ def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True) -> None
                        help="the store (default: the mount holding PATH, else $VFS_HOME or ~/.local/share/vfs/default)")
     if mount:
         group.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
+
+
+# argparse reads every word led by '-' but a negative number as an option, so `--since -1h` was "expected
+# one argument" and `vfs diff -1h` an unknown option. It has no public hook for this: its per-parser
+# negative-number pattern is where it decides, so the parsers that take times widen it to relative times.
+_NEGATIVE_NUMBER_OR_RELATIVE_TIME = re.compile(r"^-\d+$|^-\d*\.\d+$|^-(\d+[smhdwy])+$", re.ASCII)
+
+
+def accept_relative_times(p: argparse.ArgumentParser) -> None:
+    """Let `p`'s options and arguments take relative times such as -2h or -1d12h without '='."""
+    p._negative_number_matcher = _NEGATIVE_NUMBER_OR_RELATIVE_TIME
 
 
 def store_of(args: argparse.Namespace) -> Path:

@@ -71,7 +71,7 @@ async def run_mount(
             uploader = open_uploader(repo)
             await tasks.start(uploader.run)
         # Before ready: a mounted store answers.
-        await tasks.start(ControlServer(fs, Maintenance.of_mount(fs, uploader)).run)
+        await tasks.start(ControlServer(fs, Maintenance.of_mount(fs, uploader), forget_names=kernel.forget_names).run)
         tasks.start_soon(_stop_on_signal, session, fs)
         tasks.start_soon(_announce_ready, session, ready)
         await session.serve()

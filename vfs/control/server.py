@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -32,10 +32,29 @@ from vfs.types import InodeNo
 log = logging.getLogger(__name__)
 
 
+Names = list[tuple[InodeNo, bytes, InodeNo]]  # (directory, name, inode it named) of removed entries
+
+
+async def _no_kernel_names(names: Names) -> None:
+    """`forget_names` without a kernel: nothing is cached."""
+    await trio.lowlevel.checkpoint()
+
+
 class ControlServer:
-    def __init__(self, fs: FileSystem, maintenance: Maintenance) -> None:
+    """Answers the requests of the control socket, in the daemon's trio loop.
+
+    Args:
+        forget_names: makes the kernel drop its cached entries of these removed names (a restore with
+            delete removes them by a path other than the kernel's own unlinks); awaited after the removal.
+    """
+
+    def __init__(
+        self, fs: FileSystem, maintenance: Maintenance, *,
+        forget_names: Callable[[Names], Awaitable[None]] = _no_kernel_names,
+    ) -> None:
         self.fs = fs
         self.maintenance = maintenance
+        self._forget_names = forget_names
         self.path = socket_path(fs.repo.path)
         self._cancel = trio.CancelScope()
 
@@ -139,15 +158,30 @@ class ControlServer:
         spec = _optional_str(request, "spec")
         to = _optional_str(request, "to")
         changes = []
+        removed: Names = []
+
+        def remove(parent: InodeNo, name: bytes, is_dir: bool) -> None:
+            # Through the filesystem, as the kernel's unlink goes: it lets go of a file open for reading.
+            ino = self.fs.catalog.lookup(parent, name)
+            assert ino is not None
+            (self.fs.rmdir if is_dir else self.fs.unlink)(parent, name)
+            removed.append((parent, name, ino))
+
         # Not while prune or gc run: they could delete the versions and chunks being restored.
         async with self.maintenance.lock:
             await self._flush(request)  # compare with, and build on, what the files hold now
             source = locate(self.fs.catalog, volume_names(path), spec)
             dest = None if to is None else volume_names(to)
-            for change in restoring.restore(self.fs.repo, source, dest, before_change=self._refuse_if_open,
-                                            after_change=self.fs.invalidate):
-                changes.append(change)
-                await trio.lowlevel.checkpoint()
+            try:
+                for change in restoring.restore(
+                    self.fs.repo, source, dest, delete=bool(request.get("delete")),
+                    dry_run=bool(request.get("dry_run")), before_change=self._refuse_if_open,
+                    after_change=self.fs.invalidate, remove=remove,
+                ):
+                    changes.append(change)
+                    await trio.lowlevel.checkpoint()
+            finally:
+                await self._forget_names(removed)
         return {"changes": [{"action": c.action, "path": c.path, "detail": c.detail} for c in changes]}
 
     def _refuse_if_open(self, ino: InodeNo) -> None:

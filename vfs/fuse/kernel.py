@@ -37,12 +37,30 @@ class KernelCache:
         except OSError:
             pass  # the kernel does not know the inode: nothing cached
 
+    @staticmethod
+    async def forget_names(names: list[tuple[InodeNo, bytes, InodeNo]]) -> None:
+        """Make the kernel drop its entries (directory, name) of names removed by a path other than its
+        own unlinks (a restore with delete): it would show them for as long as their entry timeout.
+        `deleted` (the inode each named) tells inotify watchers that the name is gone."""
+        if names:
+            # From a thread: invalidate_entry blocks until requests on those directories are answered,
+            # by this very loop.
+            await trio.to_thread.run_sync(_forget_names, names, abandon_on_cancel=True)
+
     async def write_back(self, paths: list[bytes]) -> None:
         """Have the kernel send what it caches for `paths` (files open for writing): see `_write_back`."""
         # From a thread: the write-back it causes comes to this very loop as WRITE requests.
         # Abandoned on cancel: a stop signal must not wait for a write-back that needs this loop.
         await trio.to_thread.run_sync(_write_back, str(self.mountpoint), paths, self.writing_back,
                                       abandon_on_cancel=True)
+
+
+def _forget_names(names: list[tuple[InodeNo, bytes, InodeNo]]) -> None:
+    for parent, name, ino in names:
+        try:
+            pyfuse3.invalidate_entry(parent, name, deleted=ino)
+        except OSError:
+            pass  # the kernel has no such entry: nothing cached
 
 
 def _write_back(mountpoint: str, paths: list[bytes], writing_back: set[int]) -> None:
