@@ -50,6 +50,30 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert _verify(units).returncode != 0
 
 
+def test_install_units_with_dest_writes_everything_under_it(tmp_path: Path) -> None:
+    dest = tmp_path / "root"
+    done = vfs("install-units", "--dest", str(dest))
+    written = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert written == sorted([*(f"etc/systemd/system/{n}" for n in cmd_install_units.UNITS),
+                              "usr/local/bin/vfs-backup", "sbin/mount.fuse.vfs", "usr/share/doc/vfs/README.md"])
+    assert all(line.startswith(f"installed {dest}/") for line in done.stdout.splitlines()), done.stdout
+    assert (dest / "usr/local/bin/vfs-backup").stat().st_mode & 0o777 == 0o755
+    units = dest / "etc/systemd/system"
+    # The files name their final paths, as a package's do; the docs they point at are installed.
+    assert "ExecStart=/usr/local/bin/vfs-backup " in (units / "vfs-backup@.service").read_text()
+    for name in cmd_install_units.UNITS:
+        docs = [word for line in (units / name).read_text().splitlines() if line.startswith("Documentation=")
+                for word in line.removeprefix("Documentation=").split()]
+        assert docs, name
+        for url in docs:
+            assert url.startswith("file:///") and (dest / url.removeprefix("file:///")).is_file(), url
+    printed = vfs("install-units", "--dest", str(dest / "p"), "--print").stdout
+    assert "daemon-reload" not in printed and f"{dest}/p/sbin/mount.fuse.vfs" in printed
+    assert not (dest / "p").exists()
+    help_text = " ".join(vfs("install-units", "--help").stdout.split())
+    assert "DIR/sbin/mount.fuse.vfs" in help_text and "/usr/share/doc/vfs/README.md" in help_text
+
+
 def test_sd_notify_sends_a_datagram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert not sd_notify("READY=1")

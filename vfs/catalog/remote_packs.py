@@ -43,6 +43,20 @@ class RemotePacks(Transactions):
                     gone[PackNo(pack)] = (str(row[0]), int(row[1]))
         return gone
 
+    def replace_remote(self, remote: str | None) -> None:
+        """Set the store's remote (meta 'remote', JSON of a RemoteConfig; None removes it) and forget
+        every remote_packs row, in one transaction.
+
+        The rows say what the *old* remote holds: kept under a new one, the uploader would skip the
+        packs the new one lacks and checkpoint a catalog naming objects it does not have.
+        """
+        with self._plain_write():
+            self._db.execute("DELETE FROM remote_packs")
+            if remote is None:
+                self._db.execute("DELETE FROM meta WHERE key = 'remote'")
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('remote', ?)", (remote,))
+
     def packs_in_use(self) -> set[PackNo]:
         """Packs that some chunk row names."""
         return {PackNo(p) for (p,) in self._all("SELECT DISTINCT pack FROM chunks")}

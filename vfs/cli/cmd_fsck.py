@@ -1,4 +1,5 @@
-"""vfs fsck [STORE] [--read-data] [--read-data-subset n/m] [--remote] [--repair] [--json]: verify a store.
+"""vfs fsck [STORE | --mount MNT] [--read-data] [--read-data-subset n/m] [--remote] [--repair] [--json]:
+verify a store (without STORE: the one mounted where it runs, else the default store).
 
 Checking only reads: it works while the store is mounted (the store is opened without its lock).
 Packs only the remote holds (evicted, lazy clone) are expected locally. `--remote` also checks the
@@ -33,7 +34,11 @@ def register(sub: Any) -> None:
         "fsck", help="check the catalog and every chunk; --repair mends what it can locally",
         description="Check catalog consistency and that every chunk is present in its pack; with --read-data"
                     " re-hash every chunk. Exits 1 when damage remains.")
-    p.add_argument("store", nargs="?", type=Path, help="the store (default: $VFS_HOME or ~/.local/share/vfs/default)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("store", nargs="?", type=Path,
+                       help="the store (default: the vfs mount holding the current directory, else $VFS_HOME or"
+                            " ~/.local/share/vfs/default)")
+    where.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
     p.add_argument("--read-data", action="store_true", help="read back every chunk and check its BLAKE3 id")
     p.add_argument("--read-data-subset", metavar="N/M", help="read only slice N of M (chosen by chunk id)")
     p.add_argument("--remote", action="store_true",
@@ -46,9 +51,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vfs.cli.common import default_store
+    from vfs.cli.common import store_of
 
-    store = (args.store or default_store()).absolute()
+    store = store_of(args)
     subset = fsck.parse_subset(args.read_data_subset) if args.read_data_subset else None
     read_data = args.read_data or subset is not None
     try:

@@ -1,7 +1,8 @@
 """vfs mount [STORE] MOUNTPOINT, and vfs umount MOUNTPOINT.
 
 `vfs mount` starts the daemon in the background and returns once the mount answers (or prints why
-it could not). `vfs umount` detaches the mount and waits until the daemon has committed everything
+it could not). Without STORE it mounts the default store, creating it (and saying so on stderr) the
+first time. `vfs umount` detaches the mount and waits until the daemon has committed everything
 and released the store.
 """
 
@@ -27,7 +28,11 @@ LOG_FILE = "vfs.log"
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("mount", help="mount a store as a directory")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "mount", help="mount a store as a directory",
+        description="Mount STORE at MOUNTPOINT (an empty directory) and return once the mount answers. Without"
+                    " STORE, the default store ($VFS_HOME, else ~/.local/share/vfs/default) is mounted, and created"
+                    " first if it does not exist yet (a line on stderr says so: 'vfs: created store PATH').")
     p.add_argument("paths", nargs="+", metavar="[STORE] MOUNTPOINT", help="store (optional) and mount point")
     p.add_argument("-f", "--foreground", action="store_true", help="stay attached and log to stderr")
     p.add_argument("--version-interval", type=float, default=300.0, metavar="SECONDS",
@@ -81,21 +86,26 @@ def run_mount(args: argparse.Namespace) -> int:
     if len(args.paths) > 2:
         raise UsageError("expected [STORE] MOUNTPOINT")
     mnt = Path(args.paths[-1]).absolute()
-    if len(args.paths) == 2:
-        store = Path(args.paths[0]).absolute()
-    else:
-        store = default_store().absolute()
-        try:
-            open_repository(store, lock=False).close()
-        except NotAStore:
-            init_repository(store).close()
+    store = Path(args.paths[0]).absolute() if len(args.paths) == 2 else default_store().absolute()
     if args.ready_fd is not None:
         return _daemon(store, mnt, args)
-    _check_mountpoint(mnt)
+    _check_mountpoint(mnt)  # before the default store is created: a wrong mount point leaves nothing behind
+    if len(args.paths) == 1:
+        _create_if_missing(store)
     open_repository(store, lock=False).close()  # a clear error now if it is no store
     if args.foreground:
         return _daemon(store, mnt, args)
     return _spawn(store, mnt, args)
+
+
+def _create_if_missing(store: Path) -> None:
+    """Create the default store on its first mount, saying so: the user named no store, and a new one
+    must not appear unannounced (a typo in $VFS_HOME would otherwise mount an empty volume silently)."""
+    try:
+        open_repository(store, lock=False).close()
+    except NotAStore:
+        init_repository(store).close()
+        print(f"vfs: created store {store}", file=sys.stderr)
 
 
 def _daemon(store: Path, mnt: Path, args: argparse.Namespace) -> int:

@@ -1,19 +1,29 @@
-"""vfs remote set [STORE] URL: give a store a remote to replicate to (s3://BUCKET/PREFIX).
+"""vfs remote set STORE URL | show [STORE | --mount MNT] | unset STORE: a store's remote (s3://BUCKET/PREFIX).
 
-The remote is kept in the catalog (URL, endpoint, region; never a credential: those come from
-boto3's standard chain, the environment, a profile or an instance role). A mounted store starts
-syncing at its next mount.
+The remote is kept in the catalog (URL, endpoint, region, and the local cache size; never a credential:
+those come from boto3's standard chain, the environment, a profile or an instance role, and `show`
+prints none). `set` and `unset` change an unmounted store; a store starts syncing at its next mount.
+
+Moving a store to another URL, or unsetting its remote, forgets what it believed the old remote holds
+(`vfs.sync.rebind`): the next sync uploads everything to the new remote. Packs only the old remote
+holds (evicted, a lazy clone) must be downloaded first (--fetch). The old remote's objects are left
+alone. Changing only --endpoint-url or --region keeps that bookkeeping: it must be the same bucket,
+reached another way.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from vfs.cli.common import store_of
+from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.config import RemoteConfig
-from vfs.errors import UsageError
+from vfs.errors import StoreLocked, UsageError
 from vfs.repository import Repository
 
 
@@ -53,17 +63,127 @@ def apply(repo: Repository, args: argparse.Namespace) -> None:
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("remote", help="set the remote a store replicates to")
+    p: argparse.ArgumentParser = sub.add_parser("remote", help="show, set or remove the remote a store replicates to")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    s: argparse.ArgumentParser = actions.add_parser("set", help="set (or replace) the store's remote")
+    s: argparse.ArgumentParser = actions.add_parser(
+        "set", help="set (or replace) the store's remote",
+        description="Set the remote STORE replicates to. Replacing it with another URL forgets what the store"
+                    " synced to the old one: the next sync uploads everything to the new remote (which must be"
+                    " empty or this volume's), and the old remote's objects are left alone. Changing only"
+                    " --endpoint-url or --region keeps that state (the same bucket, reached another way).")
     s.add_argument("store", type=Path, help="the store (not mounted)")
     s.add_argument("url", metavar="s3://BUCKET/PREFIX")
     add_remote_options(s)
+    add_fetch_option(s)
     s.set_defaults(run=run_set)
+
+    sh: argparse.ArgumentParser = actions.add_parser(
+        "show", help="print the store's remote: URL, endpoint, region, cache size (never a credential)")
+    where = sh.add_mutually_exclusive_group()
+    where.add_argument("store", nargs="?", type=Path,
+                       help="the store (default: the vfs mount holding the current directory, else $VFS_HOME or"
+                            " ~/.local/share/vfs/default)")
+    where.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
+    sh.add_argument("--json", action="store_true", help="print JSON")
+    sh.set_defaults(run=run_show)
+
+    u: argparse.ArgumentParser = actions.add_parser(
+        "unset", help="remove the store's remote (the store keeps its data)",
+        description="Remove STORE's remote and its cache size: the store stops syncing, keeps every version,"
+                    " and forgets what it had synced (setting a remote again uploads everything). The remote's"
+                    " objects are left alone.")
+    u.add_argument("store", type=Path, help="the store (not mounted)")
+    add_fetch_option(u)
+    u.set_defaults(run=run_unset)
+
+
+def add_fetch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fetch", action="store_true",
+                   help="first download the packs only the current remote holds (evicted, or a lazy clone);"
+                        " without it, the command refuses while there are such packs")
+
+
+def _open_unmounted(store: Path) -> Repository:
+    try:
+        return open_repository(store)
+    except StoreLocked as e:
+        raise StoreLocked(f"{e}; unmount it first: a store's remote changes only while it is unmounted") from None
+
+
+def _leave_remote(repo: Repository, new: RemoteConfig | None, fetch: bool) -> None:
+    """Forget the current remote's bookkeeping (see vfs.sync.rebind), after fetching what only it holds."""
+    from vfs.sync import rebind
+    missing = rebind.remote_only(repo)
+    if missing and not fetch:
+        raise UsageError(f"{rebind.remote_only_message(repo, missing)}: add --fetch to download them first")
+    if missing:
+        bar = Progress("fetch")
+        try:
+            rebind.fetch_remote_only(repo, bar)
+        finally:
+            bar.close()
+    rebind.change_remote(repo, new)
 
 
 def run_set(args: argparse.Namespace) -> int:
-    with open_repository(args.store) as repo:
+    new = remote_from_args(args)
+    if args.cache_size is not None:
+        parse_size(args.cache_size)  # checked before anything is written
+    with _open_unmounted(args.store) as repo:
+        old = repo.remote
+        if old is not None and old.url != new.url:
+            _leave_remote(repo, new, args.fetch)
         apply(repo, args)
-    print(f"remote of {args.store} set to {args.url}")
+    note = "" if old is None or old.url == new.url else \
+        f" (was {old.url}: the next sync uploads everything to the new remote; the old one is left as it is)"
+    print(f"remote of {args.store} set to {args.url}{note}")
+    return 0
+
+
+def run_unset(args: argparse.Namespace) -> int:
+    with _open_unmounted(args.store) as repo:
+        old = repo.remote
+        if old is None:
+            print(f"{args.store} has no remote")
+            return 0
+        _leave_remote(repo, None, args.fetch)
+        repo.catalog.set_meta("cache_size", None)
+    print(f"remote {old.url} removed from {args.store}: the store keeps its data and {old.url} its objects;"
+          " what was synced is forgotten (a remote set later gets everything uploaded)")
+    return 0
+
+
+def describe(repo: Repository) -> dict[str, Any]:
+    """What `remote show` prints (JSON-ready): never a credential, not even one written into a URL."""
+    r = repo.remote
+    cache = repo.catalog.meta_or_none("cache_size")
+    return {"store": str(repo.path), "url": _without_userinfo(r.url) if r else None,
+            "endpoint_url": _without_userinfo(r.endpoint_url) if r and r.endpoint_url else None,
+            "region": r.region if r else None, "cache_size": int(cache) if cache is not None else None}
+
+
+def _without_userinfo(url: str) -> str:
+    """`url` with any user:password@ replaced by '***@' (boto3 takes none, but a user may have typed one)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with open_repository(store_of(args), lock=False) as repo:
+        info = describe(repo)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if info["url"] is None:
+        print("no remote")
+        return 0
+    cache = info["cache_size"]
+    print(f"store:       {info['store']}")
+    print(f"remote:      {info['url']}")
+    print(f"endpoint:    {info['endpoint_url'] or 'AWS (the default)'}")
+    print(f"region:      {info['region'] or 'from the environment or profile'}")
+    print(f"cache size:  {'no limit' if cache is None else f'{cache} bytes'}")
+    print("credentials: not stored: boto3 finds them (environment, profile, instance role)")
     return 0

@@ -1,9 +1,10 @@
 """What several commands share: the default store, finding the store behind a mount, and turning arguments
 into targets.
 
-A command acts on a *store*: given by --store, found from a mount point (--mount, or a path inside a
-mount), or the default store. Paths the user gives are either inside a mounted volume (and resolved
-through /proc/self/mountinfo) or, with --store, paths inside the volume itself.
+A command acts on a *store*: given by --store, found from a mount point (--mount, a path inside a
+mount, or else the current directory when it lies inside a mount), or the default store. Paths the
+user gives are either inside a mounted volume (and resolved through /proc/self/mountinfo) or, with
+--store, paths inside the volume itself.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def mount_containing(real_path: str) -> tuple[str, Path] | None:
 def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--store", type=Path, metavar="STORE",
-                       help="the store (default: the mount holding PATH, else $VFS_HOME or ~/.local/share/vfs/default)")
+                       help="the store (default: the vfs mount holding PATH or the current directory, else $VFS_HOME or"
+                            " ~/.local/share/vfs/default)")
     if mount:
         group.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
 
@@ -94,12 +96,26 @@ def accept_relative_times(p: argparse.ArgumentParser) -> None:
 
 
 def store_of(args: argparse.Namespace) -> Path:
-    """The store named by --store or --mount, else the default store."""
+    """The store named by --store or --mount, else the one mounted where the command runs, else the
+    default store."""
     if getattr(args, "mount", None) is not None:
         return find_mount(args.mount)
     if args.store is not None:
         return Path(args.store).absolute()
-    return default_store().absolute()
+    return store_of_cwd() or default_store().absolute()
+
+
+def store_of_cwd() -> Path | None:
+    """The store of the vfs mount holding the current directory, if it lies in one.
+
+    `cd MNT/sub && vfs snapshot list` means that volume, as `git log` means the repository it runs in.
+    """
+    try:
+        cwd = os.getcwd()  # the kernel's path: symlinks already resolved
+    except OSError:  # the directory was removed, or its mount died (ENOTCONN)
+        return None
+    found = mount_containing(cwd)
+    return None if found is None else found[1]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import sys
+from typing import Any
 
 from vfs.errors import UsageError, VfsError
 from vfs.log import setup_logging
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="vfs", description="A versioned, content-addressed FUSE filesystem.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action=_PrintVersion, help="print the version of vfs and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmd_init.register(sub)
     cmd_mount.register(sub)
@@ -51,6 +53,28 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_fsck.register(sub)
     cmd_install_units.register(sub)
     return parser
+
+
+class _PrintVersion(argparse.Action):
+    """--version, looked up only when asked (reading the installed metadata costs every command time)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
+
+
+def package_version() -> str:
+    """The installed vfs distribution's version (pyproject.toml's, as pip installed it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vfs")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ A spec is one of:
                         an offset), 2026-11-21 (that day's start, local), -90s / -10m / -1h / -2d / -1w / -1d12h
                         (that long ago), today / yesterday (the day's start, local), now
 Snapshot names are refused when they could be read as anything else (a number, a time) or contain
-'/' or '@', so a spec has one meaning; they are UTF-8 text.
+'/' or '@', so a spec has one meaning; they are UTF-8 text without control characters.
 
 Only ASCII digits count (`f@²`, or an Arabic-Indic digit one, names nothing), and a spec out of range
 names nothing: no version number beyond SQLite's 64-bit integers, no time outside [1970, 2262] (the
@@ -33,6 +33,7 @@ _DURATION = re.compile(r"(\d+)([smhdwy])", re.ASCII)
 _RELATIVE = re.compile(r"^-(\d+[smhdwy])+$", re.ASCII)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}", re.ASCII)
 _TIME_LIKE = re.compile(r"^\d{4}-\d", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NS = 1_000_000_000
 # Versions and commit times are SQLite INTEGERs (signed 64 bits): nothing larger can name one.
 _INT64_MAX = 2**63 - 1
@@ -121,6 +122,8 @@ def check_snapshot_name(name: str) -> None:
         raise UsageError(f"snapshot name {name!r} is empty or reserved")
     if "/" in name or "@" in name or "\0" in name:
         raise UsageError(f"snapshot name {name!r} must not contain '/', '@' or NUL")
+    if _CONTROL.search(name):  # a newline would make `vfs snapshot list` ambiguous; a tab, its columns
+        raise UsageError(f"snapshot name {name!r} must not contain control characters")
     try:
         size = len(name.encode())
     except UnicodeEncodeError:  # raw bytes of a path (surrogate escapes): names are TEXT, shown in JSON
