@@ -4,8 +4,8 @@ Where stderr is no terminal (a cron job, a notebook cell, a log file) a redrawn 
 one endless line of carriage returns, so there the progress is a plain line every *interval* seconds
 ($VFS_PROGRESS_INTERVAL, default 5): bytes and objects done, the average rate, the time so far. Work
 that ends within the first interval prints nothing (a cron job stays quiet); work that printed lines
-prints a last one when it ends. `quiet` shows nothing. Progress never goes to stdout, where a command
-prints its answer (JSON with --json).
+prints a last one when it ends, unless the last already showed how it ended. `quiet` shows nothing.
+Progress never goes to stdout, where a command prints its answer (JSON with --json).
 
 Not tqdm: redirected to a file it still redraws with carriage returns (tqdm/tqdm#750, open), which is
 the very mess the line mode avoids, and it would add a dependency for some thirty lines.
@@ -61,6 +61,7 @@ class Progress:
         self._start = time.monotonic()
         self._last = 0.0 if self.on_terminal else self._start  # lines: the first after one interval
         self._shown = False
+        self._shown_state: tuple[int, int | None] | None = None  # (done, objects done) of the last line
 
     def __call__(self, done: int, total: int, objects_done: int | None = None,
                  objects_total: int | None = None) -> None:
@@ -74,14 +75,19 @@ class Progress:
             sys.stderr.write("\r" + self._bar())
         else:
             sys.stderr.write(self._line(now) + "\n")
+            self._shown_state = (done, objects_done)
         sys.stderr.flush()
         self._shown = True
 
     def close(self) -> None:
-        """End the bar's line; after periodic lines, print the last state (how it ended)."""
+        """End the bar's line; after periodic lines, print the last state (how it ended) unless the last
+        line showed it."""
         if not self._shown:
             return
-        sys.stderr.write("\n" if self.on_terminal else self._line(time.monotonic()) + "\n")
+        if self.on_terminal:
+            sys.stderr.write("\n")
+        elif self._shown_state != (self.done, self.objects_done):
+            sys.stderr.write(self._line(time.monotonic()) + "\n")
         sys.stderr.flush()
         self._shown = False
 
