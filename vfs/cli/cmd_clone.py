@@ -1,7 +1,8 @@
 """vfs clone s3://BUCKET/PREFIX [STORE] [--lazy]: a new store holding a remote's volume, history included.
 
-Without --lazy every pack is downloaded (a progress bar on a terminal); with --lazy only the
-catalog is, and packs are fetched on the first read of a chunk in them (`vfs fetch` prefetches).
+Without --lazy every pack is downloaded (progress on stderr: a bar on a terminal, else a line every
+few seconds; none with --quiet); with --lazy only the catalog is, and packs are fetched on the first
+read of a chunk in them (`vfs fetch` prefetches). --json prints what was cloned as JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from vfs.cli import cmd_remote
 from vfs.cli.common import default_store
+from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 
 
@@ -24,6 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=4, help="downloads in flight (4)")
     cmd_remote.add_remote_options(p)
     p.set_defaults(run=run)
+    p.add_argument("--json", action="store_true", help="print what was cloned as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="show no progress")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     remote = cmd_remote.remote_from_args(args)
     store = Path(args.store or default_store()).absolute()
-    bar = Progress("clone")
+    bar = Progress("clone", quiet=args.quiet)
     with open_remote_backend(remote) as backend:
         try:
             repo = clone(backend, remote, store, lazy=args.lazy, jobs=args.jobs, progress=bar)
@@ -41,5 +45,7 @@ def run(args: argparse.Namespace) -> int:
         with repo:
             if args.cache_size is not None:
                 repo.catalog.set_meta("cache_size", str(cmd_remote.parse_size(args.cache_size)))
-    print(f"cloned {remote.url} into {store}" + (" (lazily)" if args.lazy else ""))
+    answer = {"url": remote.url, "endpoint_url": remote.endpoint_url, "store": str(store), "lazy": args.lazy,
+              "bytes_fetched": bar.done, "objects_fetched": bar.objects_done or 0}
+    emit(args, answer, lambda a: f"cloned {a['url']} into {a['store']}" + (" (lazily)" if a["lazy"] else ""))
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from vfs.catalog import Version
 from vfs.cli.common import add_store_options, target
+from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.fs.locate import locate
@@ -18,13 +19,15 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH[@SPEC]")
     add_store_options(p, mount=False)
     p.set_defaults(run=run)
+    p.add_argument("--json", action="store_true", help="print what was fetched as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="show no progress")
 
 
 def run(args: argparse.Namespace) -> int:
     from vfs.sync.clone import prefetch
 
     targets = [target(args, text) for text in args.paths]
-    total = 0
+    total = objects = 0
     for t in targets:
         with open_repository(t.store, lock=False) as repo:
             if repo.fetcher is None:
@@ -41,10 +44,11 @@ def run(args: argparse.Namespace) -> int:
                             versions.append(v)
             elif found.version is not None:
                 versions.append(found.version)
-            bar = Progress("fetch")
+            bar = Progress("fetch", quiet=args.quiet)
             try:
                 total += prefetch(repo, repo.fetcher.backend, versions, progress=bar)
             finally:
                 bar.close()
-    print(f"fetched {total} bytes")
+            objects += bar.objects_done or 0
+    emit(args, {"bytes_fetched": total, "objects_fetched": objects}, lambda a: f"fetched {a['bytes_fetched']} bytes")
     return 0

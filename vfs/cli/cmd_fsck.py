@@ -48,6 +48,7 @@ def register(sub: Any) -> None:
                         " and with --remote the remote's objects from local packs")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(run=run)
+    p.add_argument("--quiet", "-q", action="store_true", help="show no progress")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,14 +64,14 @@ def run(args: argparse.Namespace) -> int:
     with repo:
         backend = remote.open_remote(repo) if args.remote else None
         try:
-            bar = Progress("fsck")
+            bar = Progress("fsck", quiet=args.quiet)
             try:
                 report = fsck.check(repo, read_data=read_data, subset=subset, progress=bar,
                                     remote_only=remote.remote_only(repo))
             finally:
                 bar.close()
             if backend is not None:
-                bar = Progress("fsck remote")
+                bar = Progress("fsck remote", quiet=args.quiet)
                 try:
                     report.remote = remote.check_remote(repo, backend, report, read_data=read_data, subset=subset,
                                                         progress=bar).as_json()

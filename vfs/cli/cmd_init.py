@@ -8,6 +8,7 @@ from typing import Any
 
 from vfs.cli import cmd_remote
 from vfs.cli.common import default_store
+from vfs.cli.output import emit
 from vfs.compose import init_repository
 
 
@@ -18,6 +19,7 @@ def register(sub: Any) -> None:
     p.add_argument("--remote", dest="url", metavar="s3://BUCKET/PREFIX", help="replicate the store to this remote")
     cmd_remote.add_remote_options(p)
     p.set_defaults(run=run)
+    p.add_argument("--json", action="store_true", help="print the new store as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,5 +27,6 @@ def run(args: argparse.Namespace) -> int:
     with init_repository(store) as repo:
         if args.url is not None:
             cmd_remote.apply(repo, args)
-    print(f"initialized empty store at {store}")
+    answer = {"store": str(Path(store).absolute()), "remote": args.url, "endpoint_url": args.endpoint_url}
+    emit(args, answer, lambda a: f"initialized empty store at {store}")
     return 0

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
+from vfs.cli.output import emit
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.fs import snapshots
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
     c.add_argument("name", nargs="?", help="the snapshot's name (default: the current time)")
     add_store_options(c)
     c.set_defaults(run=run_create)
+    c.add_argument("--json", action="store_true", help="print the snapshot's name as JSON")
 
     ls: argparse.ArgumentParser = actions.add_parser("list", help="list snapshots with their files and bytes")
     ls.add_argument("--json", action="store_true", help="print JSON")
@@ -51,7 +53,7 @@ def run_create(args: argparse.Namespace) -> int:
     else:
         with open_repository(store) as repo:
             name = snapshots.take(repo.catalog, args.name).name
-    print(name)
+    emit(args, {"name": name}, lambda a: str(a["name"]))
     return 0
 
 

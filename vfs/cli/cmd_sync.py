@@ -5,7 +5,8 @@ With the store mounted the daemon's uploader does it (asked through the control 
 exit 0 means the remote holds every commit made before the command started; if that cannot be done
 within --timeout seconds (endpoint down, access denied) the command says why and exits non-zero
 (5). If another store has written the remote since this one last synced, nothing is published over
-it and the command exits 6 (RemoteConflict) saying which store, when, and what to do.
+it and the command exits 6 (RemoteConflict) saying which store, when, and what to do. Progress shows
+on stderr while it waits (none with --quiet); --json prints the sync status it ended with.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import trio
 
 from vfs.cli.cmd_status import describe_error
 from vfs.cli.common import add_store_options, store_of
+from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
@@ -31,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds (600)")
     add_store_options(p)
     p.set_defaults(run=run)
+    p.add_argument("--json", action="store_true", help="print the sync status it ended with as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="show no progress")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,23 +43,24 @@ def run(args: argparse.Namespace) -> int:
     store = store_of(args)
     if daemon_running(store):
         return _through_daemon(store, args)
-    return _direct(store, args.timeout)
+    return _direct(store, args)
 
 
 def _through_daemon(store: Path, args: argparse.Namespace) -> int:
     answer = call(store, {"op": "sync"}, timeout=args.timeout)
     if not args.wait:
-        return 0
+        return _report(args, answer)
     target = int(answer["target"])
     deadline = time.monotonic() + args.timeout
-    bar = Progress("sync")
-    first = max(int(answer["backlog_bytes"]), 1)
+    bar = Progress("sync", quiet=args.quiet)
+    first, first_objects = max(int(answer["backlog_bytes"]), 1), int(answer["backlog_objects"])
     try:
         while True:
             st = call(store, {"op": "status"}, timeout=args.timeout)
-            bar(max(first - int(st["backlog_bytes"]), 0), first)
+            bar(max(first - int(st["backlog_bytes"]), 0), first,
+                max(first_objects - int(st["backlog_objects"]), 0), first_objects)
             if int(st["rounds_done"]) >= target:
-                return 0
+                return _report(args, {**st, "target": target, "synced": True})
             if st.get("conflict"):  # the daemon stopped syncing
                 raise RemoteConflict(str(st["error"]))
             if time.monotonic() > deadline:
@@ -70,15 +75,24 @@ def _timed_out(timeout: float, st: dict[str, Any]) -> BackendError:
     return BackendUnavailable(f"sync did not finish within {timeout:g}s: {why}")
 
 
-def _direct(store: Path, timeout: float) -> int:
+def _direct(store: Path, args: argparse.Namespace) -> int:
     from vfs.maintenance.service import Maintenance
 
+    timeout = args.timeout
     with open_repository(store) as repo:
-        bar = Progress("sync")
+        bar = Progress("sync", quiet=args.quiet)
         try:
             left = trio.run(lambda: Maintenance(repo).sync_now(limit=timeout, progress=bar))
         finally:
             bar.close()
+        answer = Maintenance(repo).status()
     if left is not None:
         raise _timed_out(timeout, left)
+    return _report(args, {**answer, "synced": True})
+
+
+def _report(args: argparse.Namespace, answer: dict[str, Any]) -> int:
+    """Print the status the sync ended with as JSON (--json); a person is told nothing when it worked."""
+    answer.pop("ok", None)
+    emit(args, answer, lambda a: "")
     return 0

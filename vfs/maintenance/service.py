@@ -39,7 +39,7 @@ from vfs.types import InodeNo
 log = logging.getLogger(__name__)
 
 Step = Callable[[str], None]  # called before each step that changes the store (crash points, tests)
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+Progress = Callable[[int, int, int, int], None]  # (bytes done, bytes in all, objects done, objects in all)
 
 # What a remote gc may meet after the local part is done: reported beside the local result, not raised.
 REMOTE_FAILURES = (BackendError, StoreError, OSError)
@@ -172,7 +172,7 @@ class Maintenance:
                 await uploader.wait_round(target)
         return {"target": target, "synced": uploader.done >= target, **uploader.status()}
 
-    async def sync_now(self, *, limit: float, progress: Progress = lambda done, total: None,
+    async def sync_now(self, *, limit: float, progress: Progress = lambda *_: None,
                        ) -> dict[str, Any] | None:
         """Unmounted: upload everything up to now in this process, within `limit` seconds.
 
@@ -185,19 +185,22 @@ class Maintenance:
         """
         require_remote(self.repo)
         async with self._uploader_for_request() as uploader:
-            first = max(uploader.status()["backlog_bytes"], 1)
+            start = uploader.status()
+            first, first_objects = max(start["backlog_bytes"], 1), start["backlog_objects"]
             final: BackendError | None = None  # raised outside the nursery: a group has no one-line message
             async with trio.open_nursery() as nursery:
                 async def show() -> None:
                     while True:
-                        progress(max(first - uploader.status()["backlog_bytes"], 0), first)
+                        now = uploader.status()
+                        progress(max(first - now["backlog_bytes"], 0), first,
+                                 max(first_objects - now["backlog_objects"], 0), first_objects)
                         await trio.sleep(0.25)
 
                 nursery.start_soon(show)
                 with trio.move_on_after(limit) as scope:
                     try:
                         await uploader.drain()
-                        progress(first, first)
+                        progress(first, first, first_objects, first_objects)
                     except BackendError as e:
                         final = e
                 nursery.cancel_scope.cancel()

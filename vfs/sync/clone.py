@@ -25,12 +25,12 @@ from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+Progress = Callable[[int, int, int, int], None]  # (bytes done, bytes in all, objects done, objects in all)
 
 
 def clone(
     backend: Backend, remote: RemoteConfig, store: Path, *, lazy: bool = False, jobs: int = 4,
-    progress: Progress = lambda done, total: None,
+    progress: Progress = lambda *_: None,
 ) -> Repository:
     """Make a store at `store` (absent or an empty directory) from `backend`; returns it, open.
 
@@ -66,25 +66,25 @@ def clone(
 
 def download_all(
     repo: Repository, backend: Backend, packs: dict[PackNo, tuple[str, int]], *, jobs: int = 4,
-    progress: Progress = lambda done, total: None,
+    progress: Progress = lambda *_: None,
 ) -> int:
     """Fetch every pack of `packs` the store lacks locally; returns the bytes fetched."""
     todo = {p: v for p, v in packs.items() if not repo.chunks.pack_file(p).exists()}
     total = sum(n for _, n in todo.values())
     done = 0
-    progress(0, total)
+    progress(0, total, 0, len(todo))
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="fetch") as pool:
         futures = [pool.submit(download_pack, backend, key, size, repo.chunks.pack_file(p))
                    for p, (key, size) in sorted(todo.items())]
-        for f in futures:
+        for n, f in enumerate(futures, 1):
             done += f.result()
-            progress(done, total)
+            progress(done, total, n, len(todo))
     return done
 
 
 def prefetch(
     repo: Repository, backend: Backend, versions: Iterable[Version], *, jobs: int = 4,
-    progress: Progress = lambda done, total: None,
+    progress: Progress = lambda *_: None,
 ) -> int:
     """Fetch the packs holding the chunks of `versions` that are missing locally; the bytes fetched."""
     wanted: set[PackNo] = set()
