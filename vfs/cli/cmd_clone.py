@@ -2,6 +2,8 @@
 
 Without --lazy every pack is downloaded (a progress bar on a terminal); with --lazy only the
 catalog is, and packs are fetched on the first read of a chunk in them (`vfs fetch` prefetches).
+Before the store is made, the remote must answer within seconds and hold a volume: a wrong endpoint
+(or none, for a bucket that is not on AWS) is a one-line error naming the endpoint tried, at once.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from vfs.cli import cmd_remote
+from vfs.cli.cmd_init import check_creatable
 from vfs.cli.common import default_store
 from vfs.cli.progress import Progress
+from vfs.errors import UsageError
 
 
 def register(sub: Any) -> None:
@@ -28,10 +32,15 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vfs.sync.clone import clone
-    from vfs.sync.remote import open_remote_backend
+    from vfs.sync.remote import check_reachable, open_remote_backend
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
     remote = cmd_remote.remote_from_args(args)
+    cache_size = None if args.cache_size is None else cmd_remote.parse_size(args.cache_size)
     store = Path(args.store or default_store()).absolute()
+    check_creatable(store)
+    check_reachable(remote, volume=True)
     bar = Progress("clone")
     with open_remote_backend(remote) as backend:
         try:
@@ -39,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
         with repo:
-            if args.cache_size is not None:
-                repo.catalog.set_meta("cache_size", str(cmd_remote.parse_size(args.cache_size)))
+            if cache_size is not None:
+                repo.catalog.set_meta("cache_size", str(cache_size))
     print(f"cloned {remote.url} into {store}" + (" (lazily)" if args.lazy else ""))
     return 0
