@@ -14,7 +14,28 @@ from vfs.backend.memory import MemoryBackend
 from vfs.backend.retry import RetryingBackend, RetryPolicy
 from vfs.errors import UsageError
 
-__all__ = ["Backend", "Failure", "RetryPolicy", "check_key", "is_transient", "open_backend"]
+__all__ = ["Backend", "Failure", "RetryPolicy", "check_key", "check_url", "is_transient", "open_backend"]
+
+
+def check_url(url: str, *, endpoint_url: str | None = None) -> None:
+    """UsageError unless `open_backend` takes `url` and `endpoint_url`; sends nothing and makes nothing.
+
+    `url` is `s3://BUCKET/PREFIX` (`endpoint_url`, for S3-compatible servers, `http(s)://HOST[:PORT]`),
+    `file:///PATH` or an absolute path (a local folder), or `memory://NAME` (a new, empty one).
+    """
+    if endpoint_url is not None and not url.startswith("s3://"):
+        raise UsageError("endpoint_url applies to s3:// remotes only")
+    if url.startswith("s3://"):
+        from vfs.backend.s3 import check_endpoint_url, parse_s3_url  # boto3 takes ~0.3 s to import
+
+        parse_s3_url(url)
+        if endpoint_url is not None:
+            check_endpoint_url(endpoint_url)
+    elif url.startswith("file://") or url.startswith("/"):
+        if not url.removeprefix("file://").startswith("/"):
+            raise UsageError(f"a local remote needs an absolute path (file:///PATH), not {url!r}")
+    elif not url.startswith("memory://"):
+        raise UsageError(f"unknown remote {url!r}: expected s3://BUCKET/PREFIX, file:///PATH or memory://NAME")
 
 
 def open_backend(
@@ -30,8 +51,7 @@ def open_backend(
 ) -> Backend:
     """The backend for `url`, ready for concurrent use: retries outside, a connection limit inside.
 
-    `url` is `s3://BUCKET/PREFIX` (with `endpoint_url` and `region` for S3-compatible servers),
-    `file:///PATH` or an absolute path (a local folder), or `memory://NAME` (a new, empty one).
+    `url` and `endpoint_url` are as `check_url` takes them; `region` is the bucket's (S3 only).
 
     Args:
         connections: requests in flight at most (and the S3 connection pool's size).
@@ -43,21 +63,15 @@ def open_backend(
         UsageError: an unknown scheme or a malformed URL.
         BackendError: the client cannot be set up.
     """
-    if endpoint_url is not None and not url.startswith("s3://"):
-        raise UsageError("endpoint_url applies to s3:// remotes only")
+    check_url(url, endpoint_url=endpoint_url)
     raw: Backend
     if url.startswith("s3://"):
         from vfs.backend.s3 import S3Backend  # boto3 takes ~0.3 s to import: only when needed
 
         raw = S3Backend(url, endpoint_url=endpoint_url, region=region, connections=connections,
                         connect_timeout=connect_timeout, read_timeout=read_timeout)
-    elif url.startswith("file://") or url.startswith("/"):
-        path = url.removeprefix("file://")
-        if not path.startswith("/"):
-            raise UsageError(f"a local remote needs an absolute path (file:///PATH), not {url!r}")
-        raw = LocalBackend(Path(path))
     elif url.startswith("memory://"):
         raw = MemoryBackend(url.removeprefix("memory://"))
     else:
-        raise UsageError(f"unknown remote {url!r}: expected s3://BUCKET/PREFIX, file:///PATH or memory://NAME")
+        raw = LocalBackend(Path(url.removeprefix("file://")))
     return RetryingBackend(LimitedBackend(raw, connections), retry, sleep=sleep)

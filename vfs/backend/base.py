@@ -24,15 +24,20 @@ from vfs.errors import BackendError, UsageError
 @dataclass(frozen=True)
 class Failure:
     """A failure that lasts: requests have failed since `since_ns` (wall clock), `attempts` of them, and
-    none has succeeded meanwhile; `message` is the newest one's error (it names the endpoint and the key)."""
+    none has succeeded meanwhile; `message` is the newest one's error (it names the endpoint and the key).
+
+    `permanent`: the newest error is one that retrying will not fix (no such bucket, access denied), so
+    a command run by hand reports it at once instead of waiting out its timeout.
+    """
 
     message: str
     since_ns: int
     attempts: int
+    permanent: bool = False
 
-    def then(self, message: str) -> Failure:
-        """This failure, gone on with one more failed attempt."""
-        return Failure(message, self.since_ns, self.attempts + 1)
+    def then(self, message: str, *, permanent: bool = False) -> Failure:
+        """This failure, gone on with one more failed attempt (whose error is `message`)."""
+        return Failure(message, self.since_ns, self.attempts + 1, permanent)
 
 
 class Backend(abc.ABC):

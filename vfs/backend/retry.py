@@ -130,9 +130,11 @@ class RetryingBackend(Backend):
         if isinstance(e, BackendNotFound):
             self._succeeded()  # the endpoint answered
         else:
+            permanent = not self.inner.is_transient(e)
             with self._failure_lock:
                 f = self._failure
-                self._failure = f.then(str(e)) if f is not None else Failure(str(e), time.time_ns(), 1)
+                self._failure = (f.then(str(e), permanent=permanent) if f is not None
+                                 else Failure(str(e), time.time_ns(), 1, permanent))
         if not self.inner.is_transient(e):
             raise e
         elapsed = self._clock() - start

@@ -12,6 +12,7 @@ botocore's own retries are off: `vfs.backend.retry` retries, with one policy for
 from __future__ import annotations
 
 import logging
+import re
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -66,6 +67,19 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def check_endpoint_url(endpoint_url: str) -> None:
+    """UsageError unless `endpoint_url` looks like http(s)://HOST[:PORT][/PATH] (boto3 would refuse it later,
+    or send the requests somewhere odd)."""
+    parts = urllib.parse.urlsplit(endpoint_url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.query or parts.fragment:
+        shown = re.sub(r"//[^/@]*@", "//", endpoint_url)  # never a user:password@ it may carry
+        raise UsageError(f"endpoint URL must look like http(s)://HOST[:PORT], not {shown!r}")
+
+
 def _public_endpoint(endpoint_url: str | None) -> str:
     """The endpoint for messages: without any user:password@ an endpoint URL may carry."""
     if endpoint_url is None:
@@ -100,6 +114,8 @@ class S3Backend(Backend):
         read_timeout: float = 60.0,
     ) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
+        if endpoint_url is not None:
+            check_endpoint_url(endpoint_url)
         self.endpoint = _public_endpoint(endpoint_url)
         self.url = f"s3://{self.bucket}/{self.prefix} at {self.endpoint}"
         config = botocore.config.Config(
@@ -119,6 +135,11 @@ class S3Backend(Backend):
             )
         except (botocore.exceptions.BotoCoreError, ValueError) as e:
             raise BackendError(f"cannot set up a client for {self.url}: {e}") from None
+        if endpoint_url is None:
+            # Which AWS endpoint (region, environment) the requests go to: a user who forgot
+            # --endpoint-url sees where they went.
+            self.endpoint = f"AWS ({_public_endpoint(self._client.meta.endpoint_url)})"
+            self.url = f"s3://{self.bucket}/{self.prefix} at {self.endpoint}"
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)

@@ -3,6 +3,8 @@
 Without --lazy every pack is downloaded (progress on stderr: a bar on a terminal, else a line every
 few seconds; none with --quiet); with --lazy only the catalog is, and packs are fetched on the first
 read of a chunk in them (`vfs fetch` prefetches). --json prints what was cloned as JSON.
+Before the store is made, the remote must answer within seconds and hold a volume: a wrong endpoint
+(or none, for a bucket that is not on AWS) is a one-line error naming the endpoint tried, at once.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from vfs.cli import cmd_remote
+from vfs.cli.cmd_init import check_creatable
 from vfs.cli.common import default_store
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
+from vfs.errors import UsageError
 
 
 def register(sub: Any) -> None:
@@ -32,10 +36,15 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vfs.sync.clone import clone
-    from vfs.sync.remote import open_remote_backend
+    from vfs.sync.remote import check_reachable, open_remote_backend
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
     remote = cmd_remote.remote_from_args(args)
+    cache_size = None if args.cache_size is None else cmd_remote.parse_size(args.cache_size)
     store = Path(args.store or default_store()).absolute()
+    check_creatable(store)
+    check_reachable(remote, volume=True)
     bar = Progress("clone", quiet=args.quiet)
     with open_remote_backend(remote) as backend:
         try:
@@ -43,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
         with repo:
-            if args.cache_size is not None:
-                repo.catalog.set_meta("cache_size", str(cmd_remote.parse_size(args.cache_size)))
+            if cache_size is not None:
+                repo.catalog.set_meta("cache_size", str(cache_size))
     answer = {"url": remote.url, "endpoint_url": remote.endpoint_url, "store": str(store), "lazy": args.lazy,
               "bytes_fetched": bar.done, "objects_fetched": bar.objects_done or 0}
     emit(args, answer, lambda a: f"cloned {a['url']} into {a['store']}" + (" (lazily)" if a["lazy"] else ""))

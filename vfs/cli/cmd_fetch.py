@@ -1,9 +1,14 @@
 """vfs fetch PATH...: download now the data of files (or of all files under directories) that a lazy
-clone would otherwise fetch on first read."""
+clone would otherwise fetch on first read.
+
+A store without a remote holds all its data: fetching from it is not an error (exit 0), and it says
+so instead of "fetched 0 bytes", as `vfs status` says "no remote".
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from vfs.catalog import Version
@@ -28,10 +33,13 @@ def run(args: argparse.Namespace) -> int:
 
     targets = [target(args, text) for text in args.paths]
     total = objects = 0
+    local: set[Path] = set()  # stores without a remote (said once each)
     for t in targets:
         with open_repository(t.store, lock=False) as repo:
             if repo.fetcher is None:
-                print(f"{t.store} has no remote: nothing to fetch")
+                if t.store not in local and not args.json:
+                    print(f"{t.store} has no remote: all its data is local, nothing to fetch")
+                local.add(t.store)
                 continue
             found = locate(repo.catalog, t.names, t.spec)
             versions: list[Version] = []
@@ -50,5 +58,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 bar.close()
             objects += bar.objects_done or 0
-    emit(args, {"bytes_fetched": total, "objects_fetched": objects}, lambda a: f"fetched {a['bytes_fetched']} bytes")
+    answer = {"bytes_fetched": total, "objects_fetched": objects, "stores_without_remote": sorted(map(str, local))}
+    if args.json or len(local) < len({t.store for t in targets}):
+        emit(args, answer, lambda a: f"fetched {a['bytes_fetched']} bytes")
     return 0

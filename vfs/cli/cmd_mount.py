@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vfs.cli.common import default_store, find_mount
+from vfs.cli.common import default_store, find_mount, positive_seconds
 from vfs.compose import init_repository, open_repository
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
 from vfs.fsutil import PRIVATE_FILE
@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
                     " first if it does not exist yet (a line on stderr says so: 'vfs: created store PATH').")
     p.add_argument("paths", nargs="+", metavar="[STORE] MOUNTPOINT", help="store (optional) and mount point")
     p.add_argument("-f", "--foreground", action="store_true", help="stay attached and log to stderr")
-    p.add_argument("--version-interval", type=float, default=300.0, metavar="SECONDS",
+    p.add_argument("--version-interval", type=positive_seconds, default=300.0, metavar="SECONDS",
                    help="record a version of a file kept open and dirty at least this often (default 300)")
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     p.set_defaults(run=run_mount)

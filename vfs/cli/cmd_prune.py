@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from vfs.cli.common import add_store_options, store_of
+from vfs.cli.common import add_store_options, argument_type, store_of
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import UsageError
@@ -33,9 +33,9 @@ def register(sub: Any) -> None:
     for unit in ("hourly", "daily", "weekly", "monthly", "yearly"):
         p.add_argument(f"--keep-{unit}", type=int, default=0, metavar="N",
                        help=f"keep the newest snapshot of each of the last N {unit} periods that have one")
-    p.add_argument("--keep-within", type=parse_duration, metavar="DURATION",
+    p.add_argument("--keep-within", type=argument_type(parse_duration), metavar="DURATION",
                    help="keep every snapshot taken within DURATION (2d, 6h, 1w) of the newest one")
-    p.add_argument("--keep-versions-within", type=parse_duration, metavar="DURATION",
+    p.add_argument("--keep-versions-within", type=argument_type(parse_duration), metavar="DURATION",
                    help="prune versions that no kept snapshot holds once older than DURATION")
     p.add_argument("--dry-run", "-n", action="store_true", help="only show what would be pruned")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -48,18 +48,16 @@ def parse_size(text: str) -> int:
 
 
 def remote_from_args(args: argparse.Namespace) -> RemoteConfig:
-    url: str = args.url
-    if url.startswith("s3://"):
-        from vfs.backend.s3 import parse_s3_url
+    from vfs.sync.remote import remote_config
 
-        parse_s3_url(url)  # a clear error for a malformed URL
-    return RemoteConfig(url, args.endpoint_url, args.region)
+    return remote_config(args.url, args.endpoint_url, args.region)
 
 
 def apply(repo: Repository, args: argparse.Namespace) -> None:
+    cache_size = None if args.cache_size is None else parse_size(args.cache_size)  # refused before any write
     repo.catalog.set_meta("remote", remote_from_args(args).to_json())
-    if args.cache_size is not None:
-        repo.catalog.set_meta("cache_size", str(parse_size(args.cache_size)))
+    if cache_size is not None:
+        repo.catalog.set_meta("cache_size", str(cache_size))
 
 
 def register(sub: Any) -> None:
@@ -75,6 +73,7 @@ def register(sub: Any) -> None:
     s.add_argument("url", metavar="s3://BUCKET/PREFIX")
     add_remote_options(s)
     add_fetch_option(s)
+    s.add_argument("--no-check", action="store_true", help="do not check that the bucket answers")
     s.set_defaults(run=run_set)
 
     sh: argparse.ArgumentParser = actions.add_parser(
@@ -126,9 +125,13 @@ def _leave_remote(repo: Repository, new: RemoteConfig | None, fetch: bool) -> No
 
 
 def run_set(args: argparse.Namespace) -> int:
+    from vfs.sync.remote import check_reachable
+
     new = remote_from_args(args)
     if args.cache_size is not None:
         parse_size(args.cache_size)  # checked before anything is written
+    if not args.no_check:
+        check_reachable(new)
     with _open_unmounted(args.store) as repo:
         old = repo.remote
         if old is not None and old.url != new.url:

@@ -2,7 +2,8 @@
 
 Mounted, the daemon answers: the failure its requests meet now (what, since when, how many attempts
 failed), or that it stopped syncing because another store wrote the remote. Unmounted, what the last
-sync of the store met, until one succeeds.
+sync of the store met, until one succeeds. A store without a remote is not an error: "no remote" (and
+`"remote": null`), exit 0, mounted or not.
 """
 
 from __future__ import annotations

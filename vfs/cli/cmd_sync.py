@@ -3,10 +3,11 @@
 With the store mounted the daemon's uploader does it (asked through the control socket; without
 --wait the command returns at once). Otherwise this process uploads, and always waits. With --wait,
 exit 0 means the remote holds every commit made before the command started; if that cannot be done
-within --timeout seconds (endpoint down, access denied) the command says why and exits non-zero
-(5). If another store has written the remote since this one last synced, nothing is published over
-it and the command exits 6 (RemoteConflict) saying which store, when, and what to do. Progress shows
-on stderr while it waits (none with --quiet); --json prints the sync status it ended with.
+within --timeout seconds (endpoint down) the command says why and exits 5. A failure that retrying
+will not fix (no such bucket, access denied) is reported at once, also exit 5. If another store has
+written the remote since this one last synced, nothing is published over it and the command exits 6
+(RemoteConflict) saying which store, when, and what to do. Progress shows on stderr while it waits
+(none with --quiet); --json prints the sync status it ended with.
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ from typing import Any
 import trio
 
 from vfs.cli.cmd_status import describe_error
-from vfs.cli.common import add_store_options, store_of
+from vfs.cli.common import add_store_options, positive_seconds, store_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import BackendError, BackendUnavailable, RemoteConflict, UsageError
+from vfs.errors import BackendError, BackendUnavailable, RemoteConflict
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("sync", help="upload everything up to now to the remote")
     p.add_argument("--wait", action="store_true", help="return only when the remote holds it (exit 0) or not")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up after S seconds (600)")
+    p.add_argument("--timeout", type=positive_seconds, default=600.0, metavar="S",
+                   help="give up after S seconds (600)")
     add_store_options(p)
     p.set_defaults(run=run)
     p.add_argument("--json", action="store_true", help="print the sync status it ended with as JSON")
@@ -38,8 +40,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise UsageError("timeout must be positive")
     store = store_of(args)
     if daemon_running(store):
         return _through_daemon(store, args)
@@ -54,6 +54,7 @@ def _through_daemon(store: Path, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     bar = Progress("sync", quiet=args.quiet)
     first, first_objects = max(int(answer["backlog_bytes"]), 1), int(answer["backlog_objects"])
+    before = _attempt_of(answer)
     try:
         while True:
             st = call(store, {"op": "status"}, timeout=args.timeout)
@@ -63,11 +64,19 @@ def _through_daemon(store: Path, args: argparse.Namespace) -> int:
                 return _report(args, {**st, "target": target, "synced": True})
             if st.get("conflict"):  # the daemon stopped syncing
                 raise RemoteConflict(str(st["error"]))
+            if st.get("error_permanent") and _attempt_of(st) != before:
+                # The daemon retries it (the bucket may be created, a policy fixed), but not in time for us.
+                raise BackendError(f"sync cannot finish: {describe_error(st)}")
             if time.monotonic() > deadline:
                 raise _timed_out(args.timeout, st)
             time.sleep(0.2)
     finally:
         bar.close()
+
+
+def _attempt_of(st: dict[str, Any]) -> tuple[object, object]:
+    """Which failed attempt a status reports: a failure met before the request is not its answer."""
+    return st.get("error_since_ns"), st.get("error_attempts")
 
 
 def _timed_out(timeout: float, st: dict[str, Any]) -> BackendError:

@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from vfs.errors import UsageError
 from vfs.fs.locate import joined, split_spec, volume_names
 from vfs.fsutil import tighten_path
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Seconds an option may give at most: ~31 years, far beyond any use, and what every timer (a socket's
+# timeout among them) accepts.
+MAX_SECONDS = 1e9
 
 
 def default_store() -> Path:
@@ -163,3 +172,32 @@ def settle(store: Path) -> None:
 
     if daemon_running(store):
         call(store, {"op": "flush"})
+
+
+def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` (which raises UsageError) as an argparse `type=`.
+
+    argparse turns only its own ArgumentTypeError (and ValueError, TypeError) into an error naming the
+    option: anything else would escape as a traceback.
+    """
+
+    def typed(text: str) -> T:
+        try:
+            return parse(text)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    typed.__name__ = getattr(parse, "__name__", "value")  # argparse names the type in some messages
+    return typed
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse `type=` for a duration in seconds: a finite number above 0 (nan, inf, 0, -5 refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"seconds must be a number above 0 and at most {MAX_SECONDS:g},"
+                                         f" not {text!r}")
+    return value

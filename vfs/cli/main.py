@@ -7,12 +7,19 @@ import io
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from vfs.errors import UsageError, VfsError
 from vfs.log import setup_logging
 
 log = logging.getLogger(__name__)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose argument errors are one line, as every other error (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(UsageError.exit_code, f"vfs: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_snapshot,
     )
 
-    parser = argparse.ArgumentParser(prog="vfs", description="A versioned, content-addressed FUSE filesystem.")
+    parser = _Parser(prog="vfs", description="A versioned, content-addressed FUSE filesystem.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action=_PrintVersion, help="print the version of vfs and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

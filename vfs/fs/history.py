@@ -48,7 +48,10 @@ def parse_duration(text: str) -> int:
     parts = _DURATION.findall(text)
     if not text or "".join(n + u for n, u in parts) != text:
         raise UsageError(f"duration {text!r} is not like 90s, 10m, 6h, 2d, 1w, 1y or 1d12h")
-    return sum(int(n) * _UNITS[u] for n, u in parts) * _NS
+    ns = sum(int(n) * _UNITS[u] for n, u in parts) * _NS
+    if ns > _INT64_MAX:  # it is compared with commit times, SQLite INTEGERs
+        raise UsageError(f"duration {text!r} is longer than any store can be old (292 years)")
+    return ns
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,10 @@ def parse_time(text: str, now_ns: int | None = None) -> int | None:
 
 def _instant(text: str, now_ns: int) -> int | None:
     if _RELATIVE.match(text):
-        return now_ns - parse_duration(text[1:])
+        try:
+            return now_ns - parse_duration(text[1:])
+        except UsageError:  # longer ago than 292 years: before 1970, out of range
+            return None
     if text == "now":
         return now_ns
     try:  # datetime raises for instants it cannot convert (0001-01-01 local time east of UTC is year 0)

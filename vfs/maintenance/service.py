@@ -218,8 +218,10 @@ class Maintenance:
 
     def status(self) -> dict[str, Any]:
         """The sync status `vfs status` shows: the running uploader's, or what the last sync met."""
-        if self.mount is not None:
-            return {"mounted": True, **self._running_uploader().status()}
+        if self.mount is not None and self._uploader is not None:
+            return {"mounted": True, **self._uploader.status()}
+        if self.mount is not None:  # no remote: what the unmounted form says ("remote": null), not an error
+            return {"mounted": True, **status_of(self.repo, Manifest.load(self.repo.path))}
         failure, conflict = load_failure(self.repo.path)
         return {"mounted": False,
                 **status_of(self.repo, Manifest.load(self.repo.path), failure=failure, conflict=conflict)}

@@ -34,7 +34,9 @@ def load_failure(store: Path) -> tuple[Failure | None, bool]:
     """(the failure the last sync of the store met, whether it is a conflict); (None, False) if it worked."""
     try:
         data = json.loads(failure_file(store).read_text())
-        return Failure(str(data["message"]), int(data["since_ns"]), int(data["attempts"])), bool(data["conflict"])
+        failure = Failure(str(data["message"]), int(data["since_ns"]), int(data["attempts"]),
+                          bool(data.get("permanent", False)))  # written before vfs said which were permanent
+        return failure, bool(data["conflict"])
     except FileNotFoundError:
         return None, False
     except (ValueError, KeyError, TypeError) as e:  # a damaged file must not break `vfs status`

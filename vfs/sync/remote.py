@@ -2,17 +2,32 @@
 
 Every caller that talks to a store's bucket (the uploader, lazy fetch, clone, fsck and gc) opens it
 here, so the backend stack (retry outside, connection limit inside: `vfs.backend.open_backend`) and
-the "no remote" error are written once.
+the "no remote" error are written once. A remote a user gives (`vfs init --remote`, `vfs remote set`,
+`vfs clone`) is checked here too: its URL before anything is written (`remote_config`), and that its
+bucket answers (`check_reachable`).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Protocol
 
-from vfs.backend import Backend, RetryPolicy, open_backend
+from vfs.backend import Backend, RetryPolicy, check_url, open_backend
 from vfs.config import RemoteConfig
-from vfs.errors import UsageError
+from vfs.errors import BackendError, BackendNotFound, UsageError
+from vfs.sync import layout
+
+log = logging.getLogger(__name__)
+
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")  # botocore's own rule
+
+# A check run by hand answers within seconds: a name that does not resolve or a port that refuses
+# connections is reported after a few quick attempts, where the uploader retries for minutes (an outage
+# it should outlast).
+CHECK_RETRY = RetryPolicy(max_attempts=3, max_time=5.0, base_delay=0.25, max_delay=1.0)
+CHECK_TIMEOUT = 5.0  # seconds to connect, and to wait for an answer
 
 
 class _StoreWithRemote(Protocol):
@@ -42,7 +57,7 @@ def no_remote(store: Path) -> UsageError:
 
 
 def open_remote_backend(remote: RemoteConfig, *, retry: RetryPolicy | None = None,
-                        connect_timeout: float = 10.0) -> Backend:
+                        connect_timeout: float = 10.0, read_timeout: float = 60.0) -> Backend:
     """The backend `remote` names, wrapped for retries (`retry`, default `RetryPolicy()`).
 
     Raises:
@@ -50,4 +65,46 @@ def open_remote_backend(remote: RemoteConfig, *, retry: RetryPolicy | None = Non
         BackendError: the client cannot be set up.
     """
     return open_backend(remote.url, endpoint_url=remote.endpoint_url, region=remote.region, retry=retry,
-                        connect_timeout=connect_timeout)
+                        connect_timeout=connect_timeout, read_timeout=read_timeout)
+
+
+def remote_config(url: str, endpoint_url: str | None = None, region: str | None = None) -> RemoteConfig:
+    """The remote a user gave, checked without sending a request: one that passes can be opened.
+
+    Raises:
+        UsageError: a URL or endpoint URL no backend takes, or a remote only tests can use.
+    """
+    if url.startswith(("http://", "https://")):
+        raise UsageError(f"remote must look like s3://BUCKET/PREFIX (or file:///PATH), not {url!r}; the address"
+                         " of an S3-compatible server goes in --endpoint-url")
+    if url.startswith("memory://"):  # each process would get a new, empty one
+        raise UsageError(f"{url!r} lives only as long as one process (tests): give s3://BUCKET/PREFIX or file:///PATH")
+    check_url(url, endpoint_url=endpoint_url)  # the one parser of remote URLs, open_backend's
+    if region is not None and not _REGION.fullmatch(region):
+        raise UsageError(f"region must look like eu-west-1 or garage, not {region!r}")
+    return RemoteConfig(url, endpoint_url, region)
+
+
+def check_reachable(remote: RemoteConfig, *, volume: bool = False) -> None:
+    """Raise unless the remote's bucket answers a listing of its prefix within seconds; with `volume`,
+    unless the prefix holds a volume (what `vfs clone` needs).
+
+    Raises:
+        BackendError: no such bucket, access denied (BackendDenied), no volume (BackendNotFound), or
+            the endpoint did not answer a few quick attempts (BackendUnavailable); the message names the
+            endpoint, and says how to give another when the default one (AWS) was used.
+    """
+    backend = open_remote_backend(remote, retry=CHECK_RETRY, connect_timeout=CHECK_TIMEOUT,
+                                  read_timeout=CHECK_TIMEOUT)
+    log.info("checking that %s answers", backend.url)
+    try:
+        with backend:
+            for _ in backend.list():  # one page is enough: the bucket exists and lets us read it
+                break
+            if volume and backend.head(layout.CONFIG_KEY) is None:
+                raise BackendNotFound(f"{backend.url} holds no volume (no {layout.CONFIG_KEY} object)")
+    except BackendError as e:
+        if remote.endpoint_url is None and remote.url.startswith("s3://"):
+            raise type(e)(f"{e}; without --endpoint-url the bucket is looked for on AWS: give --endpoint-url URL"
+                          " for an S3-compatible server (MinIO, Garage, Ceph)") from None
+        raise

@@ -263,13 +263,14 @@ class Uploader:
     def _failed(self, e: BaseException) -> None:
         """Record why a round failed, here and in the store (for `vfs status` once unmounted)."""
         conflict = isinstance(e, RemoteConflict)
+        permanent = isinstance(e, BackendError) and not e.transient
         live = self.backend.failure()
         if live is not None and not conflict:
             self.failure = live  # the requests' own record: since when they fail, how many did
         elif self.failure is not None and self.conflict == conflict:
-            self.failure = self.failure.then(str(e))
+            self.failure = self.failure.then(str(e), permanent=permanent)
         else:
-            self.failure = Failure(str(e), time.time_ns(), 1)
+            self.failure = Failure(str(e), time.time_ns(), 1, permanent)
         self.conflict = conflict
         # A few hundred bytes once per failed round: not worth a thread hop.
         save_failure(self.repo.path, self.failure, conflict=conflict)
@@ -456,6 +457,7 @@ def status_of(
         "error": failure.message if failure else None,
         "error_since_ns": failure.since_ns if failure else None,  # requests (or rounds) fail since then
         "error_attempts": failure.attempts if failure else None,  # how many failed meanwhile
+        "error_permanent": failure.permanent if failure else None,  # retrying will not fix it (no such bucket)
         "conflict": conflict,  # another store has written the remote: this store stopped syncing
         "cache": cache_note,
         **(extra or {}),
