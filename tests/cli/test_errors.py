@@ -240,6 +240,8 @@ def test_status_and_fetch_of_a_store_without_remote_agree_mounted_or_not(mount: 
         args = [str(mount.path / "f")] if where[0] == "--mount" else ["--store", str(mount.store), "f"]
         done = vfs("fetch", *args)
         assert done.returncode == 0 and "no remote" in done.stdout and "fetched" not in done.stdout, done
+        answer = json.loads(vfs("fetch", *args, "--json").stdout)  # stdout stays JSON
+        assert answer["bytes_fetched"] == 0 and answer["stores_without_remote"] == [str(mount.store)], answer
 
 
 @pytest.mark.fuse

@@ -93,7 +93,7 @@ def test_sync_clone_fetch_show_progress_lines_and_print_json(tmp_path: Path, rem
     done = vfs("fetch", "--store", lazy, "/", "--json", env=FAST)
     assert_progress(done.stderr, "fetch")
     assert json.loads(done.stdout) == {"bytes_fetched": answer["bytes_fetched"],
-                                       "objects_fetched": answer["objects_fetched"]}
+                                       "objects_fetched": answer["objects_fetched"], "stores_without_remote": []}
 
 
 @pytest.mark.s3
