@@ -147,6 +147,7 @@ def test_remote_unset_forgets_the_sync_state_and_keeps_the_data(volume: Volume) 
     assert not (s / "sync").exists()
     assert out("cat", "--store", s, "f") == "data"
     assert out("remote", "unset", s) == f"{s} has no remote\n"
+    assert json.loads(out("remote", "unset", s, "--json")) == {"store": str(s), "removed_url": None}
 
 
 def test_remote_unset_refuses_while_packs_are_only_in_the_remote(volume: Volume) -> None:

@@ -35,8 +35,9 @@ def test_remote_set_to_a_new_prefix_uploads_everything_there(tmp_path: Path, rem
     write_files(store, {"f0": b"changed after the first sync", "g": os.urandom(50_000)})
     vfs("sync", "--wait", "--store", store)
     moved = other_prefix(remote)
-    done = vfs("remote", "set", store, moved, "--endpoint-url", str(remote.endpoint_url))
-    assert "the next sync uploads everything" in done.stdout
+    done = vfs("remote", "set", store, moved, "--endpoint-url", str(remote.endpoint_url), "--json")
+    answer = json.loads(done.stdout)
+    assert answer["url"] == moved and answer["previous_url"] == remote.url and answer["sync_state_reset"], answer
     with Repository.open(store, lock=False) as repo:
         assert repo.catalog.remote_packs() == {} and not (store / "sync").exists()
     write_files(store, {"h": b"after the move"})

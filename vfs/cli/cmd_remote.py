@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from vfs.cli.common import store_of
+from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.config import RemoteConfig
@@ -74,6 +75,7 @@ def register(sub: Any) -> None:
     add_remote_options(s)
     add_fetch_option(s)
     s.add_argument("--no-check", action="store_true", help="do not check that the bucket answers")
+    s.add_argument("--json", action="store_true", help="print the store's remote as set, as JSON")
     s.set_defaults(run=run_set)
 
     sh: argparse.ArgumentParser = actions.add_parser(
@@ -93,6 +95,7 @@ def register(sub: Any) -> None:
                     " objects are left alone.")
     u.add_argument("store", type=Path, help="the store (not mounted)")
     add_fetch_option(u)
+    u.add_argument("--json", action="store_true", help="print the remote removed (null: none) as JSON")
     u.set_defaults(run=run_unset)
 
 
@@ -137,22 +140,25 @@ def run_set(args: argparse.Namespace) -> int:
         if old is not None and old.url != new.url:
             _leave_remote(repo, new, args.fetch)
         apply(repo, args)
-    note = "" if old is None or old.url == new.url else \
-        f" (was {old.url}: the next sync uploads everything to the new remote; the old one is left as it is)"
-    print(f"remote of {args.store} set to {args.url}{note}")
+    moved = old is not None and old.url != new.url
+    note = f" (was {old.url}: the next sync uploads everything to the new remote; the old one is left as it" \
+        " is)" if old is not None and moved else ""
+    answer = {"store": str(args.store), "url": new.url, "endpoint_url": new.endpoint_url, "region": new.region,
+              "previous_url": None if old is None else old.url, "sync_state_reset": moved}
+    emit(args, answer, lambda a: f"remote of {args.store} set to {args.url}{note}")
     return 0
 
 
 def run_unset(args: argparse.Namespace) -> int:
     with _open_unmounted(args.store) as repo:
         old = repo.remote
-        if old is None:
-            print(f"{args.store} has no remote")
-            return 0
-        _leave_remote(repo, None, args.fetch)
-        repo.catalog.set_meta("cache_size", None)
-    print(f"remote {old.url} removed from {args.store}: the store keeps its data and {old.url} its objects;"
-          " what was synced is forgotten (a remote set later gets everything uploaded)")
+        if old is not None:
+            _leave_remote(repo, None, args.fetch)
+            repo.catalog.set_meta("cache_size", None)
+    answer = {"store": str(args.store), "removed_url": None if old is None else old.url}
+    emit(args, answer, lambda a: f"{args.store} has no remote" if old is None else
+         f"remote {old.url} removed from {args.store}: the store keeps its data and {old.url} its objects;"
+         " what was synced is forgotten (a remote set later gets everything uploaded)")
     return 0
 
 
