@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import trio
 
+from vfs.cli.common import add_store_options, store_of
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.errors import StoreLocked
@@ -34,11 +34,7 @@ def register(sub: Any) -> None:
         "fsck", help="check the catalog and every chunk; --repair mends what it can locally",
         description="Check catalog consistency and that every chunk is present in its pack; with --read-data"
                     " re-hash every chunk. Exits 1 when damage remains.")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("store", nargs="?", type=Path,
-                       help="the store (default: the vfs mount holding the current directory, else $VFS_HOME or"
-                            " ~/.local/share/vfs/default)")
-    where.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
+    add_store_options(p, positional=True)
     p.add_argument("--read-data", action="store_true", help="read back every chunk and check its BLAKE3 id")
     p.add_argument("--read-data-subset", metavar="N/M", help="read only slice N of M (chosen by chunk id)")
     p.add_argument("--remote", action="store_true",
@@ -52,8 +48,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vfs.cli.common import store_of
-
     store = store_of(args)
     subset = fsck.parse_subset(args.read_data_subset) if args.read_data_subset else None
     read_data = args.read_data or subset is not None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from vfs.cli.common import store_of
+from vfs.cli.common import add_store_options, store_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
@@ -80,11 +80,7 @@ def register(sub: Any) -> None:
 
     sh: argparse.ArgumentParser = actions.add_parser(
         "show", help="print the store's remote: URL, endpoint, region, cache size (never a credential)")
-    where = sh.add_mutually_exclusive_group()
-    where.add_argument("store", nargs="?", type=Path,
-                       help="the store (default: the vfs mount holding the current directory, else $VFS_HOME or"
-                            " ~/.local/share/vfs/default)")
-    where.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
+    add_store_options(sh, positional=True)
     sh.add_argument("--json", action="store_true", help="print JSON")
     sh.set_defaults(run=run_show)
 
@@ -140,12 +136,12 @@ def run_set(args: argparse.Namespace) -> int:
         if old is not None and old.url != new.url:
             _leave_remote(repo, new, args.fetch)
         apply(repo, args)
-    moved = old is not None and old.url != new.url
-    note = f" (was {old.url}: the next sync uploads everything to the new remote; the old one is left as it" \
-        " is)" if old is not None and moved else ""
+    previous = None if old is None else old.url
+    moved = previous not in (None, new.url)
+    note = f" (was {previous}: the next sync uploads everything to the new remote; the old one is left as it is)"
     answer = {"store": str(args.store), "url": new.url, "endpoint_url": new.endpoint_url, "region": new.region,
-              "previous_url": None if old is None else old.url, "sync_state_reset": moved}
-    emit(args, answer, lambda a: f"remote of {args.store} set to {args.url}{note}")
+              "previous_url": previous, "sync_state_reset": moved}
+    emit(args, answer, lambda a: f"remote of {args.store} set to {args.url}" + (note if moved else ""))
     return 0
 
 

@@ -84,11 +84,15 @@ def mount_containing(real_path: str) -> tuple[str, Path] | None:
     return best
 
 
-def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True) -> None:
+def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True, positional: bool = False) -> None:
+    """--store STORE (with `positional`: a STORE argument instead), and --mount MNT: one or neither."""
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--store", type=Path, metavar="STORE",
-                       help="the store (default: the vfs mount holding PATH or the current directory, else $VFS_HOME or"
-                            " ~/.local/share/vfs/default)")
+    where = "PATH or the current directory" if not positional else "the current directory"
+    help = f"the store (default: the vfs mount holding {where}, else $VFS_HOME or ~/.local/share/vfs/default)"
+    if positional:
+        group.add_argument("store", nargs="?", type=Path, help=help)
+    else:
+        group.add_argument("--store", type=Path, metavar="STORE", help=help)
     if mount:
         group.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
 
