@@ -44,7 +44,8 @@ class StoreLocked(StoreError):
 
 
 class CorruptChunk(StoreError):
-    """Bytes read back from a pack do not match their chunk id, or the pack is truncated."""
+    """Bytes read back from a pack do not match their chunk id, the pack is truncated, or a sealed
+    (encrypted) object fails authentication."""
 
 
 class MissingChunk(StoreError):
@@ -55,6 +56,16 @@ class NoSpace(VfsError):
     """The disk under the store is full."""
 
     errno = errno.ENOSPC
+
+
+class WrongPassphrase(VfsError):
+    """The passphrase (or key file) given opens none of an encrypted volume's key objects.
+
+    Its own exit code, so scripts can tell it from damage; nothing has been written when it is raised.
+    """
+
+    exit_code = 7
+    errno = errno.EACCES
 
 
 # Remote object store (vfs.backend): messages name the endpoint and the key, never a credential.
