@@ -120,8 +120,9 @@ class MasterKey(_Secret):
     def chunker_seed(self) -> int:
         """A secret seed (1 .. 2^63-1) for pyfastcdc's gear table, so cut points differ per volume.
 
-        It narrows the chunk-size fingerprint but does not close it: published attacks recover keyed
-        CDC parameters from chosen files (docs/design.md, "Encryption (foundation)").
+        pyfastcdc XORs it into its gear table. It defeats fingerprints computed for the unkeyed chunker
+        but does not close the chunk-size leak: published attacks recover keyed CDC parameters from
+        chosen files (docs/design.md, "Encryption (foundation)").
         """
         digest = blake3.blake3(self._key, derive_key_context=_CONTEXT.format("chunker seed")).digest()
         # 63 bits: pyfastcdc's Cython code shifts the seed left once into a u64; 0 would mean "no seed".
