@@ -68,6 +68,13 @@ class WrongPassphrase(VfsError):
     errno = errno.EACCES
 
 
+class KeyRequired(VfsError):
+    """An encrypted volume's data was asked for, but the store was opened without its passphrase."""
+
+    exit_code = 7
+    errno = errno.EACCES
+
+
 # Remote object store (vfs.backend): messages name the endpoint and the key, never a credential.
 class BackendError(VfsError):
     """The remote refused a request or failed in a way that retrying will not fix."""

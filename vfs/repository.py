@@ -37,6 +37,8 @@ from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import NotAStore, StoreError, StoreLocked
 from vfs.fsutil import PRIVATE_DIR, PRIVATE_FILE, private_dir, tighten
 from vfs.store import ChunkStore, ContentReader, Ingested
+from vfs.store.keyring import save_key_object, unlock
+from vfs.store.keys import KdfParams, VolumeKeys
 from vfs.store.packs import pack_path
 from vfs.types import InodeNo, PackNo
 
@@ -52,6 +54,9 @@ class PackFetch(Protocol):
     def close(self) -> None: ...
 
 
+# Gives an encrypted store's passphrase when it is needed (asked only if the store turns out encrypted).
+PassphraseSource = Callable[[], bytes]
+
 # Makes a store's PackFetch from its remote, the local path of a pack, and the remote's (key, size) of one.
 # Given by the composition module (vfs.compose: vfs.sync.fetch.remote_fetcher), so that this layer
 # does not import the sync layer above it.
@@ -63,14 +68,18 @@ FetcherFactory = Callable[
 class Repository:
     def __init__(
         self, path: Path, catalog: Catalog, lock_fd: int | None, threads: int | None = None, *,
-        fetcher: FetcherFactory | None = None,
+        fetcher: FetcherFactory | None = None, keys: VolumeKeys | None = None,
     ) -> None:
-        """Without `fetcher`, a pack missing locally is MissingChunk, even when the store has a remote."""
+        """Without `fetcher`, a pack missing locally is MissingChunk, even when the store has a remote.
+
+        `keys`: an encrypted store's (see `open`); without them its catalog can be read, its data not.
+        """
         self.path = path
         self.catalog = catalog
         self._lock_fd = lock_fd
         self.config = StoreConfig(**json.loads(catalog.meta("config")))
         self.store_id = catalog.meta("store_id")
+        self.keys = keys
         self.remote: RemoteConfig | None = None
         self.fetcher: PackFetch | None = None
         remote = catalog.meta_or_none("remote")
@@ -80,14 +89,22 @@ class Repository:
                 # A store with a remote reads the packs it lacks (lazy clone, evicted) from there.
                 self.fetcher = fetcher(self.remote, functools.partial(pack_path, path / "packs"), catalog.remote_pack)
         self.chunks = ChunkStore(path / "packs", self.config, threads=threads,
-                                 sealed_upto=catalog.max_remote_pack(), fetch_pack=self.fetcher)
+                                 sealed_upto=catalog.max_remote_pack(), fetch_pack=self.fetcher,
+                                 keys=keys, encrypted=self.encryption is not None)
         self.staging = path / "staging"
         private_dir(self.staging)
         self.reader = ContentReader(self.chunks, catalog.locate_all)
 
+    @property
+    def encryption(self) -> dict[str, str] | None:
+        """An encrypted store's `meta.encryption` (`key_id`, `cipher`), None for a plain one."""
+        return encryption_of(self.catalog)
+
     @classmethod
-    def init(cls, path: Path | str, config: StoreConfig | None = None) -> Repository:
-        """Create a new, empty store at `path` (which may exist if empty)."""
+    def init(cls, path: Path | str, config: StoreConfig | None = None, *, passphrase: bytes | None = None,
+             kdf: KdfParams | None = None) -> Repository:
+        """Create a new, empty store at `path` (which may exist if empty); with `passphrase`, an encrypted
+        one (a new master key, wrapped for it with Argon2id at `kdf`'s cost)."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise StoreError(f"cannot create a store at {path}: it exists and is not an empty directory")
@@ -95,15 +112,27 @@ class Repository:
         os.chmod(path, PRIVATE_DIR)  # an empty directory given by the caller may be open to others
         lock_fd = _lock(path)
         config = config or StoreConfig()
+        keys = None
+        if passphrase is not None:
+            # The key object before the catalog: a store whose catalog says "encrypted" always has one.
+            keys = VolumeKeys.generate()
+            save_key_object(path, keys.wrap_for(passphrase, kdf))
         catalog = Catalog.initialize(path / CATALOG_FILE, uuid.uuid4().hex, asdict(config), os.getuid(), os.getgid(),
                                      cache_live_attrs=True)  # the lock holder is the catalog's only writer
-        return cls(path, catalog, lock_fd)
+        if keys is not None:
+            catalog.set_meta("encryption", json.dumps({"key_id": keys.key_id, "cipher": "aes-256-gcm"}))
+        return cls(path, catalog, lock_fd, keys=keys)
 
     @classmethod
     def open(
-        cls, path: Path | str, *, lock: bool = True, threads: int | None = None, fetcher: FetcherFactory | None = None
+        cls, path: Path | str, *, lock: bool = True, threads: int | None = None, fetcher: FetcherFactory | None = None,
+        passphrase: PassphraseSource | None = None, keys: VolumeKeys | None = None,
     ) -> Repository:
         """Open an existing store; with `lock`, refuse if another live process has it open.
+
+        An encrypted store is unlocked with `passphrase()` (called only then), or given its `keys`
+        (a clone, which has just opened them); without either, its catalog can be read but reading or
+        writing data is KeyRequired. WrongPassphrase if the passphrase opens no key.
 
         Production code opens a store through `vfs.compose.open_repository`, which gives the `fetcher`
         that reads missing packs from the remote; without one, such a pack is MissingChunk.
@@ -118,7 +147,12 @@ class Repository:
             catalog = Catalog.open(path / CATALOG_FILE, cache_live_attrs=lock_fd is not None)
             if lock_fd is not None:
                 _make_private(path)  # a store, as its catalog just showed
-            return cls(path, catalog, lock_fd, threads=threads, fetcher=fetcher)
+            encryption = encryption_of(catalog)
+            if keys is not None and (encryption is None or encryption["key_id"] != keys.key_id):
+                raise StoreError(f"store {path} is not encrypted with the key it was opened with")
+            if encryption is not None and keys is None and passphrase is not None:
+                keys = unlock(path, passphrase(), encryption["key_id"])[0]
+            return cls(path, catalog, lock_fd, threads=threads, fetcher=fetcher, keys=keys)
         except BaseException:
             if catalog is not None:
                 catalog.close()
@@ -185,6 +219,17 @@ class Repository:
     def iter_content(self, version: Version) -> Iterator[bytes]:
         """The whole content of a version, chunk by chunk (decoded in parallel)."""
         return self.reader.iter_content(version)
+
+
+def encryption_of(catalog: Catalog) -> dict[str, str] | None:
+    """A catalog's `meta.encryption`, None for a plain store."""
+    value = catalog.meta_or_none("encryption")
+    if value is None:
+        return None
+    found = json.loads(value)
+    if not isinstance(found, dict) or not isinstance(found.get("key_id"), str):
+        raise StoreError(f"the catalog's encryption setting is damaged: {value!r}")
+    return found
 
 
 def _make_private(path: Path) -> None:

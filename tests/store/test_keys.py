@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vfs.errors import CorruptChunk, StoreError, WrongPassphrase
 from vfs.store import keys
-from vfs.store.keys import Binding, KdfParams, KeyObject, MasterKey
+from vfs.store.keys import Binding, KdfParams, KeyObject, MasterKey, VolumeKeys
 
 # Argon2id at its minimum cost: the tests check the construction, not the strength.
 WEAK = dict(t=1, m=64, p=1)
@@ -74,7 +74,7 @@ def test_open_with_any_finds_the_matching_key_object() -> None:
     master = MasterKey.generate()
     objects = [keys.wrap(master, b"one", weak()), keys.wrap(master, b"two", weak())]
     opened, which = keys.open_with_any(objects, b"two")
-    assert opened == master and which is objects[1]
+    assert opened.key_id == master.id and which is objects[1]
     with pytest.raises(WrongPassphrase):
         keys.open_with_any(objects, b"three")
     with pytest.raises(StoreError):
@@ -201,15 +201,15 @@ def test_binding_encoding_is_unambiguous() -> None:
 
 
 def test_keyed_chunk_id_differs_from_blake3_and_depends_on_the_key() -> None:
-    data = b"a well-known file everyone has"
-    one, two = MasterKey.generate().subkey("chunk-id"), MasterKey.generate().subkey("chunk-id")
-    keyed = keys.chunk_id_keyed(one, data)
+    plain_id = blake3.blake3(b"a well-known file everyone has").digest()
+    one, two = MASTER.subkey("chunk-id"), MasterKey.generate().subkey("chunk-id")
+    keyed = keys.chunk_id_keyed(one, plain_id)
     assert len(keyed) == 32
-    assert keyed != blake3.blake3(data).digest()
-    assert keyed != keys.chunk_id_keyed(two, data)
-    assert keyed == keys.chunk_id_keyed(one, memoryview(data))
+    assert keyed != plain_id and keyed != blake3.blake3(plain_id).digest()
+    assert keyed != keys.chunk_id_keyed(two, plain_id)
+    assert keyed == VolumeKeys(MASTER).keyed_chunk_id(plain_id) != VolumeKeys(MasterKey.generate()).keyed_chunk_id(plain_id)
     with pytest.raises(ValueError, match="chunk-id"):
-        keys.chunk_id_keyed(MASTER.subkey("pack"), data)
+        keys.chunk_id_keyed(MASTER.subkey("pack"), plain_id)
 
 
 def test_secrets_never_show_in_repr_str_or_pickle() -> None:
@@ -234,3 +234,18 @@ def test_secrets_never_show_in_repr_str_or_pickle() -> None:
 def test_keys_must_be_32_bytes() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         MasterKey(b"short")
+
+
+def test_volume_keys_seal_per_purpose_and_name() -> None:
+    vk = VolumeKeys(MASTER)
+    blob = vk.seal("catalog", "catalog/1-base", 1, b"rows")
+    assert vk.unseal("catalog", "catalog/1-base", 1, blob) == b"rows"
+    for purpose, name, fmt in [("pointer", "catalog/1-base", 1), ("catalog", "catalog/2-base", 1),
+                               ("catalog", "catalog/1-base", 2)]:
+        with pytest.raises(CorruptChunk, match="fails authentication"):
+            vk.unseal(purpose, name, fmt, blob)  # type: ignore[arg-type]
+    with pytest.raises(CorruptChunk):
+        VolumeKeys(MasterKey.generate()).unseal("catalog", "catalog/1-base", 1, blob)
+    assert MASTER.id in repr(vk) and vk.key_id == MASTER.id
+    with pytest.raises(TypeError):
+        pickle.dumps(vk)

@@ -16,8 +16,13 @@ from vfs.backend import Backend, RetryPolicy, open_backend
 from vfs.compose import open_repository
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.repository import Repository
+from vfs.store.keys import KdfParams
+from vfs.sync.clone import clone
+from vfs.sync.remote import sealed_for
 from vfs.types import ROOT_INO, InodeNo
 
+PASSPHRASE = "correct horse battery staple"
+WEAK_KDF = KdfParams(t=1, m=64, p=1)  # tests only: the default costs a quarter of a second per unlock
 FAST_RETRY = RetryPolicy(max_attempts=30, max_time=60.0, base_delay=0.02, max_delay=0.3)
 SMALL_PACKS = StoreConfig(pack_target=1 << 20)
 
@@ -29,13 +34,41 @@ def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:  # noqa: F811
         yield p
 
 
+@pytest.fixture(params=["plain", "encrypted"])
+def encrypted(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run the test on a plain and on an encrypted volume (every test with a `remote` does).
+
+    Encrypted: stores made in the test are encrypted and opened with PASSPHRASE (the defaults of
+    Repository.init, Repository.open, open_repository and clone, set for the test's duration; a weak KDF to keep it fast),
+    and vfs commands find it in VFS_PASSWORD; `vfs init` in a test adds `init_flags(encrypted)`.
+    """
+    if request.param == "plain":
+        return False
+    monkeypatch.setenv("VFS_PASSWORD", PASSPHRASE)
+    init_defaults = Repository.init.__func__.__kwdefaults__  # type: ignore[attr-defined]
+    monkeypatch.setitem(init_defaults, "passphrase", PASSPHRASE.encode())
+    monkeypatch.setitem(init_defaults, "kdf", WEAK_KDF)
+    unlock = lambda: PASSPHRASE.encode()  # noqa: E731
+    monkeypatch.setitem(Repository.open.__func__.__kwdefaults__, "passphrase", unlock)  # type: ignore[attr-defined]
+    monkeypatch.setitem(clone.__kwdefaults__, "passphrase", unlock)  # type: ignore[arg-type]
+    monkeypatch.setitem(open_repository.__kwdefaults__, "passphrase", unlock)  # type: ignore[arg-type]
+    return True
+
+
+def init_flags(encrypted: bool) -> list[str]:
+    """What `vfs init` needs in a test parametrized by `encrypted` (the passphrase is in VFS_PASSWORD)."""
+    return ["--encrypt"] if encrypted else []
+
+
 @pytest.fixture
-def remote(s3_bucket: str, proxy: FaultProxy) -> RemoteConfig:  # noqa: F811
+def remote(s3_bucket: str, proxy: FaultProxy, encrypted: bool) -> RemoteConfig:  # noqa: F811
     return RemoteConfig(f"s3://{s3_bucket}/vol", proxy.url)
 
 
-def backend_of(remote: RemoteConfig) -> Backend:
-    return open_backend(remote.url, endpoint_url=remote.endpoint_url, retry=FAST_RETRY, read_timeout=10.0)
+def backend_of(remote: RemoteConfig, repo: Repository | None = None) -> Backend:
+    """The remote's objects; with `repo`, as that store's sync sees them (opened, if it is encrypted)."""
+    backend = open_backend(remote.url, endpoint_url=remote.endpoint_url, retry=FAST_RETRY, read_timeout=10.0)
+    return backend if repo is None else sealed_for(repo, backend)
 
 
 def make_store(path: Path, remote: RemoteConfig, config: StoreConfig = SMALL_PACKS) -> Repository:

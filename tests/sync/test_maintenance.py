@@ -29,6 +29,7 @@ from vfs.repository import Repository
 from vfs.store.packs import ENTRY
 from vfs.sync import layout
 from vfs.sync.clone import clone
+from vfs.sync.remote import sealed_for
 from vfs.sync.uploader import open_uploader
 
 pytestmark = pytest.mark.s3
@@ -124,10 +125,10 @@ def test_fsck_remote_finds_and_repairs_damage_on_both_sides(tmp_path: Path, remo
 def test_fsck_remote_checks_the_checkpoint_chain_and_repairs_it(tmp_path: Path, remote: RemoteConfig) -> None:
     store = tmp_path / "a"
     build(store, remote)
-    backend = backend_of(remote)
-    chain = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)["chain"]
-    backend.delete(chain[0])
     with Repository.open(store) as repo:
+        backend = backend_of(remote, repo)
+        chain = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)["chain"]
+        backend.delete(chain[0])
         assert kinds(full_check(repo, backend, read_data=False)) == ["remote-catalog"]
     done = vfs("fsck", store, "--remote", "--repair", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -203,7 +204,7 @@ def test_remote_gc_deletes_what_no_checkpoint_names(tmp_path: Path, remote: Remo
         after = _objects(backend, "packs/")
         assert "packs/" + "ab" * 32 not in after
         assert after == {k for k, _ in repo.catalog.remote_packs().values()}
-        pointer = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)
+        pointer = layout.unwrap_json(sealed_for(repo, backend).get(layout.LATEST_KEY), layout.LATEST_KEY)
         assert _objects(backend, "catalog/") == {layout.LATEST_KEY, *pointer["chain"]}
         assert full_check(repo, backend).problems == []
         again = collect_remote(repo)
@@ -214,13 +215,13 @@ def test_remote_gc_deletes_what_no_checkpoint_names(tmp_path: Path, remote: Remo
 
 
 CHILD = """
-import random, sys, time
+import os, random, sys, time
 import trio
 from vfs.maintenance import gc
 from vfs.maintenance.service import Maintenance
 from vfs.repository import Repository
 rnd = random.Random(int(sys.argv[2]))
-with Repository.open(sys.argv[1]) as repo:
+with Repository.open(sys.argv[1], passphrase=lambda: os.environ["VFS_PASSWORD"].encode()) as repo:
     gc.collect(repo)
     print("ready", flush=True)
     trio.run(lambda: Maintenance(repo).gc_remote(step=lambda what: time.sleep(rnd.random() * 0.05)))

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from vfs.catalog import Version
-from vfs.cli.common import add_store_options, settle, store_of, target
+from vfs.cli.common import add_store_options, passphrase_of, settle, store_of, target
 from vfs.compose import open_repository
 from vfs.errors import IsADirectory, NotFound, UsageError
 from vfs.fs.locate import locate, show
@@ -39,14 +39,14 @@ def run(args: argparse.Namespace) -> int:
     if args.what.startswith(HASH_PREFIX):
         store = store_of(args)
         settle(store)  # a save closed just before is content with a hash too
-        with open_repository(store, lock=False) as repo:
+        with open_repository(store, lock=False, passphrase=passphrase_of(args)) as repo:
             _write(repo, _by_hash(repo, args.what[len(HASH_PREFIX):]), start, end)
         return 0
     if args.mount is not None:
         raise UsageError("cat PATH takes a path inside a mount, or --store STORE with a path in the volume")
     t = target(args, args.what)
     settle(t.store)
-    with open_repository(t.store, lock=False) as repo:
+    with open_repository(t.store, lock=False, passphrase=passphrase_of(args)) as repo:
         found = locate(repo.catalog, t.names, t.spec)
         if found.is_dir:
             raise IsADirectory(f"{show(t.names)} is a directory")

@@ -2,7 +2,8 @@
 
 Without --lazy every pack is downloaded (progress on stderr: a bar on a terminal, else a line every
 few seconds; none with --quiet); with --lazy only the catalog is, and packs are fetched on the first
-read of a chunk in them (`vfs fetch` prefetches). --json prints what was cloned as JSON.
+read of a chunk in them (`vfs fetch` prefetches). --json prints what was cloned as JSON. An encrypted
+volume needs its passphrase (or key file), checked before the store is made.
 Before the store is made, the remote must answer within seconds and hold a volume: a wrong endpoint
 (or none, for a bucket that is not on AWS) is a one-line error naming the endpoint tried, at once.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from vfs.cli import cmd_remote
 from vfs.cli.cmd_init import check_creatable
-from vfs.cli.common import default_store
+from vfs.cli.common import add_passphrase_options, default_store, passphrase_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.errors import UsageError
@@ -32,6 +33,7 @@ def register(sub: Any) -> None:
     p.set_defaults(run=run)
     p.add_argument("--json", action="store_true", help="print what was cloned as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="show no progress")
+    add_passphrase_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     bar = Progress("clone", quiet=args.quiet)
     with open_remote_backend(remote) as backend:
         try:
-            repo = clone(backend, remote, store, lazy=args.lazy, jobs=args.jobs, progress=bar)
+            repo = clone(backend, remote, store, lazy=args.lazy, jobs=args.jobs, progress=bar,
+                         passphrase=passphrase_of(args))
         finally:
             bar.close()
         with repo:

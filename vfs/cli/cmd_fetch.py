@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vfs.catalog import Version
-from vfs.cli.common import add_store_options, target
+from vfs.cli.common import add_store_options, passphrase_of, target
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     total = objects = 0
     local: set[Path] = set()  # stores without a remote (said once each)
     for t in targets:
-        with open_repository(t.store, lock=False) as repo:
+        with open_repository(t.store, lock=False, passphrase=passphrase_of(args)) as repo:
             if repo.fetcher is None:
                 if t.store not in local and not args.json:
                     print(f"{t.store} has no remote: all its data is local, nothing to fetch")

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from vfs.cli.common import add_store_options, store_of
+from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.errors import StoreLocked
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     subset = fsck.parse_subset(args.read_data_subset) if args.read_data_subset else None
     read_data = args.read_data or subset is not None
     try:
-        repo = open_repository(store, lock=args.repair)
+        repo = open_repository(store, lock=args.repair, passphrase=passphrase_of(args))
     except StoreLocked as e:
         raise StoreLocked(f"{e}; --repair needs the store unmounted (checking alone works while mounted)") from None
     with repo:

@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from vfs.cli.common import add_store_options, store_of
+from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import BackendError
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if daemon_running(store):
         answer = call(store, {"op": "gc", "dry_run": args.dry_run, "remote": not args.local_only}, timeout=3600)
     else:
-        with open_repository(store) as repo:
+        with open_repository(store, passphrase=passphrase_of(args)) as repo:
             answer = trio.run(lambda: Maintenance(repo).gc(dry_run=args.dry_run, remote=not args.local_only))
     if args.json:
         print(json.dumps(answer, indent=2))

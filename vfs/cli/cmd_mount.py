@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vfs.cli.common import default_store, find_mount, positive_seconds
+from vfs.cli.common import add_passphrase_options, default_store, find_mount, passphrase_of, positive_seconds
 from vfs.compose import init_repository, open_repository
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
 from vfs.fsutil import PRIVATE_FILE
@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     p.add_argument("--version-interval", type=positive_seconds, default=300.0, metavar="SECONDS",
                    help="record a version of a file kept open and dirty at least this often (default 300)")
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    # An encrypted store's passphrase, from `vfs mount` to its daemon through a pipe: never argv or environ.
+    p.add_argument("--passphrase-fd", type=int, help=argparse.SUPPRESS)
+    add_passphrase_options(p)
     p.set_defaults(run=run_mount)
 
     u: argparse.ArgumentParser = sub.add_parser("umount", help="unmount, after committing everything")
@@ -88,14 +91,22 @@ def run_mount(args: argparse.Namespace) -> int:
     mnt = Path(args.paths[-1]).absolute()
     store = Path(args.paths[0]).absolute() if len(args.paths) == 2 else default_store().absolute()
     if args.ready_fd is not None:
-        return _daemon(store, mnt, args)
+        return _daemon(store, mnt, args, _read_passphrase(args.passphrase_fd))
     _check_mountpoint(mnt)  # before the default store is created: a wrong mount point leaves nothing behind
     if len(args.paths) == 1:
         _create_if_missing(store)
-    open_repository(store, lock=False).close()  # a clear error now if it is no store
+    asked: list[bytes] = []  # the passphrase, if the store turns out to be encrypted
+
+    def passphrase() -> bytes:
+        asked.append(passphrase_of(args)())
+        return asked[-1]
+
+    # A clear error now if it is no store, or the passphrase opens none of its keys (exit 7).
+    open_repository(store, lock=False, passphrase=passphrase).close()
+    secret = asked[-1] if asked else None
     if args.foreground:
-        return _daemon(store, mnt, args)
-    return _spawn(store, mnt, args)
+        return _daemon(store, mnt, args, secret)
+    return _spawn(store, mnt, args, secret)
 
 
 def _create_if_missing(store: Path) -> None:
@@ -108,7 +119,14 @@ def _create_if_missing(store: Path) -> None:
         print(f"vfs: created store {store}", file=sys.stderr)
 
 
-def _daemon(store: Path, mnt: Path, args: argparse.Namespace) -> int:
+def _read_passphrase(fd: int | None) -> bytes | None:
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _daemon(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | None) -> int:
     from vfs.compose.mount import serve_mount
     from vfs.log import setup_logging
 
@@ -121,7 +139,8 @@ def _daemon(store: Path, mnt: Path, args: argparse.Namespace) -> int:
             os.close(ready_fd)
 
     try:
-        serve_mount(store, mnt, version_interval=args.version_interval, ready=ready)
+        serve_mount(store, mnt, version_interval=args.version_interval, ready=ready,
+                    passphrase=(lambda: secret) if secret is not None else None)
     except VfsError as e:
         if ready_fd is not None:
             try:
@@ -132,15 +151,23 @@ def _daemon(store: Path, mnt: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def _spawn(store: Path, mnt: Path, args: argparse.Namespace) -> int:
+def _spawn(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | None) -> int:
     r, w = os.pipe()
     cmd = [sys.executable, "-m", "vfs.cli.main", *(["-v"] if args.verbose else []), "mount", str(store), str(mnt),
            "--version-interval", str(args.version_interval), "--ready-fd", str(w)]
+    fds = [w]
+    if secret is not None:
+        secret_r, secret_w = os.pipe()
+        os.write(secret_w, secret)  # at most 4 KiB (passwords.py): fits in the pipe before anyone reads
+        os.close(secret_w)
+        cmd += ["--passphrase-fd", str(secret_r)]
+        fds.append(secret_r)
     log_fd = os.open(store / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
     with os.fdopen(log_fd, "ab") as logf:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=(w,),
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=fds,
                                 start_new_session=True)
-    os.close(w)
+    for fd in fds:
+        os.close(fd)
     with os.fdopen(r, "rb") as reader:
         answer = reader.read().decode(errors="replace").strip()
     if answer == "ok":

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from vfs.cli.common import add_store_options, argument_type, store_of
+from vfs.cli.common import add_store_options, argument_type, passphrase_of, store_of
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import UsageError
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if daemon_running(store):
         answer = call(store, {"op": "prune", "policy": policy.as_json(), "dry_run": args.dry_run})
     else:
-        with open_repository(store) as repo:
+        with open_repository(store, passphrase=passphrase_of(args)) as repo:
             answer = trio.run(lambda: Maintenance(repo).prune(policy, dry_run=args.dry_run))
     if args.json:
         print(json.dumps(answer, indent=2))

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from vfs.cli.common import add_store_options, same_volume, target
+from vfs.cli.common import add_store_options, passphrase_of, same_volume, target
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.fs.locate import locate, show
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         changes = [Change(c["action"], c["path"], c["detail"]) for c in answer["changes"]]
     else:
         # A dry run writes nothing, so it may run next to another reader without the lock.
-        with open_repository(t.store, lock=not args.dry_run) as repo:
+        with open_repository(t.store, lock=not args.dry_run, passphrase=passphrase_of(args)) as repo:
             changes = list(restore(repo, locate(repo.catalog, t.names, t.spec), dest,
                                    delete=args.delete, dry_run=args.dry_run))
     if args.json:

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from vfs.cli.cmd_status import describe_error
-from vfs.cli.common import add_store_options, positive_seconds, store_of
+from vfs.cli.common import add_store_options, passphrase_of, positive_seconds, store_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
@@ -88,7 +88,7 @@ def _direct(store: Path, args: argparse.Namespace) -> int:
     from vfs.maintenance.service import Maintenance
 
     timeout = args.timeout
-    with open_repository(store) as repo:
+    with open_repository(store, passphrase=passphrase_of(args)) as repo:
         bar = Progress("sync", quiet=args.quiet)
         try:
             left = trio.run(lambda: Maintenance(repo).sync_now(limit=timeout, progress=bar))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from vfs.cli.passwords import get_passphrase, write_key_file
 from vfs.errors import UsageError
 from vfs.fs.locate import joined, split_spec, volume_names
 from vfs.fsutil import tighten_path
@@ -95,6 +96,37 @@ def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True, positio
         group.add_argument("--store", type=Path, metavar="STORE", help=help)
     if mount:
         group.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
+    add_passphrase_options(p)
+
+
+def add_passphrase_options(p: argparse.ArgumentParser) -> None:
+    """--password-file and --key-file: how an encrypted volume is opened (one or neither)."""
+    group = p.add_argument_group("encrypted volumes (else $VFS_PASSWORD_FILE, $VFS_PASSWORD_COMMAND, $VFS_PASSWORD, "
+                                 "the systemd credential vfs-password, or a prompt)")
+    group.add_argument("--password-file", type=Path, metavar="FILE", help="read the passphrase from FILE")
+    group.add_argument("--key-file", type=Path, metavar="FILE", help="open the volume with this key file")
+
+
+def passphrase_of(args: argparse.Namespace, *, new: bool = False) -> Callable[[], bytes]:
+    """The passphrase the command's options and environment give, asked for only when it is needed
+    (an encrypted store); `new`: one being set (a prompt asks twice)."""
+
+    def get() -> bytes:
+        return get_passphrase(password_file=getattr(args, "password_file", None),
+                              key_file=getattr(args, "key_file", None), new=new).secret
+
+    return get
+
+
+def new_passphrase(args: argparse.Namespace) -> bytes:
+    """A passphrase being set: --key-file FILE creates FILE when it does not exist (a new key file);
+    otherwise the sources of `passphrase_of`, a prompt asking twice."""
+    key_file = getattr(args, "key_file", None)
+    if key_file is not None and not os.path.lexists(key_file):
+        if getattr(args, "password_file", None) is not None:
+            raise UsageError("give --password-file or --key-file, not both")
+        return write_key_file(key_file).secret
+    return passphrase_of(args, new=True)()
 
 
 # argparse reads every word led by '-' but a negative number as an option, so `--since -1h` was "expected

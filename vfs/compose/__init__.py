@@ -14,15 +14,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from vfs.config import StoreConfig
-from vfs.repository import Repository
+from vfs.repository import PassphraseSource, Repository
+from vfs.store.keys import KdfParams
 from vfs.sync.fetch import remote_fetcher
 
 
-def open_repository(path: Path | str, *, lock: bool = True, threads: int | None = None) -> Repository:
-    """Open an existing store (see Repository.open); one with a remote fetches the packs it lacks."""
-    return Repository.open(path, lock=lock, threads=threads, fetcher=remote_fetcher)
+def open_repository(path: Path | str, *, lock: bool = True, threads: int | None = None,
+                    passphrase: PassphraseSource | None = None) -> Repository:
+    """Open an existing store (see Repository.open); one with a remote fetches the packs it lacks, an
+    encrypted one is unlocked with `passphrase()` when given."""
+    return Repository.open(path, lock=lock, threads=threads, fetcher=remote_fetcher, passphrase=passphrase)
 
 
-def init_repository(path: Path | str, config: StoreConfig | None = None) -> Repository:
-    """Create a new, empty store at `path` and open it (a new store has no remote yet)."""
-    return Repository.init(path, config)
+def init_repository(path: Path | str, config: StoreConfig | None = None, *, passphrase: bytes | None = None,
+                    kdf: KdfParams | None = None) -> Repository:
+    """Create a new, empty store at `path` and open it (a new store has no remote yet); encrypted when
+    given a passphrase."""
+    return Repository.init(path, config, passphrase=passphrase, kdf=kdf)

@@ -28,6 +28,7 @@ from vfs.fuse.kernel import KernelCache
 from vfs.fuse.operations import Operations
 from vfs.fuse.session import KernelSession
 from vfs.maintenance.service import Maintenance
+from vfs.repository import PassphraseSource
 from vfs.sync.uploader import open_uploader, report_backlog
 from vfs.systemd import sd_notify
 
@@ -35,24 +36,27 @@ log = logging.getLogger(__name__)
 
 
 def serve_mount(
-    store: Path, mountpoint: Path, *, version_interval: float = 300.0, ready: Callable[[], None] = lambda: None
+    store: Path, mountpoint: Path, *, version_interval: float = 300.0, ready: Callable[[], None] = lambda: None,
+    passphrase: PassphraseSource | None = None,
 ) -> None:
     """Mount `store` at `mountpoint` and serve until unmounted; returns when all data is committed."""
     faulthandler.enable()
     # The loop answers the kernel while commit threads run Python code: with the default 5 ms GIL
     # switch interval every request arriving during a commit waited up to 5 ms for the loop.
     sys.setswitchinterval(0.0005)
-    trio.run(functools.partial(run_mount, store, mountpoint, version_interval=version_interval, ready=ready))
+    trio.run(functools.partial(run_mount, store, mountpoint, version_interval=version_interval, ready=ready,
+                               passphrase=passphrase))
     log.info("unmounted %s; all data committed", mountpoint)
 
 
 async def run_mount(
-    store: Path, mountpoint: Path, *, version_interval: float = 300.0, ready: Callable[[], None] = lambda: None
+    store: Path, mountpoint: Path, *, version_interval: float = 300.0, ready: Callable[[], None] = lambda: None,
+    passphrase: PassphraseSource | None = None,
 ) -> None:
     """Open `store`, recover, mount it at `mountpoint` and serve until unmounted or signalled; then
     commit all and close (the order: see the module's docstring)."""
     async with contextlib.AsyncExitStack() as stack:
-        repo = open_repository(store)
+        repo = open_repository(store, passphrase=passphrase)  # an encrypted store's keys live in memory only
         stack.callback(repo.close)
         if repo.remote is not None:
             stack.callback(report_backlog, repo)  # once all is committed, as the store closes

@@ -41,7 +41,7 @@ from vfs.maintenance.fsck import Problem, Report
 from vfs.repository import Repository
 from vfs.store import codec
 from vfs.sync import checkpoint, layout
-from vfs.sync.remote import open_remote_backend, require_remote
+from vfs.sync.remote import open_store_backend, require_remote, sealed_for
 from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
 
@@ -59,8 +59,8 @@ def open_remote(repo: Repository, *, retry: RetryPolicy | None = None) -> Backen
     """
     config = require_remote(repo)
     # Fewer, shorter tries than the uploader's: a check run by hand should fail within seconds.
-    backend = open_remote_backend(config, retry=retry or RetryPolicy(max_attempts=4, max_time=15.0),
-                                  connect_timeout=5.0)
+    backend = open_store_backend(repo, retry=retry or RetryPolicy(max_attempts=4, max_time=15.0),
+                                 connect_timeout=5.0)
     try:
         backend.head(layout.CONFIG_KEY)
     except BackendError as e:
@@ -108,6 +108,7 @@ def check_remote(
     jobs: int = 4,
 ) -> RemoteCheck:
     """Check the bucket; problems are appended to `report` (see the module docstring)."""
+    backend = sealed_for(repo, backend)
     result = RemoteCheck()
     catalog = repo.catalog
     try:
@@ -237,6 +238,7 @@ def repair_remote(repo: Repository, backend: Backend, report: Report,
 
     `upload_checkpoint(new_base)` uploads a checkpoint of the catalog now (a fresh base if asked).
     """
+    backend = sealed_for(repo, backend)
     catalog = repo.catalog
     rows = catalog.remote_packs()
     # local chunks, from the remote's copy of their pack
@@ -347,6 +349,7 @@ def sweep(repo: Repository, backend: Backend, result: RemoteGcResult, *,
 
     The caller uploaded a checkpoint after `forget_dead`, and holds off uploads until this returns.
     """
+    backend = sealed_for(repo, backend)
     pointer = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)
     result.checkpoint = int(pointer["seq"])
     keep = set(remote_catalog_packs(backend))  # what a clone of the bucket needs now

@@ -10,8 +10,11 @@ from vfs.config import StoreConfig
 
 
 class Chunker:
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig, *, seed: int = 0) -> None:
+        """`seed`: an encrypted volume's secret gear-table seed (0: the unseeded table), so that cut points,
+        and the chunk sizes they leak, differ per volume (docs/design.md, "Encryption")."""
         self._config = config
+        self._seed = seed
 
     def cut(self, buf: memoryview) -> Iterator[tuple[int, int]]:
         """Yield (offset, length) of each chunk of `buf`; a buffer below the minimum is one chunk."""
@@ -26,6 +29,7 @@ class Chunker:
             avg_size=self._config.chunk_avg,
             min_size=self._config.chunk_min,
             max_size=self._config.chunk_max,
+            seed=self._seed,
         )
         for chunk in cdc.cut_buf(buf):
             yield chunk.offset, chunk.length

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vfs.config import StoreConfig
-from vfs.errors import VfsError
+from vfs.errors import KeyRequired, VfsError
 from vfs.fsutil import fsync_path
 from vfs.store import codec
 from vfs.store.chunking import Chunker
+from vfs.store.keys import VolumeKeys
 from vfs.store.packs import ChunkLocation, PackReader, PackWriter, list_packs, pack_path, scan_pack, write_header
 from vfs.store.verify import EntryProblem, PackFile, verify_pack_bytes
 from vfs.types import ChunkId, PackNo
@@ -71,16 +72,23 @@ class _Work:
 class ChunkStore:
     def __init__(
         self, root: Path, config: StoreConfig, threads: int | None = None, *, sealed_upto: int = 0,
-        fetch_pack: Callable[[PackNo], Path] | None = None,
+        fetch_pack: Callable[[PackNo], Path] | None = None, keys: VolumeKeys | None = None, encrypted: bool = False,
     ) -> None:
-        """`sealed_upto` and `fetch_pack`: see PackWriter and PackReader."""
+        """`sealed_upto` and `fetch_pack`: see PackWriter and PackReader.
+
+        `keys`: an encrypted volume's (its entries are sealed, its cut points seeded); `encrypted` without
+        `keys` is such a volume opened without its passphrase: reading a sealed entry or writing any is
+        KeyRequired, so nothing plain is ever added to it.
+        """
         self.config = config
         self.sealed_upto = sealed_upto
-        self._chunker = Chunker(config)
+        self.keys = keys
+        self._locked = encrypted and keys is None
+        self._chunker = Chunker(config, seed=keys.chunker_seed if keys is not None else 0)
         self._root = root
         self._pack_writer: PackWriter | None = None  # made on the first write: see _writer
         self._writer_lock = threading.Lock()
-        self._reader = PackReader(root, fetch_pack)
+        self._reader = PackReader(root, fetch_pack, keys=keys)
         self._pool = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2, thread_name_prefix="chunk")
         # Whole-file hashes, beside the chunk work: one thread, so a file's windows are hashed in order.
         self._file_hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-hash")
@@ -256,8 +264,12 @@ class ChunkStore:
         """The pack writer, opened on first use: a store opened only to read (perhaps without the
         store lock, next to a running daemon) must never create, rewrite or truncate a pack."""
         with self._writer_lock:
+            if self._locked:
+                raise KeyRequired("the volume is encrypted and the store was opened without its passphrase: "
+                                  "nothing can be written to it")
             if self._pack_writer is None:
-                self._pack_writer = PackWriter(self._root, self.config.pack_target, sealed_upto=self.sealed_upto)
+                self._pack_writer = PackWriter(self._root, self.config.pack_target, sealed_upto=self.sealed_upto,
+                                               keys=self.keys)
             return self._pack_writer
 
     def copy_entry(self, loc: ChunkLocation) -> ChunkLocation:
@@ -267,8 +279,8 @@ class ChunkStore:
             CorruptChunk, MissingChunk: the entry is damaged or gone; damage is never copied.
         """
         stored = self._reader.read_entry(loc)
-        codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
-        return self._writer.append(loc.chunk_id, loc.codec, stored, loc.plain_len)
+        codec.decode(loc.stored_codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
+        return self._writer.append(loc.chunk_id, loc.stored_codec, stored, loc.plain_len)
 
     def forget_pack(self, pack: int) -> None:
         """Drop the cached descriptor of a pack whose file is about to be removed or replaced."""
@@ -293,13 +305,13 @@ class ChunkStore:
 
     def open_pack_file(self, pack: int) -> PackFile:
         """A local pack file opened to check its header and entries (FileNotFoundError if absent)."""
-        return PackFile(pack_path(self._root, pack))
+        return PackFile(pack_path(self._root, pack), self.keys)
 
     def verify_chunk(self, loc: ChunkLocation) -> EntryProblem | None:
         """The problem of the entry `loc` points to in its local pack (whole, header, BLAKE3), or None."""
         path = pack_path(self._root, loc.pack)
         try:
-            pack = PackFile(path)
+            pack = PackFile(path, self.keys)
         except FileNotFoundError:
             return EntryProblem("missing-pack", f"chunk {loc.chunk_id.hex()}: pack {loc.pack} is missing ({path})")
         with pack:
@@ -307,7 +319,7 @@ class ChunkStore:
 
     def verify_pack_bytes(self, data: bytes, locations: Iterable[ChunkLocation]) -> bool:
         """Whether every entry of `locations` is intact in `data`, a whole pack's bytes."""
-        return verify_pack_bytes(data, locations)
+        return verify_pack_bytes(data, locations, self.keys)
 
     def scan(self, pack: int) -> list[ChunkLocation]:
         """The entries found in a local pack file, in order, without the catalog (for repair).
@@ -315,7 +327,7 @@ class ChunkStore:
         Raises:
             CorruptChunk: the file has no pack header. OSError: it cannot be read.
         """
-        return scan_pack(pack_path(self._root, pack))
+        return scan_pack(pack_path(self._root, pack), self.keys)
 
     def rewrite(self, pack: int, keep: Iterable[ChunkLocation]) -> Rewritten:
         """Copy the entries `keep` of a sealed pack to the open pack, verified (damage is never copied),
@@ -342,14 +354,14 @@ class ChunkStore:
 
     def repair_header(self, pack: int) -> None:
         """Put back the header of a local pack whose header is damaged (see `PackFile.has_header`)."""
-        write_header(pack_path(self._root, pack))
+        write_header(pack_path(self._root, pack), self.keys)
 
     # -- reading -------------------------------------------------------------------------------
     def read_chunk(self, loc: ChunkLocation, *, fetch: bool = True) -> bytes:
         """The plain bytes of a chunk, verified against its id (CorruptChunk otherwise); without
         `fetch`, MissingChunk if its pack is not local."""
         stored = self._reader.read_entry(loc, fetch=fetch)
-        return codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
+        return codec.decode(loc.stored_codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
 
     def read_chunk_soon(self, loc: ChunkLocation) -> Future[bytes]:
         """`read_chunk` in the store's thread pool (read-ahead). The kernel is told at once, so that the

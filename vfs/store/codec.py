@@ -52,18 +52,23 @@ def encode(data: bytes | memoryview, level: int) -> tuple[int, bytes | memoryvie
 
 def decode(codec: int, stored: bytes, plain_len: int, expected: ChunkId, where: str) -> bytes:
     """Undo `encode` and check the result against its chunk id; raise CorruptChunk naming `where`."""
-    try:
-        if codec == ZSTD:
-            plain = _decompressor().decompress(stored, max_output_size=plain_len)
-        elif codec == RAW:
-            plain = stored
-        else:
-            raise CorruptChunk(f"chunk {expected.hex()} in {where}: unknown codec {codec}")
-    except zstandard.ZstdError as e:
-        raise CorruptChunk(f"chunk {expected.hex()} in {where}: cannot decompress ({e})") from None
+    plain = decode_unchecked(codec, stored, plain_len, f"chunk {expected.hex()} in {where}")
     if len(plain) != plain_len or chunk_id(plain) != expected:
         raise CorruptChunk(f"chunk {expected.hex()} in {where}: content does not match its BLAKE3 id")
     return plain
+
+
+def decode_unchecked(codec: int, stored: bytes, plain_len: int, where: str) -> bytes:
+    """Undo `encode` without checking the result (a scan that must find out the chunk id)."""
+    try:
+        if codec == ZSTD:
+            plain: bytes = _decompressor().decompress(stored, max_output_size=plain_len)
+            return plain
+        if codec == RAW:
+            return stored
+    except zstandard.ZstdError as e:
+        raise CorruptChunk(f"{where}: cannot decompress ({e})") from None
+    raise CorruptChunk(f"{where}: unknown codec {codec}")
 
 
 def compress(data: bytes | memoryview, level: int = 3) -> bytes:

@@ -2,7 +2,7 @@
 
 Vocabulary: the *master key* is 32 random bytes, one per encrypted volume; nothing is ever encrypted
 with it directly. A *subkey* is derived from it for one *purpose* (`PURPOSES`: the keyed chunk ids the
-bucket may see, pack objects, catalog checkpoints and deltas, the pointer, the remote config), as are
+bucket may see, pack entries, catalog checkpoints and deltas, the pointer, any other sealed object), as are
 its public *id* and the chunker's seed. A *key
 object* is the master key wrapped for one passphrase (or key file): Argon2id turns the passphrase into
 a key-encryption key that seals the master key; several key objects can open one volume, and adding or
@@ -13,8 +13,9 @@ to the place it belongs, so a swapped, truncated or altered object fails to *uns
 Formats and the reasons for each choice are in docs/design.md, "Encryption (foundation)". This module
 is the only importer of `cryptography` and `argon2`, and nothing outside it sees key bytes.
 
-Nothing else in vfs uses this yet: it is wired into packs, checkpoints, the pointer and the CLI by
-issue 11's next step.
+`VolumeKeys` is what the rest of vfs holds: the pack writer and reader seal and open entries with it,
+the sync layer seals remote objects with it (`vfs.sync.sealed`), and `vfs.store.keyring` keeps key
+objects and unlocks a volume.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from vfs.errors import CorruptChunk, StoreError, WrongPassphrase
 KEY_LEN: Final = 32
 ID_LEN: Final = 16  # bytes of a master key id or a key object id (shown as 32 hex digits)
 
-Purpose = Literal["chunk-id", "pack", "catalog", "pointer", "config"]
+Purpose = Literal["chunk-id", "pack", "catalog", "pointer", "object"]
 KeyPurpose = Purpose | Literal["key-wrap"]  # "key-wrap": a passphrase's Argon2id key, not from the master
-PURPOSES: Final[tuple[Purpose, ...]] = ("chunk-id", "pack", "catalog", "pointer", "config")
+PURPOSES: Final[tuple[Purpose, ...]] = ("chunk-id", "pack", "catalog", "pointer", "object")
 
 # BLAKE3's derive_key mode wants a hard-coded, globally unique context per use: "[application] [date]
 # [purpose]". These strings are part of the format: changing one changes every key derived with it.
@@ -139,7 +140,7 @@ class MasterKey(_Secret):
 class Binding:
     """Where a sealed object belongs: the associated data its seal authenticates.
 
-    `kind` is the object's class ("pack", "checkpoint", "pointer", "config", "key"), `name` its key in
+    `kind` is the object's class (a purpose, or "key" for a key object), `name` its key in
     the bucket or its id, `format` the format version of its container, `key_id` the id of the master
     key (or, for a key object, the key object's own id). Unsealing under any other binding fails.
     """
@@ -198,12 +199,58 @@ def unseal(subkey: Subkey, blob: bytes | memoryview, binding: Binding) -> bytes:
         ) from None
 
 
-def chunk_id_keyed(subkey: Subkey, data: bytes | memoryview) -> bytes:
-    """Keyed BLAKE3 of a chunk's plain bytes: an id the bucket may show, since only the key's holder can
-    compute it, so nobody can test whether a known file is stored."""
+def chunk_id_keyed(subkey: Subkey, chunk_id: bytes) -> bytes:
+    """Keyed BLAKE3 of a chunk's plain id (its unkeyed BLAKE3): the id the bucket may show.
+
+    Only the key's holder can compute it, so nobody can test whether a known file is stored. It is
+    keyed over the plain id rather than the plain bytes so that a reader can compute it from the
+    catalog alone, without the chunk (a PRF of a collision-resistant hash is as unguessable).
+    """
     if subkey.purpose != "chunk-id":
         raise ValueError(f"keyed chunk ids take the 'chunk-id' subkey, not {subkey.purpose!r}")
-    return blake3.blake3(data, key=subkey._key).digest()
+    return blake3.blake3(chunk_id, key=subkey._key).digest()
+
+
+class VolumeKeys:
+    """An unlocked encrypted volume: its subkeys and what the store and the sync layer do with them.
+
+    Made from the master key once per process (`unlock`); the master key itself stays inside, used only
+    to wrap it for another passphrase (`wrap_for`).
+    """
+
+    __slots__ = ("_master", "_subkeys", "chunker_seed", "key_id")
+
+    def __init__(self, master: MasterKey) -> None:
+        self._master = master
+        self._subkeys = {purpose: master.subkey(purpose) for purpose in PURPOSES}
+        self.key_id = master.id
+        self.chunker_seed = master.chunker_seed()
+
+    def __repr__(self) -> str:
+        return f"VolumeKeys(id={self.key_id})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("VolumeKeys is not to be pickled")
+
+    def keyed_chunk_id(self, chunk_id: bytes) -> bytes:
+        return chunk_id_keyed(self._subkeys["chunk-id"], chunk_id)
+
+    def seal(self, purpose: Purpose, name: str, format: int, plaintext: bytes | memoryview) -> bytes:
+        """`seal` under the `purpose` subkey, bound to (purpose, name, format, this volume's key id)."""
+        return seal(self._subkeys[purpose], plaintext, Binding(purpose, name, format, self.key_id))
+
+    def unseal(self, purpose: Purpose, name: str, format: int, blob: bytes | memoryview) -> bytes:
+        """Undo `seal` (same arguments); CorruptChunk naming `name` if the blob is not what was sealed there."""
+        return unseal(self._subkeys[purpose], blob, Binding(purpose, name, format, self.key_id))
+
+    def wrap_for(self, passphrase: bytes, params: KdfParams | None = None) -> KeyObject:
+        """A new key object that opens this volume with `passphrase` (no data changes)."""
+        return wrap(self._master, passphrase, params)
+
+    @classmethod
+    def generate(cls) -> VolumeKeys:
+        """The keys of a new volume (a random master key)."""
+        return cls(MasterKey.generate())
 
 
 # Key objects -----------------------------------------------------------------------------------------
@@ -323,7 +370,7 @@ def unwrap(key_object: KeyObject, passphrase: bytes) -> MasterKey:
     return MasterKey(plain)
 
 
-def open_with_any(key_objects: Iterable[KeyObject], passphrase: bytes) -> tuple[MasterKey, KeyObject]:
+def open_with_any(key_objects: Iterable[KeyObject], passphrase: bytes) -> tuple[VolumeKeys, KeyObject]:
     """The master key and the first of `key_objects` that `passphrase` opens.
 
     Tries them in order and stops at the first that opens (each try costs one Argon2id run); the time
@@ -336,7 +383,7 @@ def open_with_any(key_objects: Iterable[KeyObject], passphrase: bytes) -> tuple[
     for key_object in key_objects:
         tried += 1
         try:
-            return unwrap(key_object, passphrase), key_object
+            return VolumeKeys(unwrap(key_object, passphrase)), key_object
         except WrongPassphrase:
             continue
     if not tried:

@@ -2,8 +2,15 @@
 
 Layout of `packs/NN/NNNNNNNN.pack` (NN = pack number // 1000, so no folder grows huge):
 
-    header  16 bytes: b"VFSPACK\\0", format version (1), key id (0 = plain), 6 reserved zero bytes
+    header  16 bytes: b"VFSPACK\\0", format version, key id, 6 reserved zero bytes
+    format 1 (key id 0, plain):
     entry*  41-byte header (chunk id 32, codec u8, stored length u32, plain length u32) + stored bytes
+    format 2 (key id 1, an encrypted volume's):
+    entry*  36-byte header (keyed chunk id 32, sealed length u32) + sealed (codec u8, plain length u32,
+            stored bytes), each entry sealed on its own so that any one can be read alone
+
+A location's codec carries `SEALED` for an entry of a format 2 pack, so a reader knows the entry's
+layout from the catalog alone. The same pack bytes are the remote's pack object (docs/design.md).
 
 Entries are self-describing, so a pack can be scanned without the catalog. The highest-numbered pack is
 the *open* one and receives appends; every other pack is *sealed* and never changes again. Bytes after
@@ -22,14 +29,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from vfs.errors import CorruptChunk, MissingChunk, NoSpace
+from vfs.errors import CorruptChunk, KeyRequired, MissingChunk, NoSpace
 from vfs.fsutil import private_dir, replace_file
+from vfs.store.keys import VolumeKeys
 from vfs.types import ChunkId, PackNo
 
 PACK_MAGIC = b"VFSPACK\0"
 PACK_FORMAT = 1
+PACK_FORMAT_SEALED = 2
 PACK_HEADER = PACK_MAGIC + bytes([PACK_FORMAT, 0]) + bytes(6)
+PACK_HEADER_SEALED = PACK_MAGIC + bytes([PACK_FORMAT_SEALED, 1]) + bytes(6)
 ENTRY = struct.Struct("<32sBII")
+ENTRY_SEALED = struct.Struct("<32sI")
+SEALED_PREFIX = struct.Struct("<BI")  # codec, plain length: the sealed part's first bytes
+SEALED = 0x80  # in a location's codec: the entry is sealed (format 2); the low bits are the real codec
+
+
+def pack_header(keys: VolumeKeys | None) -> bytes:
+    return PACK_HEADER if keys is None else PACK_HEADER_SEALED
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +59,68 @@ class ChunkLocation:
     plain_len: int
 
     @property
+    def sealed(self) -> bool:
+        return bool(self.codec & SEALED)
+
+    @property
+    def stored_codec(self) -> int:
+        """How the stored bytes are encoded (vfs.store.codec), without the SEALED flag."""
+        return self.codec & ~SEALED
+
+    @property
+    def header_size(self) -> int:
+        return ENTRY_SEALED.size if self.sealed else ENTRY.size
+
+    @property
     def entry_size(self) -> int:
-        """Bytes the entry takes in its pack: header and stored bytes."""
-        return ENTRY.size + self.stored_len
+        """Bytes the entry takes in its pack: header and stored (or sealed) bytes."""
+        return self.header_size + self.stored_len
 
 
-def header_matches(header: bytes, loc: ChunkLocation) -> bool:
+def _need(keys: VolumeKeys | None, loc: ChunkLocation) -> VolumeKeys:
+    if keys is None:
+        raise KeyRequired(f"chunk {loc.chunk_id.hex()} is encrypted and the store was opened without its passphrase")
+    return keys
+
+
+def header_matches(header: bytes, loc: ChunkLocation, keys: VolumeKeys | None = None) -> bool:
     """Whether an entry header (as read at `loc.offset`) describes the chunk `loc` names."""
-    if len(header) < ENTRY.size:
+    if len(header) < loc.header_size:
         return False
+    if loc.sealed:
+        return bool(header[: ENTRY_SEALED.size] == ENTRY_SEALED.pack(_need(keys, loc).keyed_chunk_id(loc.chunk_id),
+                                                                      loc.stored_len))
     return bool(ENTRY.unpack(header) == (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len))
+
+
+def stored_bytes(loc: ChunkLocation, body: bytes, keys: VolumeKeys | None, where: str) -> bytes:
+    """The stored (encoded) bytes of the entry whose bytes after its header are `body`: unsealed and
+    checked against `loc` for a sealed entry, `body` itself otherwise.
+
+    Raises:
+        CorruptChunk: a sealed entry fails authentication or says another codec or length than `loc`.
+        KeyRequired: the entry is sealed and there are no keys.
+    """
+    if not loc.sealed:
+        return body
+    vk = _need(keys, loc)
+    name = vk.keyed_chunk_id(loc.chunk_id).hex()
+    try:
+        payload = vk.unseal("pack", name, PACK_FORMAT_SEALED, body)
+    except CorruptChunk:
+        raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: fails authentication (altered, or sealed "
+                           "under another key)") from None
+    if len(payload) < SEALED_PREFIX.size or SEALED_PREFIX.unpack_from(payload) != (loc.stored_codec, loc.plain_len):
+        raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: sealed entry does not match the catalog")
+    return payload[SEALED_PREFIX.size :]
+
+
+def seal_entry(keys: VolumeKeys, chunk_id: ChunkId, codec: int, stored: bytes | memoryview,
+               plain_len: int) -> tuple[bytes, bytes]:
+    """(header, sealed bytes) of a format 2 entry."""
+    keyed = keys.keyed_chunk_id(chunk_id)
+    body = keys.seal("pack", keyed.hex(), PACK_FORMAT_SEALED, SEALED_PREFIX.pack(codec, plain_len) + bytes(stored))
+    return ENTRY_SEALED.pack(keyed, len(body)), body
 
 
 def pack_path(root: Path, pack: int) -> Path:
@@ -73,16 +142,19 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 class PackWriter:
     """Appends entries to the open pack; rotates to a new pack past the target size. Thread-safe."""
 
-    EMPTY_SIZE = len(PACK_HEADER)  # bytes of a pack file without any entry
+    EMPTY_SIZE = len(PACK_HEADER)  # bytes of a pack file without any entry (either format)
 
-    def __init__(self, root: Path, target: int, *, sealed_upto: int = 0) -> None:
+    def __init__(self, root: Path, target: int, *, sealed_upto: int = 0, keys: VolumeKeys | None = None) -> None:
         """Open the pack writer of `root`.
 
         `sealed_upto`: packs numbered up to it are sealed whatever their size (uploaded to a remote,
         or fetched from one): the writer never appends to them and starts its new pack above them.
+        `keys`: an encrypted volume's; its packs are format 2 (each entry sealed).
         """
         self._root = root
         self._target = target
+        self._keys = keys
+        self._header = pack_header(keys)
         self._lock = threading.Lock()  # guards the open pack, its size and _unsynced
         self._sync_lock = threading.Lock()  # one sync at a time, so a sync never returns early
         self._unsynced: set[int] = set()  # fds written since their last fsync (kept open until synced)
@@ -93,7 +165,8 @@ class PackWriter:
         self._fd = -1
         self._size = 0
         last = pack_path(root, self._pack)
-        if existing and self._pack > sealed_upto and _cut_torn_tail(last) and os.path.getsize(last) < target:
+        if (existing and self._pack > sealed_upto and _cut_torn_tail(last, keys)
+                and os.path.getsize(last) < target):
             self._open(self._pack, new=False)
         else:
             self._open(PackNo(self._pack + 1), new=True)
@@ -101,15 +174,20 @@ class PackWriter:
     def _open(self, pack: PackNo, *, new: bool) -> None:
         path = pack_path(self._root, pack)
         private_dir(path.parent, parents=True)
-        if new or path.stat().st_size < len(PACK_HEADER):
+        if new or path.stat().st_size < len(self._header):
             # Header first, then the name: a crash never leaves a .pack without its header.
-            replace_file(path, PACK_HEADER)
+            replace_file(path, self._header)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._pack = pack
         self._size = os.fstat(self._fd).st_size
 
     def append(self, chunk_id: ChunkId, codec: int, stored: bytes | memoryview, plain_len: int) -> ChunkLocation:
-        header = ENTRY.pack(chunk_id, codec, len(stored), plain_len)
+        """Append one entry (`codec` is the real codec, never with SEALED: the writer's keys decide)."""
+        if self._keys is not None:
+            header, stored = seal_entry(self._keys, chunk_id, codec, stored, plain_len)  # outside the lock
+            codec |= SEALED
+        else:
+            header = ENTRY.pack(chunk_id, codec, len(stored), plain_len)
         with self._lock:
             offset = self._size
             try:
@@ -158,7 +236,7 @@ class PackWriter:
         the sealed one.
         """
         with self._lock:
-            if self._size > len(PACK_HEADER):
+            if self._size > len(self._header):
                 self._open(PackNo(self._pack + 1), new=True)
             sealed = PackNo(self._pack - 1)
         self.sync()
@@ -184,8 +262,10 @@ class PackReader:
     must place the whole, verified pack at its path (or raise) and return that path.
     """
 
-    def __init__(self, root: Path, fetch: Callable[[PackNo], Path] | None = None) -> None:
+    def __init__(self, root: Path, fetch: Callable[[PackNo], Path] | None = None, *,
+                 keys: VolumeKeys | None = None) -> None:
         self._root = root
+        self._keys = keys
         self._lock = threading.Lock()
         self._fds: dict[int, int] = {}
         self.fetch = fetch
@@ -220,20 +300,23 @@ class PackReader:
             os.close(fd)
 
     def read_entry(self, loc: ChunkLocation, *, fetch: bool = True) -> bytes:
-        """The stored bytes of `loc`, after checking the entry header agrees with the location.
+        """The stored bytes of `loc`, after checking the entry header agrees with the location (and, for
+        a sealed entry, unsealing it).
 
         Without `fetch`, a pack that is not local is MissingChunk, never fetched from the remote.
         """
         where = f"pack {loc.pack} at offset {loc.offset}"
+        if loc.sealed:
+            _need(self._keys, loc)  # before a fetch: without keys the bytes are of no use
         fd = self._fd(loc, fetch=fetch)
         # Header and body in two reads: slicing the body out of one buffer would copy it again.
-        header = os.pread(fd, ENTRY.size, loc.offset)
-        data = os.pread(fd, loc.stored_len, loc.offset + ENTRY.size)
-        if len(header) < ENTRY.size or len(data) < loc.stored_len:
+        header = os.pread(fd, loc.header_size, loc.offset)
+        data = os.pread(fd, loc.stored_len, loc.offset + loc.header_size)
+        if len(header) < loc.header_size or len(data) < loc.stored_len:
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: pack is truncated")
-        if not header_matches(header, loc):
+        if not header_matches(header, loc, self._keys):
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: entry header does not match")
-        return data
+        return stored_bytes(loc, data, self._keys, where)
 
     def prefetch(self, loc: ChunkLocation) -> None:
         """Ask the kernel to start reading the entry of `loc` into the page cache; returns at once.
@@ -242,7 +325,7 @@ class PackReader:
         """
         try:
             fd = self._fd(loc, fetch=False)
-            os.posix_fadvise(fd, loc.offset, ENTRY.size + loc.stored_len, os.POSIX_FADV_WILLNEED)
+            os.posix_fadvise(fd, loc.offset, loc.entry_size, os.POSIX_FADV_WILLNEED)
         except (MissingChunk, OSError):
             pass
 
@@ -260,48 +343,81 @@ def list_packs(root: Path) -> list[int]:
     return sorted(int(p.stem) for p in root.glob("*/*.pack"))
 
 
-def scan_pack(path: Path) -> list[ChunkLocation]:
-    """Every complete entry of a pack file, in order (stops at a torn tail)."""
-    return _scan(path, path.read_bytes())[0]
+def scan_pack(path: Path, keys: VolumeKeys | None = None) -> list[ChunkLocation]:
+    """Every complete entry of a pack file, in order (stops at a torn tail).
+
+    A sealed pack's entries name only keyed ids: each is unsealed and decoded to find its chunk id
+    (`keys` needed), and one that fails to is left out (it cannot be read anyway).
+    """
+    from vfs.store import codec  # (codec imports nothing of this module; kept local to say who needs it)
+
+    data = path.read_bytes()
+    found, _end = _scan(path, data)
+    if not data.startswith(PACK_HEADER_SEALED):
+        return found
+    out = []
+    for raw in found:
+        body = data[raw.offset + ENTRY_SEALED.size : raw.offset + raw.entry_size]
+        vk = _need(keys, raw)
+        try:
+            payload = vk.unseal("pack", raw.chunk_id.hex(), PACK_FORMAT_SEALED, body)
+            kind, plain_len = SEALED_PREFIX.unpack_from(payload)
+            stored = payload[SEALED_PREFIX.size :]
+            plain = codec.decode_unchecked(kind, stored, plain_len, f"pack {raw.pack}")
+        except (CorruptChunk, struct.error):
+            continue
+        cid = codec.chunk_id(plain)
+        if vk.keyed_chunk_id(cid) == raw.chunk_id:
+            out.append(ChunkLocation(cid, raw.pack, raw.offset, kind | SEALED, raw.stored_len, plain_len))
+    return out
 
 
 def _scan(path: Path, data: bytes) -> tuple[list[ChunkLocation], int]:
-    """The complete entries of pack bytes `data`, and where the last one ends."""
+    """The complete entries of pack bytes `data`, and where the last one ends. A sealed pack's entries
+    have their keyed id in place of the chunk id, codec SEALED and plain length 0."""
     pack = PackNo(int(path.stem))
     if not data.startswith(PACK_MAGIC):
         raise CorruptChunk(f"pack {pack} ({path}) has no pack header")
+    sealed = data.startswith(PACK_HEADER_SEALED)
     out = []
     pos = len(PACK_HEADER)
-    while pos + ENTRY.size <= len(data):
-        cid, codec, stored_len, plain_len = ENTRY.unpack_from(data, pos)
-        if pos + ENTRY.size + stored_len > len(data):
+    while pos + (ENTRY_SEALED.size if sealed else ENTRY.size) <= len(data):
+        if sealed:
+            cid, stored_len = ENTRY_SEALED.unpack_from(data, pos)
+            loc = ChunkLocation(ChunkId(cid), pack, pos, SEALED, stored_len, 0)
+        else:
+            cid, codec, stored_len, plain_len = ENTRY.unpack_from(data, pos)
+            loc = ChunkLocation(ChunkId(cid), pack, pos, codec, stored_len, plain_len)
+        if pos + loc.entry_size > len(data):
             break
-        out.append(ChunkLocation(ChunkId(cid), pack, pos, codec, stored_len, plain_len))
-        pos += ENTRY.size + stored_len
+        out.append(loc)
+        pos += loc.entry_size
     return out, min(pos, len(data))
 
 
-def write_header(path: Path) -> None:
+def write_header(path: Path, keys: VolumeKeys | None = None) -> None:
     """Put back a pack's header, durably (its entries do not depend on it; scans and appends do)."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        os.pwrite(fd, PACK_HEADER, 0)
+        os.pwrite(fd, pack_header(keys), 0)
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _cut_torn_tail(path: Path) -> bool:
+def _cut_torn_tail(path: Path, keys: VolumeKeys | None) -> bool:
     """Drop a partly written entry at the end of the pack a killed writer was appending to.
 
     Safe because the catalog only points to entries that were complete and fsync'd before their
     commit, and appends are sequential; without it the next appends would follow the torn bytes and
     a scan (recovery, fsck) would stop short of them. Returns False if the pack has a damaged header
-    and must not be appended to.
+    (or one of the other format: a pack holds one format only) and must not be appended to.
     """
     data = path.read_bytes()
     if len(data) < len(PACK_HEADER):
         return True  # no complete header yet: PackWriter._open rewrites it
+    if data[: len(PACK_HEADER)] != pack_header(keys):
+        return False
     try:
         end = _scan(path, data)[1]
     except CorruptChunk:

@@ -17,7 +17,8 @@ from typing import Literal
 
 from vfs.errors import CorruptChunk
 from vfs.store import codec
-from vfs.store.packs import ENTRY, PACK_MAGIC, ChunkLocation, header_matches
+from vfs.store.keys import VolumeKeys
+from vfs.store.packs import PACK_MAGIC, ChunkLocation, header_matches, stored_bytes
 
 ProblemKind = Literal["missing-pack", "truncated", "header-mismatch", "corrupt"]
 
@@ -31,31 +32,33 @@ class EntryProblem:
 
 
 def check_entry(loc: ChunkLocation, pack_size: int, read: Callable[[int, int], bytes], *,
-                read_data: bool = True) -> EntryProblem | None:
+                keys: VolumeKeys | None = None, read_data: bool = True) -> EntryProblem | None:
     """The problem of the entry `loc` points to, or None if it is intact.
 
-    `read(offset, length)` reads the pack's bytes; `pack_size` is its length. Without `read_data`
-    only the entry's extent and header are checked (its stored bytes are not read).
+    `read(offset, length)` reads the pack's bytes; `pack_size` is its length; `keys` open a sealed entry
+    (KeyRequired without them). Without `read_data` only the entry's extent and header are checked (its
+    stored bytes are not read).
     """
     where = f"chunk {loc.chunk_id.hex()} in pack {loc.pack} at offset {loc.offset}"
     if loc.offset + loc.entry_size > pack_size:
         return EntryProblem("truncated", f"{where}: the pack ends at {pack_size}, before the entry does")
-    if not header_matches(read(loc.offset, ENTRY.size), loc):
+    if not header_matches(read(loc.offset, loc.header_size), loc, keys):
         return EntryProblem("header-mismatch", f"{where}: the entry header does not match the catalog")
     if not read_data:
         return None
-    stored = read(loc.offset + ENTRY.size, loc.stored_len)
+    body = read(loc.offset + loc.header_size, loc.stored_len)
     try:
-        codec.decode(loc.codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
+        stored = stored_bytes(loc, body, keys, f"pack {loc.pack}")
+        codec.decode(loc.stored_codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
     except CorruptChunk as e:
         return EntryProblem("corrupt", str(e))
     return None
 
 
-def verify_pack_bytes(data: bytes, locations: Iterable[ChunkLocation]) -> bool:
+def verify_pack_bytes(data: bytes, locations: Iterable[ChunkLocation], keys: VolumeKeys | None = None) -> bool:
     """Whether every entry of `locations` is intact in `data`, a whole pack's bytes (one downloaded or
     about to be uploaded)."""
-    return all(check_entry(loc, len(data), lambda offset, n: data[offset : offset + n]) is None
+    return all(check_entry(loc, len(data), lambda offset, n: data[offset : offset + n], keys=keys) is None
                for loc in locations)
 
 
@@ -63,8 +66,9 @@ class PackFile:
     """One pack file opened read-only to check its header and entries (fsck), with a tally of the
     stored bytes read back. A context manager; opening raises FileNotFoundError if it is absent."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keys: VolumeKeys | None = None) -> None:
         self.path = path
+        self._keys = keys
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self.size = os.fstat(self._fd).st_size
         self.chunks_read = 0
@@ -84,7 +88,7 @@ class PackFile:
                 self.bytes_read += len(data)
             return data
 
-        return check_entry(loc, self.size, read, read_data=read_data)
+        return check_entry(loc, self.size, read, keys=self._keys, read_data=read_data)
 
     def close(self) -> None:
         if self._fd >= 0:

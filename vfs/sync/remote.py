@@ -16,8 +16,10 @@ from typing import Protocol
 
 from vfs.backend import Backend, RetryPolicy, check_url, open_backend
 from vfs.config import RemoteConfig
-from vfs.errors import BackendError, BackendNotFound, UsageError
+from vfs.errors import BackendError, BackendNotFound, KeyRequired, UsageError
+from vfs.store.keys import VolumeKeys
 from vfs.sync import layout
+from vfs.sync.sealed import sealing
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,12 @@ class _StoreWithRemote(Protocol):
 
     @property
     def remote(self) -> RemoteConfig | None: ...
+
+    @property
+    def encryption(self) -> dict[str, str] | None: ...
+
+    @property
+    def keys(self) -> VolumeKeys | None: ...
 
 
 def require_remote(store: _StoreWithRemote) -> RemoteConfig:
@@ -66,6 +74,34 @@ def open_remote_backend(remote: RemoteConfig, *, retry: RetryPolicy | None = Non
     """
     return open_backend(remote.url, endpoint_url=remote.endpoint_url, region=remote.region, retry=retry,
                         connect_timeout=connect_timeout, read_timeout=read_timeout)
+
+
+def open_store_backend(store: _StoreWithRemote, *, retry: RetryPolicy | None = None,
+                       connect_timeout: float = 10.0, read_timeout: float = 60.0) -> Backend:
+    """The store's remote (the options are `open_remote_backend`'s), sealing and opening what the sync
+    layer sends and reads when the store is encrypted.
+
+    Raises:
+        UsageError: the store has no remote.
+        KeyRequired: it is encrypted and was opened without its passphrase (nothing could be sealed).
+    """
+    remote = require_remote(store)
+    require_keys(store)  # before anything is opened
+    backend = open_remote_backend(remote, retry=retry, connect_timeout=connect_timeout, read_timeout=read_timeout)
+    return sealed_for(store, backend)
+
+
+def require_keys(store: _StoreWithRemote) -> None:
+    """Raise KeyRequired if the store is encrypted and was opened without its passphrase."""
+    if store.encryption is not None and store.keys is None:
+        raise KeyRequired(f"store {store.path} is encrypted and was opened without its passphrase")
+
+
+def sealed_for(store: _StoreWithRemote, backend: Backend) -> Backend:
+    """`backend` as the store's sync must use it: sealing when the store is encrypted (as is when it is
+    sealed already, or the store is plain). KeyRequired: see `require_keys`."""
+    require_keys(store)
+    return backend if store.keys is None else sealing(backend, store.keys)
 
 
 def remote_config(url: str, endpoint_url: str | None = None, region: str | None = None) -> RemoteConfig:

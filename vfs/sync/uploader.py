@@ -39,7 +39,8 @@ from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint
 from vfs.sync.failure import failure_file, save_failure
-from vfs.sync.remote import open_remote_backend, require_remote
+from vfs.sync.remote import open_store_backend, sealed_for
+from vfs.sync.sealed import publish_key_objects
 from vfs.sync.transfer import upload_pack
 from vfs.types import PackNo
 
@@ -88,7 +89,7 @@ class Uploader:
         uploads: int = 4, max_pause: float = 60.0, cache_size: int | None = None,
     ) -> None:
         self.repo = repo
-        self.backend = backend
+        self.backend = sealed_for(repo, backend)  # an encrypted store never sends a plain object
         self.checkpoint_interval = checkpoint_interval
         self.poll_interval = poll_interval
         self.max_pause = max_pause
@@ -282,7 +283,9 @@ class Uploader:
         number = self._started
         repo = self.repo
         if not self._config_checked:
-            config = {"store_id": repo.store_id, "config": repo.catalog.meta("config")}
+            config: dict[str, Any] = {"store_id": repo.store_id, "config": repo.catalog.meta("config")}
+            if repo.encryption is not None:
+                config["encryption"] = repo.encryption  # in the clear: a clone must know before it has a key
             try:
                 await trio.to_thread.run_sync(
                     lambda: checkpoint.check_config(self.backend, repo.store_id, config, self.manifest,
@@ -292,6 +295,11 @@ class Uploader:
                 other = self._remote_args("s3://BUCKET/OTHER-PREFIX")
                 advice = f"give it a prefix of its own with 'vfs remote set {repo.path} {other}'"
                 raise self._advised(e, advice) from None
+            if repo.encryption is not None:
+                # After the config check (never into another volume's prefix); a clone that finds the config
+                # but no key object yet fails in one line until this has run.
+                await trio.to_thread.run_sync(publish_key_objects, self.backend, repo.path, limiter=self._limiter,
+                                              abandon_on_cancel=True)
             self._config_checked = True
         remote = repo.catalog.remote_packs()
         if force or checkpoint_due or any(p not in remote for p, _ in repo.chunks.sealed_packs()):
@@ -496,7 +504,7 @@ def open_uploader(repo: Repository, **options: Any) -> Uploader:
     Raises:
         UsageError: the store has no remote.
     """
-    backend = open_remote_backend(require_remote(repo))
+    backend = open_store_backend(repo)
     cache = repo.catalog.meta_or_none("cache_size")
     return Uploader(repo, backend, cache_size=int(cache) if cache else None, **options)
 
