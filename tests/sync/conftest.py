@@ -3,6 +3,7 @@ and helpers to fill a store and compare two stores version by version."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,13 +35,14 @@ def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:  # noqa: F811
         yield p
 
 
-@pytest.fixture(params=["plain", "encrypted"])
+# The encrypted runs double the sync tests' time: they are in the long tests, which CI runs too.
+@pytest.fixture(params=["plain", pytest.param("encrypted", marks=pytest.mark.slow)])
 def encrypted(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Run the test on a plain and on an encrypted volume (every test with a `remote` does).
 
     Encrypted: stores made in the test are encrypted and opened with PASSPHRASE (the defaults of
-    Repository.init, Repository.open, open_repository and clone, set for the test's duration; a weak KDF to keep it fast),
-    and vfs commands find it in VFS_PASSWORD; `vfs init` in a test adds `init_flags(encrypted)`.
+    Repository.init, Repository.open, open_repository and clone, set for the test's duration; a weak
+    KDF keeps it fast), and vfs commands find it in VFS_PASSWORD; `vfs init` adds `init_flags()`.
     """
     if request.param == "plain":
         return False
@@ -55,9 +57,9 @@ def encrypted(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return True
 
 
-def init_flags(encrypted: bool) -> list[str]:
-    """What `vfs init` needs in a test parametrized by `encrypted` (the passphrase is in VFS_PASSWORD)."""
-    return ["--encrypt"] if encrypted else []
+def init_flags() -> list[str]:
+    """What `vfs init` needs in a test run by `encrypted` (which put the passphrase in VFS_PASSWORD)."""
+    return ["--encrypt"] if "VFS_PASSWORD" in os.environ else []
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from tests.backend.conftest import SECRET_KEY
 from tests.fuse.conftest import new_mount
-from tests.sync.conftest import assert_same_volume
+from tests.sync.conftest import assert_same_volume, init_flags
 from tests.sync.test_cli import remote_args, vfs, write_files
 from vfs.config import RemoteConfig
 from vfs.repository import Repository
@@ -28,7 +28,7 @@ def other_prefix(remote: RemoteConfig) -> str:
 
 def test_remote_set_to_a_new_prefix_uploads_everything_there(tmp_path: Path, remote: RemoteConfig) -> None:
     store = tmp_path / "a"
-    vfs("init", store, *remote_args(remote))
+    vfs("init", store, *remote_args(remote), *init_flags())
     write_files(store, {f"f{i}": os.urandom(200_000) for i in range(4)})
     vfs("snapshot", "create", "one", "--store", store)
     vfs("sync", "--wait", "--store", store)
@@ -50,7 +50,7 @@ def test_remote_set_to_a_new_prefix_uploads_everything_there(tmp_path: Path, rem
 
 def test_remote_set_fetches_evicted_packs_first(tmp_path: Path, remote: RemoteConfig) -> None:
     store = tmp_path / "a"
-    vfs("init", store, *remote_args(remote))
+    vfs("init", store, *remote_args(remote), *init_flags())
     files = {f"f{i}": os.urandom(300_000) for i in range(3)}
     write_files(store, files)
     vfs("sync", "--wait", "--store", store)

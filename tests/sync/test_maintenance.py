@@ -17,7 +17,7 @@ import trio
 from tests.backend.conftest import SECRET_KEY
 from tests.kill import kill_after_ready
 from tests.maintenance.helpers import flip_byte
-from tests.sync.conftest import assert_same_volume, backend_of, fill, make_store, write
+from tests.sync.conftest import assert_same_volume, backend_of, fill, init_flags, make_store, write
 from vfs.backend import Backend
 from vfs.compose import open_repository
 from vfs.config import RemoteConfig
@@ -283,7 +283,7 @@ def test_done_means_backups_prune_gc_fsck_clone(tmp_path: Path, remote: RemoteCo
 
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     mnt.mkdir()
-    _ok("init", store, "--remote", remote.url, "--endpoint-url", str(remote.endpoint_url))
+    _ok("init", store, "--remote", remote.url, "--endpoint-url", str(remote.endpoint_url), *init_flags())
     m = Mount(store, mnt)
     m.start()
     env = {**os.environ, "VFS": str(Path(sys.executable).with_name("vfs"))}
