@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from vfs.cli.passwords import get_passphrase, write_key_file
+from vfs.cli.passwords import get_passphrase, key_file_or_new
 from vfs.errors import UsageError
 from vfs.fs.locate import joined, split_spec, volume_names
 from vfs.fsutil import tighten_path
@@ -119,13 +119,10 @@ def passphrase_of(args: argparse.Namespace, *, new: bool = False) -> Callable[[]
 
 
 def new_passphrase(args: argparse.Namespace) -> bytes:
-    """A passphrase being set: --key-file FILE creates FILE when it does not exist (a new key file);
+    """A new volume's passphrase: --key-file FILE creates FILE when it does not exist (a new key file);
     otherwise the sources of `passphrase_of`, a prompt asking twice."""
-    key_file = getattr(args, "key_file", None)
-    if key_file is not None and not os.path.lexists(key_file):
-        if getattr(args, "password_file", None) is not None:
-            raise UsageError("give --password-file or --key-file, not both")
-        return write_key_file(key_file).secret
+    if args.key_file is not None and args.password_file is None:
+        return key_file_or_new(args.key_file).secret
     return passphrase_of(args, new=True)()
 
 

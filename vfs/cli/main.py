@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_diff.register(sub)
     cmd_restore.register(sub)
     cmd_cat.register(sub)
-    from vfs.cli import cmd_clone, cmd_fetch, cmd_remote, cmd_status, cmd_sync
+    from vfs.cli import cmd_clone, cmd_fetch, cmd_key, cmd_remote, cmd_status, cmd_sync
 
     cmd_remote.register(sub)
     cmd_status.register(sub)
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_prune.register(sub)
     cmd_gc.register(sub)
     cmd_fsck.register(sub)
+    cmd_key.register(sub)
     cmd_install_units.register(sub)
     return parser
 

@@ -9,7 +9,7 @@ a passphrase vfs generated (`vfs-key-1:` and 32 random bytes in base64url), mode
 without a human; it opens its own key object like any passphrase, so it can be revoked alone.
 
 A passphrase is never logged, echoed or put in an error message; a failing command's output is not
-shown. Nothing else in vfs uses this yet: it is wired into the CLI by issue 11's next step.
+shown. The CLI asks for one through `vfs.cli.common.passphrase_of`, only when a store is encrypted.
 """
 
 from __future__ import annotations
@@ -71,6 +71,25 @@ def get_passphrase(*, password_file: Path | None = None, key_file: Path | None =
     if (creds := env.get(b"CREDENTIALS_DIRECTORY")) and (Path(os.fsdecode(creds)) / CREDENTIAL).exists():
         return _from_file(Path(os.fsdecode(creds)) / CREDENTIAL, f"systemd credential {CREDENTIAL}")
     return _prompt(new)
+
+
+def get_new_passphrase(*, password_file: Path | None = None, key_file: Path | None = None) -> Passphrase:
+    """A passphrase being added to a volume (`vfs key add`, `passwd`): from `password_file`, from the key
+    file `key_file` (created when it does not exist yet), else asked twice on the terminal. The
+    environment's sources are not read: they give the passphrase that opens the volume now.
+    """
+    if password_file is not None and key_file is not None:
+        raise UsageError("give --new-password-file or --new-key-file, not both")
+    if key_file is not None:
+        return key_file_or_new(key_file)
+    if password_file is not None:
+        return _from_file(password_file, "--new-password-file")
+    return _prompt(True)
+
+
+def key_file_or_new(path: Path) -> Passphrase:
+    """The key file at `path`, made first if nothing is there."""
+    return read_key_file(path) if os.path.lexists(path) else write_key_file(path)
 
 
 def _strip_line_end(data: bytes) -> bytes:

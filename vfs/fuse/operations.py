@@ -44,6 +44,8 @@ def _errno(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any
         except pyfuse3.FUSEError:
             raise
         except VfsError as e:
+            if e.errno == errno.EIO:  # damage or an outage: the program sees only EIO, the log says which
+                log.error("%s%r: %s", fn.__name__, _brief(args), e)
             raise pyfuse3.FUSEError(e.errno) from None
         except OSError as e:
             log.warning("%s%r: %s", fn.__name__, _brief(args), e)

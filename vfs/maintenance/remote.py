@@ -207,6 +207,11 @@ def _check_chain(repo: Repository, backend: Backend, report: Report, result: Rem
         report.problems.append(_remote_problem("remote-catalog", str(e), layout.LATEST_KEY, None))
         return {}
     result.checkpoint = int(pointer.get("seq", 0))
+    seen = checkpoint.Manifest.load(repo.path)
+    if seen is not None and result.checkpoint < seen.seq:
+        report.problems.append(_remote_problem(
+            "remote-catalog", f"{layout.LATEST_KEY} names checkpoint {result.checkpoint}, older than checkpoint"
+            f" {seen.seq} this store published or cloned: the pointer was rolled back", layout.LATEST_KEY, None))
     broken = False
     for key in pointer.get("chain", []):
         if backend.head(key) is None:

@@ -264,10 +264,13 @@ def check_head(backend: Backend, seen: Manifest | None, *, replace_unreadable: b
         raise CorruptChunk(f"{e}; 'vfs fsck --remote --repair' replaces it") from None
     if pointer is None or is_seen(pointer, seen):
         return
-    if seen is not None and isinstance(pointer.get("seq"), int) and pointer["seq"] < seen.seq:
+    seq = pointer.get("seq")
+    if seen is not None and isinstance(seq, int) and seq < seen.seq and not replace_unreadable:
         # Only a replayed or restored old pointer goes back: a store publishes over the head it saw.
-        raise CorruptChunk(f"{layout.LATEST_KEY} on {backend.url} names checkpoint {pointer['seq']}, older than"
-                           f" checkpoint {seen.seq} this store has seen: the pointer was rolled back; not followed")
+        # A conflict, not damage: the uploader stops for good instead of retrying (a repair replaces it).
+        raise RemoteConflict(f"{layout.LATEST_KEY} on {backend.url} names checkpoint {seq}, older than"
+                             f" checkpoint {seen.seq} this store has seen: the pointer was rolled back; nothing is"
+                             " published over it ('vfs fsck --remote --repair' does)")
     raise RemoteConflict(f"another store has written to {backend.url} since this store last synced: checkpoint"
                          f" {pointer.get('seq')} was published by {written_by(pointer)}")
 

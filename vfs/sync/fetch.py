@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vfs.backend import Backend
 from vfs.config import RemoteConfig
-from vfs.errors import CorruptChunk, MissingChunk
+from vfs.errors import MissingChunk
 from vfs.sync.remote import open_remote_backend
 from vfs.sync.transfer import download_pack
 from vfs.types import PackNo
@@ -73,11 +73,7 @@ class PackFetcher:
             if row is None:
                 raise MissingChunk(f"pack {pack} is missing locally ({path}) and the remote does not hold it")
             key, size = row
-            try:
-                download_pack(self.backend, key, size, path)
-            except CorruptChunk as e:
-                log.error("%s", e)
-                raise
+            download_pack(self.backend, key, size, path)  # CorruptChunk: the caller reports it (the mount logs it)
             log.debug("fetched pack %d (%s, %d bytes)", pack, key, size)
             return path
 
