@@ -7,6 +7,9 @@
    (packs + catalog checkpoint) against the dataset size. (The issue's 1 GiB is scaled to --size.)
 3. Lazy clone: time to clone with --lazy (catalog only), and time to first byte of a file in it
    (one pack fetched whole and verified).
+4. Encryption: the same data as an encrypted volume (issue 11), synced alternately with the plain one;
+   upload and eager clone rates and lazy first byte as ratios to the plain volume's (targets: >= 0.9x,
+   >= 0.9x, <= 1.1x), and the ingest rates of both.
 
 Not a test: prints figures next to their targets and exits 0 either way.
 """
@@ -35,6 +38,7 @@ import trio
 from tests.backend.conftest import start_moto, stop_moto
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.repository import Repository
+from vfs.store.keys import KdfParams
 from vfs.sync.clone import clone
 from vfs.sync.remote import open_remote_backend
 from vfs.sync.uploader import Uploader
@@ -43,23 +47,34 @@ from vfs.types import ROOT_INO
 MiB = 1024 * 1024
 
 
-def build(store: Path, files: int) -> None:
+PASSPHRASE = b"bench passphrase"
+KINDS = ("plain", "encrypted")
+
+
+def build(store: Path, files: int, kind: str) -> float:
+    """Make the dataset; the ingest rate in MB/s (the encrypted one seals every chunk as it is stored)."""
     rng = random.Random(1)
-    with Repository.init(store, StoreConfig()) as repo:
+    start = time.perf_counter()
+    with Repository.init(store, StoreConfig(), passphrase=PASSPHRASE if kind == "encrypted" else None) as repo:
         for i in range(files):
             ino = repo.catalog.create(ROOT_INO, f"f{i:05d}".encode(), 0o100644, 0, 0).ino
             repo.commit_bytes(ino, rng.randbytes(MiB))
         repo.chunks.seal()
+    return files * MiB / 1e6 / (time.perf_counter() - start)
+
+
+def opened(store: Path, *, lock: bool = True) -> Repository:
+    return Repository.open(store, lock=lock, passphrase=lambda: PASSPHRASE)
 
 
 def set_remote(store: Path, remote: RemoteConfig) -> None:
-    with Repository.open(store) as repo:
+    with opened(store) as repo:
         repo.catalog.set_meta("remote", remote.to_json())
 
 
 def sync(store: Path) -> tuple[float, int]:
     """(seconds, bytes sent) of one full sync round of `store` to its remote."""
-    with Repository.open(store) as repo:
+    with opened(store) as repo:
         assert repo.remote is not None
         backend = open_remote_backend(repo.remote)
         up = Uploader(repo, backend)
@@ -68,6 +83,36 @@ def sync(store: Path) -> tuple[float, int]:
         elapsed = time.perf_counter() - start
         backend.close()
         return elapsed, up.sent_bytes
+
+
+def clone_times(store: Path, dest: Path, files: int) -> tuple[float, float, float]:
+    """(seconds of an eager clone, of a lazy one, to the first 4 KiB of a file of the lazy one).
+
+    The clones of an encrypted volume include one Argon2id run (the default cost: about 0.25 s).
+    """
+    with opened(store, lock=False) as repo:
+        assert repo.remote is not None
+        remote = repo.remote
+    backend = open_remote_backend(remote)
+    try:
+        start = time.perf_counter()
+        clone(backend, remote, dest / "eager", passphrase=lambda: PASSPHRASE).close()
+        eager = time.perf_counter() - start
+        start = time.perf_counter()
+        lazy = clone(backend, remote, dest / "lazy", lazy=True, passphrase=lambda: PASSPHRASE)
+        lazy_s = time.perf_counter() - start
+        start = time.perf_counter()
+        ino = lazy.catalog.lookup(ROOT_INO, f"f{files // 2:05d}".encode())
+        assert ino is not None
+        version = lazy.catalog.version_at(ino)
+        assert version is not None
+        first = lazy.read(version, 0, 4096)
+        ttfb = time.perf_counter() - start
+        assert len(first) == 4096
+        lazy.close()
+    finally:
+        backend.close()
+    return eager, lazy_s, ttfb
 
 
 def main() -> None:
@@ -87,12 +132,12 @@ def main() -> None:
                                                                        max_pool_connections=8))
         bucket = "bench"
         client.create_bucket(Bucket=bucket)
-        pristine = work / "pristine"
-        build(pristine, args.size)
-        packs = sorted((pristine / "packs").glob("*/*.pack"))
+        ingest = {kind: build(work / f"pristine-{kind}", args.size, kind) for kind in KINDS}
+        packs = sorted((work / "pristine-plain" / "packs").glob("*/*.pack"))
         total = sum(p.stat().st_size for p in packs)
 
-        plain, synced = [], []
+        plain: list[float] = []
+        synced: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for r in range(args.rounds):
             prefix = uuid.uuid4().hex
             start = time.perf_counter()
@@ -100,64 +145,72 @@ def main() -> None:
                 list(pool.map(lambda p, pre=prefix: client.put_object(Bucket=bucket, Key=f"{pre}/{p.name}",
                                                                       Body=p.read_bytes()), packs))
             plain.append(total / 1e6 / (time.perf_counter() - start))
-            store = work / f"round{r}"
-            shutil.copytree(pristine, store)
-            set_remote(store, RemoteConfig(f"s3://{bucket}/{uuid.uuid4().hex}", endpoint))
-            seconds, _ = sync(store)
-            synced.append(total / 1e6 / seconds)
-            if r < args.rounds - 1:
-                shutil.rmtree(store)
-        store = work / f"round{args.rounds - 1}"
+            for kind in KINDS:
+                store = work / f"{kind}-{r}"
+                shutil.copytree(work / f"pristine-{kind}", store)
+                set_remote(store, RemoteConfig(f"s3://{bucket}/{uuid.uuid4().hex}", endpoint))
+                seconds, _ = sync(store)
+                synced[kind].append(total / 1e6 / seconds)
+                if r < args.rounds - 1:
+                    shutil.rmtree(store)
 
-        # 1% change: new content for 1% of the files, then one more sync.
-        rng = random.Random(2)
+        incremental: dict[str, int] = {}
+        clones: dict[str, tuple[float, float, float]] = {}
         changed = max(1, args.size // 100)
-        with Repository.open(store) as repo:
-            for i in rng.sample(range(args.size), changed):
-                ino = repo.catalog.lookup(ROOT_INO, f"f{i:05d}".encode())
-                assert ino is not None
-                repo.commit_bytes(ino, rng.randbytes(MiB))
-        _, incremental = sync(store)
-
-        # Lazy clone and time to first byte.
-        with Repository.open(store, lock=False) as repo:
-            assert repo.remote is not None
-            remote = repo.remote
-        backend = open_remote_backend(remote)
-        start = time.perf_counter()
-        lazy = clone(backend, remote, work / "lazy", lazy=True)
-        clone_s = time.perf_counter() - start
-        start = time.perf_counter()
-        ino = lazy.catalog.lookup(ROOT_INO, f"f{args.size // 2:05d}".encode())
-        assert ino is not None
-        version = lazy.catalog.version_at(ino)
-        assert version is not None
-        first = lazy.read(version, 0, 4096)
-        ttfb = time.perf_counter() - start
-        assert len(first) == 4096
-        lazy.close()
-        backend.close()
+        for kind in KINDS:
+            store = work / f"{kind}-{args.rounds - 1}"
+            # 1% change: new content for 1% of the files, then one more sync.
+            rng = random.Random(2)
+            with opened(store) as repo:
+                for i in rng.sample(range(args.size), changed):
+                    ino = repo.catalog.lookup(ROOT_INO, f"f{i:05d}".encode())
+                    assert ino is not None
+                    repo.commit_bytes(ino, rng.randbytes(MiB))
+            incremental[kind] = sync(store)[1]
+            clones[kind] = clone_times(store, work / f"clones-{kind}", args.size)
     finally:
         stop_moto(proc)
         shutil.rmtree(work, ignore_errors=True)
 
+    start = time.perf_counter()
+    KdfParams().derive(PASSPHRASE)  # what unlocking costs once, at the default cost
+    kdf_s = time.perf_counter() - start
+    med = {kind: statistics.median(synced[kind]) for kind in KINDS}
     result = {
         "dataset_mib": args.size, "pack_bytes": total,
-        "plain_boto3_mb_s": statistics.median(plain), "vfs_sync_mb_s": statistics.median(synced),
-        "ratio": statistics.median(synced) / statistics.median(plain), "target_ratio": 0.8,
-        "changed_files": changed, "incremental_bytes": incremental,
-        "incremental_fraction": incremental / total,
-        "lazy_clone_s": clone_s, "lazy_ttfb_s": ttfb,
+        "plain_boto3_mb_s": statistics.median(plain), "vfs_sync_mb_s": med["plain"],
+        "ratio": med["plain"] / statistics.median(plain), "target_ratio": 0.8,
+        "changed_files": changed, "incremental_bytes": incremental["plain"],
+        "incremental_fraction": incremental["plain"] / total,
+        "lazy_clone_s": clones["plain"][1], "lazy_ttfb_s": clones["plain"][2],
+        "encrypted": {
+            "ingest_mb_s": ingest["encrypted"], "plain_ingest_mb_s": ingest["plain"],
+            "sync_mb_s": med["encrypted"], "upload_ratio": med["encrypted"] / med["plain"],
+            "clone_s": clones["encrypted"][0], "plain_clone_s": clones["plain"][0],
+            "clone_ratio": clones["plain"][0] / clones["encrypted"][0], "argon2id_s": kdf_s,
+            "clone_ratio_without_kdf": clones["plain"][0] / (clones["encrypted"][0] - kdf_s),
+            "lazy_ttfb_s": clones["encrypted"][2], "ttfb_ratio": clones["encrypted"][2] / clones["plain"][2],
+            "incremental_bytes": incremental["encrypted"],
+        },
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
+    enc = result["encrypted"]
     print(f"dataset: {args.size} MiB in {args.size} files of 1 MiB, {total / MiB:.0f} MiB of packs")
     print(f"upload: plain boto3 {result['plain_boto3_mb_s']:.0f} MB/s, vfs sync {result['vfs_sync_mb_s']:.0f} MB/s"
           f" -> {result['ratio']:.2f}x (target >= 0.8x)")
-    print(f"1% change ({changed} files): {incremental / MiB:.2f} MiB uploaded = "
+    print(f"1% change ({changed} files): {incremental['plain'] / MiB:.2f} MiB uploaded = "
           f"{100 * result['incremental_fraction']:.2f}% of the dataset (packs + catalog)")
-    print(f"lazy clone: {clone_s:.2f} s (catalog only); first 4 KiB of a file: {ttfb * 1000:.0f} ms")
+    print(f"lazy clone: {clones['plain'][1]:.2f} s (catalog only); first 4 KiB of a file: "
+          f"{clones['plain'][2] * 1000:.0f} ms")
+    print(f"encrypted volume vs plain, same data: upload {enc['sync_mb_s']:.0f} vs {med['plain']:.0f} MB/s ->"
+          f" {enc['upload_ratio']:.2f}x (target >= 0.9x); eager clone {enc['clone_s']:.2f} vs"
+          f" {enc['plain_clone_s']:.2f} s -> {enc['clone_ratio']:.2f}x (target >= 0.9x; one Argon2id run of"
+          f" {kdf_s:.2f} s included, {enc['clone_ratio_without_kdf']:.2f}x without);"
+          f" lazy first byte {enc['lazy_ttfb_s'] * 1000:.0f} vs {clones['plain'][2] * 1000:.0f} ms ->"
+          f" {enc['ttfb_ratio']:.2f}x (target <= 1.1x); ingest {enc['ingest_mb_s']:.0f} vs"
+          f" {enc['plain_ingest_mb_s']:.0f} MB/s; 1% change {incremental['encrypted'] / MiB:.2f} MiB")
 
 
 if __name__ == "__main__":
