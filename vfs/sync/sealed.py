@@ -19,9 +19,9 @@ from pathlib import Path
 
 from vfs.backend import Backend
 from vfs.backend.base import Failure
-from vfs.errors import CorruptChunk
+from vfs.errors import CorruptChunk, StoreError
 from vfs.store.keyring import key_object_bytes, key_objects, parse_key_object
-from vfs.store.keys import KeyObject, Purpose, VolumeKeys
+from vfs.store.keys import MAX_PLAINTEXT, KeyObject, Purpose, VolumeKeys
 from vfs.sync import layout
 
 KEY_SEALED = 1
@@ -57,6 +57,9 @@ class SealedBackend(Backend):
         """The bucket's bytes for the plain object `data` (a `layout.wrap`ped one) under `key`."""
         payload = layout.unwrap(data, key)
         version = data[len(layout.MAGIC)]
+        if len(payload) > MAX_PLAINTEXT:
+            raise StoreError(f"remote object {key} is {len(payload)} bytes: an encrypted volume seals at most "
+                             f"{MAX_PLAINTEXT} bytes in one object")
         return layout.MAGIC + bytes([version, KEY_SEALED]) + self._keys.seal(_purpose(key), key, version, payload)
 
     def open(self, key: str, data: bytes) -> bytes:
