@@ -112,15 +112,9 @@ class Repository:
         os.chmod(path, PRIVATE_DIR)  # an empty directory given by the caller may be open to others
         lock_fd = _lock(path)
         config = config or StoreConfig()
-        keys = None
-        if passphrase is not None:
-            # The key object before the catalog: a store whose catalog says "encrypted" always has one.
-            keys = VolumeKeys.generate()
-            save_key_object(path, keys.wrap_for(passphrase, kdf))
         catalog = Catalog.initialize(path / CATALOG_FILE, uuid.uuid4().hex, asdict(config), os.getuid(), os.getgid(),
                                      cache_live_attrs=True)  # the lock holder is the catalog's only writer
-        if keys is not None:
-            catalog.set_meta("encryption", json.dumps({"key_id": keys.key_id, "cipher": "aes-256-gcm"}))
+        keys = start_encryption(path, catalog, passphrase, kdf) if passphrase is not None else None
         return cls(path, catalog, lock_fd, keys=keys)
 
     @classmethod
@@ -219,6 +213,17 @@ class Repository:
     def iter_content(self, version: Version) -> Iterator[bytes]:
         """The whole content of a version, chunk by chunk (decoded in parallel)."""
         return self.reader.iter_content(version)
+
+
+def start_encryption(path: Path, catalog: Catalog, passphrase: bytes, kdf: KdfParams | None = None) -> VolumeKeys:
+    """Make the store at `path` an encrypted one: a new master key, its key object for `passphrase`, and
+    `meta.encryption`. Packs written from then on are sealed; ones written before are not (see
+    `vfs.maintenance.encrypt`). The caller holds the store's lock."""
+    keys = VolumeKeys.generate()
+    # The key object before the catalog says "encrypted": such a store always has one.
+    save_key_object(path, keys.wrap_for(passphrase, kdf))
+    catalog.set_meta("encryption", json.dumps({"key_id": keys.key_id, "cipher": "aes-256-gcm"}))
+    return keys
 
 
 def encryption_of(catalog: Catalog) -> dict[str, str] | None:

@@ -221,3 +221,44 @@ def test_keys_are_added_changed_and_removed_without_uploading_data(tmp_path: Pat
 
 def key_ids(store: Path) -> set[str]:
     return {k["id"] for k in json.loads(vfs("key", "list", "--store", store, "--json", passphrase=None).stdout)["keys"]}
+
+
+def test_remote_set_encrypt_seals_a_plain_store_before_its_first_sync(tmp_path: Path, remote: RemoteConfig) -> None:
+    store = tmp_path / "a"
+    vfs("init", store, passphrase=None)
+    with Repository.open(store) as repo:  # plain: no passphrase needed
+        folder = repo.catalog.create(ROOT_INO, b"secret-folder-name", 0o40755, 0, 0).ino
+        for name, data in marked_files().items():
+            repo.commit_bytes(repo.catalog.create(folder, name, 0o100644, 0, 0).ino, data)
+    # Interrupted after the first step: the store is encrypted, its old packs are not sealed yet, and
+    # nothing plain may reach the bucket.
+    from vfs.maintenance import encrypt
+
+    with Repository.open(store) as repo:
+        encrypt.begin(repo, PASS.encode())
+        repo.catalog.set_meta("remote", remote.to_json())
+    one_line_error(vfs("sync", "--wait", "--quiet", "--timeout", "10", "--store", store, check=False), 5, "not sealed")
+    assert not [k for k in bucket_objects(remote) if k.startswith("packs/")]
+    done = vfs("remote", "set", store, *remote_args(remote)[1:], "--encrypt")
+    assert "sealed" in done.stderr
+    headers = {p.read_bytes()[:10] for p in (store / "packs").rglob("*.pack")}
+    assert headers == {b"VFSPACK\0\x02\x01"}
+    vfs("sync", "--wait", "--store", store)
+    everything = b"".join(bucket_objects(remote).values())
+    assert b"MARKER-CONTENT" not in everything and b"marker-name" not in everything
+    copy = tmp_path / "copy"
+    vfs(*clone_args(remote, copy))
+    for name, data in marked_files().items():
+        assert cat(copy, "/secret-folder-name/" + name.decode()).stdout == data
+    # Once synced, a plain store is not encrypted in place: its plain objects would stay in the bucket.
+    plain = tmp_path / "plain"
+    other = RemoteConfig(remote.url + "-plain", remote.endpoint_url)
+    vfs("init", plain, *remote_args(other), passphrase=None)
+    write_plain = Repository.open(plain)
+    write_plain.commit_bytes(write_plain.catalog.create(ROOT_INO, b"f", 0o100644, 0, 0).ino, b"plain data")
+    write_plain.close()
+    vfs("sync", "--wait", "--store", plain, passphrase=None)
+    one_line_error(vfs("remote", "set", plain, *remote_args(other)[1:], "--encrypt", check=False), 2,
+                   "has synced to its remote already")
+    with Repository.open(plain, lock=False) as repo:
+        assert repo.encryption is None

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from vfs.cli.common import add_store_options, store_of
+from vfs.cli.common import add_passphrase_options, add_store_options, new_passphrase, passphrase_of, store_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
@@ -75,6 +76,10 @@ def register(sub: Any) -> None:
     add_remote_options(s)
     add_fetch_option(s)
     s.add_argument("--no-check", action="store_true", help="do not check that the bucket answers")
+    s.add_argument("--encrypt", action="store_true",
+                   help="encrypt the store first, sealing the packs it has (only before it has synced anywhere);"
+                        " asks for a new passphrase unless --password-file or --key-file (made if missing)")
+    add_passphrase_options(s)
     s.add_argument("--json", action="store_true", help="print the store's remote as set, as JSON")
     s.set_defaults(run=run_set)
 
@@ -131,6 +136,8 @@ def run_set(args: argparse.Namespace) -> int:
         parse_size(args.cache_size)  # checked before anything is written
     if not args.no_check:
         check_reachable(new)
+    if args.encrypt:
+        _encrypt(args)
     with _open_unmounted(args.store) as repo:
         old = repo.remote
         if old is not None and old.url != new.url:
@@ -143,6 +150,22 @@ def run_set(args: argparse.Namespace) -> int:
               "previous_url": previous, "sync_state_reset": moved}
     emit(args, answer, lambda a: f"remote of {args.store} set to {args.url}" + (note if moved else ""))
     return 0
+
+
+def _encrypt(args: argparse.Namespace) -> None:
+    """Make the store encrypted (if it is not yet) and seal every plain pack it has (vfs.maintenance.encrypt)."""
+    from vfs.maintenance import encrypt
+
+    secret = None
+    with _open_unmounted(args.store) as repo:
+        if repo.encryption is None:
+            secret = new_passphrase(args)
+            encrypt.begin(repo, secret)
+    unlock = (lambda: secret) if secret is not None else passphrase_of(args)
+    with open_repository(args.store, passphrase=unlock) as repo:
+        sealed = encrypt.seal_packs(repo)
+    if sealed:
+        print(f"vfs: sealed {sealed} pack(s) of {args.store}", file=sys.stderr)
 
 
 def run_unset(args: argparse.Namespace) -> int:

@@ -24,7 +24,16 @@ from vfs.fsutil import fsync_path
 from vfs.store import codec
 from vfs.store.chunking import Chunker
 from vfs.store.keys import VolumeKeys
-from vfs.store.packs import ChunkLocation, PackReader, PackWriter, list_packs, pack_path, scan_pack, write_header
+from vfs.store.packs import (
+    PACK_HEADER_SEALED,
+    ChunkLocation,
+    PackReader,
+    PackWriter,
+    list_packs,
+    pack_path,
+    scan_pack,
+    write_header,
+)
 from vfs.store.verify import EntryProblem, PackFile, verify_pack_bytes
 from vfs.types import ChunkId, PackNo
 
@@ -302,6 +311,11 @@ class ChunkStore:
         """Bytes of the open pack file if it holds any entry (what uploading it would send), else 0."""
         size = self.pack_size(self.open_pack) or 0
         return size if size > PackWriter.EMPTY_SIZE else 0
+
+    def is_sealed(self, pack: int) -> bool:
+        """Whether a local pack is of the sealed format (an encrypted volume's)."""
+        with open(pack_path(self._root, pack), "rb") as f:
+            return f.read(len(PACK_HEADER_SEALED)) == PACK_HEADER_SEALED
 
     def open_pack_file(self, pack: int) -> PackFile:
         """A local pack file opened to check its header and entries (FileNotFoundError if absent)."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from vfs.backend import Backend
-from vfs.errors import CorruptChunk
+from vfs.errors import CorruptChunk, StoreError
 from vfs.fsutil import private_dir, replace_file
 from vfs.store import codec
+from vfs.store.packs import PACK_HEADER_SEALED
 from vfs.sync.layout import pack_key
 
 
-def upload_pack(backend: Backend, path: Path, *, check_first: bool = True) -> tuple[str, int, bool]:
+def upload_pack(backend: Backend, path: Path, *, check_first: bool = True, sealed: bool = False,
+                ) -> tuple[str, int, bool]:
     """Put the sealed pack at `path` unless the remote already holds it whole.
 
     Returns (key, size, whether it was sent). With `check_first`, a HEAD first, so that a pack a
@@ -19,6 +21,10 @@ def upload_pack(backend: Backend, path: Path, *, check_first: bool = True) -> tu
     packs an earlier attempt may have sent (it saves a round trip per pack otherwise).
     """
     data = path.read_bytes()
+    if sealed and not data.startswith(PACK_HEADER_SEALED):
+        # A store being encrypted in place ('vfs remote set --encrypt' interrupted) still has plain packs.
+        raise StoreError(f"pack {path} of an encrypted store is not sealed: nothing plain is uploaded; run"
+                         " 'vfs remote set --encrypt' again to finish sealing the store's packs")
     key = pack_key(codec.chunk_id(data))
     if check_first and backend.head(key) == len(data):
         return key, len(data), False

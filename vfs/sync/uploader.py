@@ -396,7 +396,8 @@ class Uploader:
             try:
                 # Abandoned on cancel: a hung PUT must not hold up an unmount (HEAD finds it next time).
                 key, size, sent = await trio.to_thread.run_sync(
-                    _upload_marked, self.backend, self.repo.chunks.pack_file(pack), marker, abandon_on_cancel=True)
+                    _upload_marked, self.backend, self.repo.chunks.pack_file(pack), marker,
+                    self.repo.encryption is not None, abandon_on_cancel=True)
             finally:
                 self.in_flight -= 1
         self.repo.catalog.add_remote_pack(pack, key, size)
@@ -439,13 +440,13 @@ def started_marker(repo: Repository, pack: PackNo) -> Path:
     return repo.path / checkpoint.STATE_DIR / "started" / str(pack)
 
 
-def _upload_marked(backend: Backend, path: Path, marker: Path) -> tuple[str, int, bool]:
+def _upload_marked(backend: Backend, path: Path, marker: Path, sealed: bool) -> tuple[str, int, bool]:
     """Upload a pack, HEADing first only if an earlier attempt (its marker) may have sent it."""
     tried = marker.exists()
     if not tried:
         private_dir(marker.parent, parents=True)
         marker.touch(mode=PRIVATE_FILE)  # before the PUT: a process killed during it leaves the marker behind
-    return upload_pack(backend, path, check_first=tried)
+    return upload_pack(backend, path, check_first=tried, sealed=sealed)
 
 
 def status_of(
