@@ -143,3 +143,12 @@ class Busy(FsError):
 
 class NotSupported(FsError):
     errno = errno.EOPNOTSUPP
+
+
+# The Python API's (vfs.api) errors, also the OSError a Python user expects (`except FileNotFoundError`).
+class NoSuchPath(NotFound, FileNotFoundError):
+    """A path, or the version, snapshot or time after its '@', names nothing in the volume."""
+
+
+class NotWritable(ReadOnly, PermissionError):
+    """A write to history (`PATH@SPEC`), or to a volume opened without `writable=True`."""

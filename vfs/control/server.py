@@ -25,6 +25,7 @@ from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
 from vfs.fs.locate import locate, volume_names
+from vfs.maintenance import put as putting
 from vfs.maintenance import retention
 from vfs.maintenance.service import Maintenance
 from vfs.types import InodeNo
@@ -189,6 +190,41 @@ class ControlServer:
         if self.fs.is_being_written(ino):
             raise Busy("the file is open for writing in the mount; close it and restore again")
 
+    async def _put(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Local files the daemon reads (its user's: the socket is theirs alone) become versions; see
+        `vfs.maintenance.put`. Their bytes are read, hashed and stored in threads."""
+        items = request.get("items")
+        if not isinstance(items, list):
+            raise UsageError("put needs a list of items")
+        uid, gid = request.get("uid", os.getuid()), request.get("gid", os.getgid())
+        if not (isinstance(uid, int) and isinstance(gid, int)):
+            raise UsageError("uid and gid must be numbers")
+        result = await self.maintenance.put([putting.PutItem.from_json(i) for i in items], uid=uid, gid=gid,
+                                            checksum=bool(request.get("checksum")))
+        return result.as_json()
+
+    async def _remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Remove a path (recursively when asked) as the kernel's unlink and rmdir would: a new commit
+        each, the history stays."""
+        path = _optional_str(request, "path")
+        if path is None:
+            raise UsageError("remove needs a path")
+        removed: Names = []
+
+        def unlink(parent: InodeNo, name: bytes, is_dir: bool) -> None:
+            ino = self.fs.catalog.lookup(parent, name)
+            assert ino is not None
+            (self.fs.rmdir if is_dir else self.fs.unlink)(parent, name)
+            removed.append((parent, name, ino))
+
+        async with self.maintenance.lock:
+            try:
+                paths = putting.remove(self.fs.catalog, volume_names(path), recursive=bool(request.get("recursive")),
+                                       unlink=unlink)
+            finally:
+                await self._forget_names(removed)
+        return {"removed": paths}
+
     async def _sync(self, request: dict[str, Any]) -> dict[str, Any]:
         """Start a full sync round; with "wait", await it up to "timeout" seconds (300)."""
         timeout = request.get("timeout")
@@ -217,6 +253,8 @@ _HANDLERS = {
     "snapshot_create": ControlServer._snapshot_create,
     "snapshot_delete": ControlServer._snapshot_delete,
     "restore": ControlServer._restore,
+    "put": ControlServer._put,
+    "remove": ControlServer._remove,
     "prune": ControlServer._prune,
     "gc": ControlServer._gc,
     "sync": ControlServer._sync,
