@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 from vfs.catalog import Version
 from vfs.repository import Repository
@@ -76,7 +77,7 @@ class NewVersionWriter(io.BufferedWriter):
     """A file being written: a private temporary file until `close()`, which puts it (`commit(path)`);
     an exception inside `with` discards it instead."""
 
-    def __init__(self, name: str, commit: Callable[[Path], None]) -> None:
+    def __init__(self, name: str, commit: Callable[[Path], object]) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="vfs-put-"))
         self._path = self._dir / "content"
         super().__init__(io.FileIO(self._path, "w"))
@@ -84,9 +85,10 @@ class NewVersionWriter(io.BufferedWriter):
         self._commit = commit
         self._discard = False
 
-    def __exit__(self, kind: object, *rest: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None,
+                 ) -> None:
         self._discard = kind is not None
-        super().__exit__(kind, *rest)
+        super().__exit__(kind, value, tb)
 
     def close(self) -> None:
         if self.closed:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from vfs.api import reading
 from vfs.api.files import NewVersionWriter, reader
@@ -29,7 +29,7 @@ from vfs.api.writer import writer_for
 from vfs.catalog import LIVE, Version
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import IsADirectory, NoSuchPath, NotWritable, UsageError
+from vfs.errors import NoSuchPath, NotWritable, UsageError
 from vfs.fs import snapshots
 from vfs.fs.diff import Difference, diff
 from vfs.fs.locate import joined, locate, lookup_at
@@ -38,7 +38,7 @@ from vfs.fs.snapshots import SnapshotInfo
 from vfs.fs.times import commit_named, time_option
 from vfs.maintenance.put import PutItem, PutResult
 
-Source = str | os.PathLike[str] | bytes | BinaryIO
+Source = str | os.PathLike[str] | bytes | IO[bytes]
 
 
 @dataclass(frozen=True)
@@ -170,17 +170,20 @@ class Volume:
 
     def get(self, path: str, dest: str | os.PathLike[str], *, progress: bool | None = None) -> Path:
         """Write the file or whole tree `PATH[@SPEC]` (or the content `blake3:HASH`) as it was to the local
-        path `dest`; a file goes into `dest` when it is an existing directory. Returns what was written."""
+        path `dest` (its missing parent directories made); a file goes into `dest` when that is an existing
+        directory. Returns what was written."""
         self._settle()
         catalog = self._repo.catalog
         target = Path(dest)
         if reading.is_hash(path):
+            target.parent.mkdir(parents=True, exist_ok=True)
             self._write_local(reading.by_hash(catalog, path), target, 0o644, None)
             return target
         found = reading.located(catalog, path)
         if not found.is_dir:
             if target.is_dir():
                 target = target / os.fsdecode(found.names[-1] if found.names else b"file")
+            target.parent.mkdir(parents=True, exist_ok=True)
             self._write_local(found.version, target, stat.S_IMODE(found.mode), None)
             return target
         todo = list(reading.tree(catalog, found))
@@ -289,7 +292,7 @@ class Volume:
         compare hashes). Returns what was created, updated, unchanged or skipped, and the bytes stored.
         """
         self._check_writable(dest)
-        if isinstance(source, bytes) or hasattr(source, "read"):
+        if isinstance(source, bytes) or not isinstance(source, str | os.PathLike):
             tmp = Path(tempfile.mkdtemp(prefix="vfs-put-"))
             try:
                 local = tmp / "content"
@@ -297,11 +300,11 @@ class Volume:
                     if isinstance(source, bytes):
                         f.write(source)
                     else:
-                        shutil.copyfileobj(source, f)  # type: ignore[misc]
+                        shutil.copyfileobj(source, f)
                 return self._put_paths(dest, local, checksum=True, progress=progress)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        local = Path(os.fspath(source))  # type: ignore[arg-type]
+        local = Path(os.fspath(source))
         if not local.exists():
             raise NoSuchPath(f"{local}: no such local file or directory")
         return self._put_paths(dest, local, checksum=checksum, progress=progress)

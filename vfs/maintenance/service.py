@@ -26,8 +26,8 @@ import trio
 from vfs.errors import BackendError, StoreError
 from vfs.fs.filesystem import FileSystem
 from vfs.maintenance import gc as garbage
-from vfs.maintenance import put as putting
 from vfs.maintenance import prune as pruning
+from vfs.maintenance import put as putting
 from vfs.maintenance import remote as remote_gc
 from vfs.maintenance.retention import Policy
 from vfs.repository import Repository
