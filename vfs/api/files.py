@@ -81,7 +81,7 @@ class NewVersionWriter(io.BufferedWriter):
         self._dir = Path(tempfile.mkdtemp(prefix="vfs-put-"))
         self._path = self._dir / "content"
         super().__init__(io.FileIO(self._path, "w"))
-        self.name = name  # type: ignore[misc]
+        self.path = name  # the volume path it will have
         self._commit = commit
         self._discard = False
 

@@ -84,9 +84,12 @@ def located(catalog: Catalog, text: str) -> Located:
     """What `PATH[@SPEC]` names (NoSuchPath when nothing)."""
     names, spec = split(text)
     try:
-        return locate(catalog, names, spec)
+        found = locate(catalog, names, spec)
     except (NotFound, UsageError) as e:  # locate's "no version 9", "no snapshot named x" are UsageErrors
         raise NoSuchPath(f"{text}: {e}") from None
+    if spec is None and found.at != LIVE:  # locate finds a deleted path where it last was; no @: now
+        raise NoSuchPath(f"{text} does not exist now (it was deleted: read it as it was with {text}@TIME)")
+    return found
 
 
 def by_hash(catalog: Catalog, text: str) -> Version:

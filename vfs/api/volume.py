@@ -32,7 +32,8 @@ from vfs.control.client import call, daemon_running
 from vfs.errors import NoSuchPath, NotWritable, UsageError
 from vfs.fs import snapshots
 from vfs.fs.diff import Difference, diff
-from vfs.fs.locate import joined, locate, lookup_at
+from vfs.fs.history import parse_spec
+from vfs.fs.locate import joined, lookup_at
 from vfs.fs.restore import Change
 from vfs.fs.snapshots import SnapshotInfo
 from vfs.fs.times import commit_named, time_option
@@ -165,7 +166,7 @@ class Volume:
             self._check_writable(path)
             if mode == "xb" and self.exists(path):
                 raise FileExistsError(f"{path} exists in the volume")
-            return NewVersionWriter(path, lambda local: self._put_paths(path, Path(local), progress=False))
+            return NewVersionWriter(path, lambda local: self._put_paths(path, local, exact=True, progress=False))
         raise UsageError(f"mode {mode!r}: the volume's files open as 'rb', 'wb' or 'xb' (binary)")
 
     def get(self, path: str, dest: str | os.PathLike[str], *, progress: bool | None = None) -> Path:
@@ -275,7 +276,7 @@ class Volume:
         names, spec = reading.split(path)
         if spec is not None:
             full = joined(names, spec)
-            if lookup_at(self._repo.catalog, full, LIVE) is None and _resolves(self._repo.catalog, names, spec):
+            if lookup_at(self._repo.catalog, full, LIVE) is None and _is_history(self._repo.catalog, spec):
                 raise NotWritable(f"{path}: history is read-only (write to the path without @{spec})")
             names = full
         if not self.writable:
@@ -301,7 +302,7 @@ class Volume:
                         f.write(source)
                     else:
                         shutil.copyfileobj(source, f)
-                return self._put_paths(dest, local, checksum=True, progress=progress)
+                return self._put_paths(dest, local, checksum=True, exact=True, progress=progress)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         local = Path(os.fspath(source))
@@ -309,9 +310,15 @@ class Volume:
             raise NoSuchPath(f"{local}: no such local file or directory")
         return self._put_paths(dest, local, checksum=checksum, progress=progress)
 
-    def _put_paths(self, dest: str, local: Path, *, checksum: bool = False, progress: bool | None) -> PutResult:
+    def _put_paths(self, dest: str, local: Path, *, checksum: bool = False, exact: bool = False,
+                   progress: bool | None) -> PutResult:
+        """Put the local file or folder `local`; with `exact`, a file becomes `dest` itself (content given
+        as bytes or a stream has no name to go into a directory with)."""
         names = self._check_writable(dest)
-        plan = _plan(local, names, self._is_volume_dir(names))
+        is_dir = self._is_volume_dir(names)
+        if exact and is_dir:
+            raise IsADirectory(f"{dest} is a directory in the volume")
+        plan = _plan(local, names, is_dir)
         writer = writer_for(self.store)
         total = sum(plan.sizes)
         with bar(f"put {local.name or local}", total, sum(not i.is_dir for i in plan.items), progress) as advance:
@@ -388,13 +395,16 @@ class Volume:
             return left if left is not None else service.status()
 
 
-def _resolves(catalog: Any, names: tuple[bytes, ...], spec: str) -> bool:
-    """Whether `names@spec` is a history name now (a version, a snapshot, a time of it)."""
-    try:
-        locate(catalog, names, spec)
-    except Exception:  # names nothing: a free name, which a write may make real
-        return False
-    return True
+def _is_history(catalog: Any, spec: str) -> bool:
+    """Whether `NAME@spec` reads as history: a version number, a time, `@` alone, or an existing snapshot.
+
+    Stricter than the mount, which takes such a name as a new file's when it names nothing yet (`f@9`
+    before f has a version 9): from a program, a write to `f@9` or `f@-1h` is a mistake, never a name.
+    """
+    if catalog.snapshot(spec) is not None:
+        return True
+    parsed = parse_spec(spec)
+    return parsed is not None and parsed.snapshot is None
 
 
 def _plan(local: Path, dest: tuple[bytes, ...], dest_is_dir: bool) -> _Plan:
