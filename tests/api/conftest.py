@@ -47,8 +47,9 @@ def run_as_nobody(code: str, cwd: Path, *, env: dict[str, str] | None = None) ->
     if os.getuid() != 0:
         pytest.skip("needs root to switch to user nobody")
     root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root, "HOME": str(cwd), **(env or {})}
     done = subprocess.run([*NOBODY, sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": root, "HOME": str(cwd), **(env or {})})
+                          text=True, timeout=300, env=env)
     if done.returncode != 0:
         pytest.fail(f"as nobody, exit {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done

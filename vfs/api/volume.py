@@ -29,7 +29,7 @@ from vfs.api.writer import writer_for
 from vfs.catalog import LIVE, Version
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import NoSuchPath, NotWritable, UsageError
+from vfs.errors import IsADirectory, NoSuchPath, NotWritable, UsageError
 from vfs.fs import snapshots
 from vfs.fs.diff import Difference, diff
 from vfs.fs.history import parse_spec
