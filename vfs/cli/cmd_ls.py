@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import stat
 from datetime import datetime
 from typing import Any
 
 from vfs.api import open as open_volume
-from vfs.api.reading import Entry
+from vfs.api.reading import Entry, split
 from vfs.cli.common import accept_relative_times, add_store_options
 from vfs.cli.output import emit
 from vfs.cli.volume_paths import volume_path
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _line(e: Entry, *, long: bool) -> str:
-    name = e.name.rsplit("/", 1)[-1] + ("/" if e.type == "directory" else "")
+    names, _ = split(e.name)  # the name without the @SPEC the listing carries on
+    name = os.fsdecode(names[-1] if names else b".") + ("/" if e.type == "directory" else "")
     if not long:
         return name
     when = datetime.fromtimestamp(e.mtime).strftime("%Y-%m-%d %H:%M:%S")
