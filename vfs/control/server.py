@@ -201,6 +201,10 @@ class ControlServer:
             raise UsageError("uid and gid must be numbers")
         result = await self.maintenance.put([putting.PutItem.from_json(i) for i in items], uid=uid, gid=gid,
                                             checksum=bool(request.get("checksum")))
+        # Invalidating a file's pages and attributes is not enough: with the writeback cache the kernel
+        # keeps the size it caches. Dropping its entries lets it forget the inode (unless open) and look
+        # the file up afresh.
+        await self._forget_names(result.replaced)
         return result.as_json()
 
     async def _remove(self, request: dict[str, Any]) -> dict[str, Any]:

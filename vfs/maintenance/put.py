@@ -86,6 +86,9 @@ class PutResult:
     unchanged: list[str] = field(default_factory=list)  # files whose content the volume held already
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     stored_bytes: int = 0  # bytes written to packs (compressed, new chunks only)
+    # (directory, name, inode) of files that got a new version: a mount's kernel must drop its entries of
+    # them, or it would keep the size it caches (with the writeback cache it trusts its own); not sent.
+    replaced: list[tuple[InodeNo, bytes, InodeNo]] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
@@ -102,6 +105,7 @@ class PutResult:
         self.unchanged += other.unchanged
         self.skipped += other.skipped
         self.stored_bytes += other.stored_bytes
+        self.replaced += other.replaced
 
 
 @dataclass
@@ -222,6 +226,7 @@ async def _commit(
                 continue  # an empty file is a file without versions, as `touch` makes it
         else:
             result.updated.append(path)
+            result.replaced.append((f.parent, f.item.dest[-1], ino))
         commits.append((ino, f.ingested, f.st.st_mtime_ns, None))
         result.stored_bytes += f.ingested.stored_bytes
     if commits:
