@@ -13,8 +13,9 @@ over the put) and reported.
 
 Items go in batches (BATCH_BYTES, BATCH_FILES): the event loop looks the destinations up and creates
 missing directories; a thread checks, hashes and ingests the batch's files and makes their chunks durable
-with one fsync; back on the loop, new files are created and the batch's versions committed in one
-transaction (each version still a commit of its own). So the chunks are durable before any version
+with one fsync; back on the loop, the new files of each directory are created in one transaction
+(`vfs.catalog.bulk`) and the batch's versions committed in one more (each version still a commit of its
+own), while the thread goes on with the next batch. So the chunks are durable before any version
 points to them, and the loop never waits on a file's bytes.
 """
 
@@ -23,12 +24,13 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vfs.catalog import Catalog, Version
+from vfs.catalog.bulk import bulk_create_files
 from vfs.errors import IsADirectory, NotADirectory, NotFound, UsageError
 from vfs.fs.locate import show
 from vfs.repository import Repository
@@ -39,7 +41,7 @@ from vfs.types import ROOT_INO, InodeNo
 log = logging.getLogger(__name__)
 
 BATCH_BYTES = 64 << 20  # bytes of changed files ingested between two commits (one fsync of the packs)
-BATCH_FILES = 512
+BATCH_FILES = 256
 _READ = 1 << 20
 
 Advance = Callable[[int, int], None]  # (bytes, files) just done: progress
@@ -140,34 +142,79 @@ async def put(
     import trio  # here: the API imports this module to read and must not pay for trio
 
     result = PutResult()
-    batch: list[_File] = []
-    pending = 0
-    for item in items:
-        await trio.lowlevel.checkpoint()
-        if item.is_dir:
-            _directory(repo.catalog, item.dest, uid, gid, changed, result, mode=_dir_mode(item.source))
-            continue
-        if not item.dest:
-            raise IsADirectory("the volume's root is a directory: put a file at a path inside it")
-        parent = _directory(repo.catalog, item.dest[:-1], uid, gid, changed, result)
-        existing = repo.catalog.lookup(parent, item.dest[-1])
-        current, size, mtime = None, 0, 0
-        if existing is not None:
-            attr = repo.catalog.attr(existing)
-            if attr.is_dir:
-                raise IsADirectory(f"{show(item.dest)} is a directory in the volume")
-            if not stat.S_ISREG(attr.mode):
-                result.skipped.append((show(item.dest), "not a regular file in the volume"))
-                continue
-            current = repo.catalog.version_at(existing)
-            size, mtime = attr.size, attr.mtime_ns
-        batch.append(_File(item, parent, existing, current, size, mtime))
-        pending += size
-        if pending >= BATCH_BYTES or len(batch) >= BATCH_FILES:
-            await _commit(repo, batch, uid, gid, checksum, being_written, changed, progress, result)
-            batch, pending = [], 0
-    await _commit(repo, batch, uid, gid, checksum, being_written, changed, progress, result)
+    dirs: dict[tuple[bytes, ...], InodeNo] = {}  # directories of this put, looked up or made once
+    send, receive = trio.open_memory_channel[list[_File]](1)
+
+    async def commit_in_order() -> None:
+        # Commits a batch on the loop while the next one is read and stored in a thread.
+        async for ingested in receive:
+            _commit(repo.catalog, ingested, uid, gid, being_written, changed, result)
+            await trio.lowlevel.checkpoint()
+
+    async def ingest(batch: list[_File]) -> None:
+        await trio.to_thread.run_sync(_ingest_batch, repo, batch, checksum, progress)
+        await send.send(batch)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(commit_in_order)
+            await _produce(repo, items, uid, gid, changed, result, dirs, ingest, send)
+    except BaseExceptionGroup as group:  # one error in one line for the caller, as everywhere
+        raise _sole(group) from None
     return result
+
+
+async def _produce(
+    repo: Repository, items: Sequence[PutItem], uid: int, gid: int, changed: Callable[[InodeNo], None],
+    result: PutResult, dirs: dict[tuple[bytes, ...], InodeNo], ingest: Callable[[list[_File]], Awaitable[None]],
+    send: Any,
+) -> None:
+    """Look the items' destinations up (directories made) and hand them to `ingest` in batches."""
+    import trio
+
+    async with send:
+        batch: list[_File] = []
+        pending = 0
+        for item in items:
+            await trio.lowlevel.checkpoint()
+            if item.is_dir:
+                _directory(repo.catalog, item.dest, uid, gid, changed, result, dirs, mode=_dir_mode(item.source))
+                continue
+            if not item.dest:
+                raise IsADirectory("the volume's root is a directory: put a file at a path inside it")
+            parent = _directory(repo.catalog, item.dest[:-1], uid, gid, changed, result, dirs)
+            existing = repo.catalog.lookup(parent, item.dest[-1])
+            current, size, mtime = None, 0, 0
+            if existing is not None:
+                attr = repo.catalog.attr(existing)
+                if attr.is_dir:
+                    raise IsADirectory(f"{show(item.dest)} is a directory in the volume")
+                if not stat.S_ISREG(attr.mode):
+                    result.skipped.append((show(item.dest), "not a regular file in the volume"))
+                    continue
+                current = repo.catalog.version_at(existing)
+                size, mtime = attr.size, attr.mtime_ns
+            batch.append(_File(item, parent, existing, current, size, mtime))
+            pending += size
+            if pending >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+                await ingest(batch)
+                batch, pending = [], 0
+        if batch:
+            await ingest(batch)
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a group holds (nested or not); the group itself when it holds several."""
+    leaves = list(_leaves(group))
+    return leaves[0] if len(leaves) == 1 else group
+
+
+def _leaves(e: BaseException) -> Iterator[BaseException]:
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield e
 
 
 def _dir_mode(source: Path) -> int:
@@ -179,9 +226,12 @@ def _dir_mode(source: Path) -> int:
 
 def _directory(
     catalog: Catalog, names: tuple[bytes, ...], uid: int, gid: int, changed: Callable[[InodeNo], None],
-    result: PutResult, *, mode: int = 0o755,
+    result: PutResult, known: dict[tuple[bytes, ...], InodeNo], *, mode: int = 0o755,
 ) -> InodeNo:
-    """The directory `names`, created where missing (NotADirectory where a file is in the way)."""
+    """The directory `names`, created where missing (NotADirectory where a file is in the way); `known`
+    remembers those this put found or made."""
+    if names in known:
+        return known[names]
     ino = ROOT_INO
     for i, name in enumerate(names):
         child = catalog.lookup(ino, name)
@@ -192,43 +242,43 @@ def _directory(
         elif not catalog.attr(child).is_dir:
             raise NotADirectory(f"{show(names[: i + 1])} is not a directory in the volume")
         ino = child
+    known[names] = ino
     return ino
 
 
-async def _commit(
-    repo: Repository, batch: list[_File], uid: int, gid: int, checksum: bool,
-    being_written: Callable[[InodeNo], bool], changed: Callable[[InodeNo], None], progress: Advance,
-    result: PutResult,
+def _commit(
+    catalog: Catalog, batch: list[_File], uid: int, gid: int, being_written: Callable[[InodeNo], bool],
+    changed: Callable[[InodeNo], None], result: PutResult,
 ) -> None:
-    import trio
-
-    if not batch:
-        return
-    await trio.to_thread.run_sync(_ingest_batch, repo, batch, checksum, progress)
-    catalog = repo.catalog
+    """Create the batch's new files and commit its versions (its chunks are durable: `_ingest_batch`)."""
     commits: list[tuple[InodeNo, Ingested, int | None, int | None]] = []
-    # On the loop from here on, without a checkpoint between checking a file and committing its version.
+    new: dict[tuple[InodeNo, int], list[_File]] = {}  # new files by (directory, mode): made together
+    # No checkpoint in here: between checking a file (being written?) and committing its version.
     for f in batch:
         path = show(f.item.dest)
         assert f.st is not None
         if f.ingested is None:
             result.unchanged.append(path)
-            continue
-        if f.existing is not None and being_written(f.existing):
+        elif f.existing is None:
+            new.setdefault((f.parent, stat.S_IMODE(f.st.st_mode)), []).append(f)
+        elif being_written(f.existing):
             result.skipped.append((path, "open for writing in the mount"))
-            continue
-        ino = f.existing
-        if ino is None:
-            ino = catalog.create(f.parent, f.item.dest[-1], stat.S_IFREG | stat.S_IMODE(f.st.st_mode), uid, gid).ino
-            changed(f.parent)
-            result.created.append(path)
-            if f.ingested.size == 0:
-                continue  # an empty file is a file without versions, as `touch` makes it
         else:
             result.updated.append(path)
-            result.replaced.append((f.parent, f.item.dest[-1], ino))
-        commits.append((ino, f.ingested, f.st.st_mtime_ns, None))
-        result.stored_bytes += f.ingested.stored_bytes
+            result.replaced.append((f.parent, f.item.dest[-1], f.existing))
+            commits.append((f.existing, f.ingested, f.st.st_mtime_ns, None))
+            result.stored_bytes += f.ingested.stored_bytes
+    for (parent, mode), files in new.items():
+        # One transaction per directory (one commit); their versions follow with the others below.
+        inos = bulk_create_files(catalog, parent, [(f.item.dest[-1], []) for f in files], mode=stat.S_IFREG | mode,
+                                 uid=uid, gid=gid, origin="put")
+        changed(parent)
+        for f, ino in zip(files, inos, strict=True):
+            assert f.ingested is not None and f.st is not None
+            result.created.append(show(f.item.dest))
+            if f.ingested.size:  # an empty file is a file without versions, as `touch` makes it
+                commits.append((ino, f.ingested, f.st.st_mtime_ns, None))
+                result.stored_bytes += f.ingested.stored_bytes
     if commits:
         catalog.commit_versions(commits, origin="put")
         for ino, *_ in commits:
