@@ -339,7 +339,7 @@ class Volume:
     def mkdir(self, path: str) -> None:
         """Make the directory PATH (and those above it); nothing if it exists."""
         names = self._check_writable(path)
-        writer_for(self.store).put([PutItem(Path(""), names, is_dir=True)], [0], checksum=False,
+        writer_for(self.store).put([PutItem("", names, is_dir=True)], [0], checksum=False,
                                    advance=lambda *_: None)
 
     def remove(self, path: str, *, recursive: bool = False) -> list[str]:
@@ -412,24 +412,25 @@ def _plan(local: Path, dest: tuple[bytes, ...], dest_is_dir: bool) -> _Plan:
     (its directories first, so empty ones are made too). Symlinks and special files are left out."""
     if local.is_file():
         name = os.fsencode(local.name)
-        return _Plan([PutItem(local, (*dest, name) if dest_is_dir or not dest else dest)], [local.stat().st_size])
+        target = (*dest, name) if dest_is_dir or not dest else dest
+        return _Plan([PutItem(str(local), target)], [local.stat().st_size])
     if not local.is_dir():
         raise UsageError(f"{local} is neither a regular file nor a directory")
-    items, sizes = [PutItem(local, dest, is_dir=True)], [0]
-    for top, dirs, files in os.walk(local):
-        dirs.sort()
-        rel = Path(top).relative_to(local)
-        base = (*dest, *(os.fsencode(p) for p in rel.parts))
-        for d in dirs:
-            if not os.path.islink(os.path.join(top, d)):
-                items.append(PutItem(Path(top, d), (*base, os.fsencode(d)), is_dir=True))
+    items, sizes = [PutItem(str(local), dest, is_dir=True)], [0]
+    todo = [(os.fspath(local), dest)]
+    while todo:  # os.scandir: kinds from the directory itself, one lstat per file (pathlib costs more)
+        top, base = todo.pop()
+        with os.scandir(top) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            names = (*base, os.fsencode(e.name))
+            if e.is_dir(follow_symlinks=False):
+                items.append(PutItem(e.path, names, is_dir=True))
                 sizes.append(0)
-        for f in sorted(files):
-            path = Path(top, f)
-            st = path.lstat()
-            if stat.S_ISREG(st.st_mode):
-                items.append(PutItem(path, (*base, os.fsencode(f))))
-                sizes.append(st.st_size)
+                todo.append((e.path, names))
+            elif e.is_file(follow_symlinks=False):
+                items.append(PutItem(e.path, names))
+                sizes.append(e.stat(follow_symlinks=False).st_size)
     return _Plan(items, sizes)
 
 

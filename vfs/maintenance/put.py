@@ -26,10 +26,9 @@ import os
 import stat
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from vfs.catalog import Catalog, Version
+from vfs.catalog import Catalog
 from vfs.catalog.bulk import bulk_create_files
 from vfs.errors import IsADirectory, NotADirectory, NotFound, UsageError
 from vfs.fs.locate import show
@@ -63,12 +62,12 @@ def no_progress(nbytes: int, files: int) -> None:
 class PutItem:
     """`source` (a local path) becomes `dest` (a volume path); `is_dir`: an (empty) directory."""
 
-    source: Path
+    source: str  # as os functions take it ("": none, for a directory made without one)
     dest: tuple[bytes, ...]
     is_dir: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"source": os.fsdecode(self.source), "dest": show(self.dest), "dir": self.is_dir}
+        return {"source": self.source, "dest": show(self.dest), "dir": self.is_dir}
 
     @classmethod
     def from_json(cls, item: Any) -> PutItem:
@@ -76,7 +75,7 @@ class PutItem:
             raise UsageError("a put item needs a source and a dest (strings)")
         from vfs.fs.locate import volume_names
 
-        return cls(Path(item["source"]), volume_names(item["dest"]), bool(item.get("dir")))
+        return cls(item["source"], volume_names(item["dest"]), bool(item.get("dir")))
 
 
 @dataclass
@@ -117,7 +116,6 @@ class _File:
     item: PutItem
     parent: InodeNo
     existing: InodeNo | None
-    current: Version | None  # the existing file's content (None: empty, or a new file)
     size: int = 0  # of the existing file now
     mtime_ns: int = 0
     st: os.stat_result | None = None
@@ -172,19 +170,22 @@ async def _produce(
     """Look the items' destinations up (directories made) and hand them to `ingest` in batches."""
     import trio
 
+    listings: dict[InodeNo, dict[bytes, InodeNo]] = {}
+
     async with send:
         batch: list[_File] = []
         pending = 0
-        for item in items:
-            await trio.lowlevel.checkpoint()
+        for n, item in enumerate(items):
+            if n % 64 == 0:
+                await trio.lowlevel.checkpoint()
             if item.is_dir:
                 _directory(repo.catalog, item.dest, uid, gid, changed, result, dirs, mode=_dir_mode(item.source))
                 continue
             if not item.dest:
                 raise IsADirectory("the volume's root is a directory: put a file at a path inside it")
             parent = _directory(repo.catalog, item.dest[:-1], uid, gid, changed, result, dirs)
-            existing = repo.catalog.lookup(parent, item.dest[-1])
-            current, size, mtime = None, 0, 0
+            existing = _entry(repo.catalog, parent, item.dest[-1], listings, many=len(items) > 1)
+            size, mtime = 0, 0
             if existing is not None:
                 attr = repo.catalog.attr(existing)
                 if attr.is_dir:
@@ -192,9 +193,8 @@ async def _produce(
                 if not stat.S_ISREG(attr.mode):
                     result.skipped.append((show(item.dest), "not a regular file in the volume"))
                     continue
-                current = repo.catalog.version_at(existing)
                 size, mtime = attr.size, attr.mtime_ns
-            batch.append(_File(item, parent, existing, current, size, mtime))
+            batch.append(_File(item, parent, existing, size, mtime))
             pending += size
             if pending >= BATCH_BYTES or len(batch) >= BATCH_FILES:
                 await ingest(batch)
@@ -217,7 +217,24 @@ def _leaves(e: BaseException) -> Iterator[BaseException]:
         yield e
 
 
-def _dir_mode(source: Path) -> int:
+def _entry(catalog: Catalog, parent: InodeNo, name: bytes, listings: dict[InodeNo, dict[bytes, InodeNo]], *,
+           many: bool) -> InodeNo | None:
+    """`name` in `parent` now: for a put of many files, from one listing of `parent` (read once)."""
+    if not many:
+        return catalog.lookup(parent, name)
+    names = listings.get(parent)
+    if names is None:
+        names = listings[parent] = {}
+        after = 0
+        while entries := catalog.readdir(parent, after, 4096):
+            names.update((e.name, e.ino) for e in entries)
+            after = entries[-1].cookie
+    return names.get(name)
+
+
+def _dir_mode(source: str) -> int:
+    if not source:
+        return 0o755
     try:
         return stat.S_IMODE(os.stat(source).st_mode)
     except OSError:
@@ -296,7 +313,7 @@ def _ingest_batch(repo: Repository, batch: list[_File], checksum: bool, progress
             raise NotFound(f"{f.item.source}: no such file") from None
         if not stat.S_ISREG(f.st.st_mode):
             raise UsageError(f"{f.item.source} is not a regular file")
-        if _unchanged(f, checksum):
+        if _unchanged(repo.catalog, f, checksum):
             progress(f.st.st_size, 1)
             continue
         f.ingested = repo.chunks.ingest(f.item.source, repo.catalog.has_chunk, sync=False)
@@ -306,23 +323,20 @@ def _ingest_batch(repo: Repository, batch: list[_File], checksum: bool, progress
         repo.chunks.sync()  # data durable before the catalog points to it
 
 
-def _unchanged(f: _File, checksum: bool) -> bool:
+def _unchanged(catalog: Catalog, f: _File, checksum: bool) -> bool:
     assert f.st is not None
-    if f.existing is None:
+    if f.existing is None or f.st.st_size != f.size:
         return False
-    have = f.current.size if f.current is not None else 0
-    if f.st.st_size != have:
+    if f.size == 0 or (not checksum and f.st.st_mtime_ns == f.mtime_ns):
+        return True
+    current = catalog.version_at(f.existing)
+    if current is None:
         return False
-    if have == 0:
-        return True
-    if not checksum and f.st.st_mtime_ns == f.mtime_ns:
-        return True
-    assert f.current is not None
     hasher = file_hasher()
     with open(f.item.source, "rb") as src:
         while data := src.read(_READ):
             hasher.update(data)
-    return bool(hasher.digest() == f.current.hash)
+    return bool(hasher.digest() == current.hash)
 
 
 def remove(
