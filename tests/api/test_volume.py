@@ -238,3 +238,26 @@ def test_import_vfs_is_cheap_and_the_api_is_documented() -> None:
     assert done.returncode == 0, done.stderr
     assert "Store `source` at the volume path `dest`" in (Volume.put.__doc__ or "")
     assert (Path(vfs.__file__).parent / "py.typed").exists()
+
+
+def test_progress_shows_on_request_and_progress_false_silences_it(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    local = tree(tmp_path, {f"f{i}": os.urandom(1000) for i in range(5)})
+    with vfs.open(store, writable=True) as vol:
+        vol.put("quiet", local, progress=False)
+        vol.get("quiet", tmp_path / "q", progress=False)
+        assert capsys.readouterr().err == ""
+        vol.put("shown", local, progress=True)
+        vol.get("shown", tmp_path / "s", progress=True)
+        err = capsys.readouterr().err
+        assert "put local" in err and "5/5 files" in err and "get shown" in err
+
+
+def test_sync_status_and_fetch_of_a_store_without_a_remote(store: Path) -> None:
+    with vfs.open(store, writable=True) as vol:
+        assert vol.status()["remote"] is None and vol.status()["mounted"] is False
+        with pytest.raises(UsageError, match="no remote"):
+            vol.sync(progress=False)
+        vol.write_text("f", "x")
+        assert vol.fetch(["f", ""], progress=False) == 0  # all its data is local

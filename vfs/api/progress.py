@@ -7,6 +7,7 @@ a terminal or a notebook, not a batch job whose stderr is a file.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,14 +31,16 @@ def bar(label: str, total_bytes: int, total_files: int, enabled: bool | None) ->
     from tqdm.auto import tqdm  # only when shown: importing it costs
 
     files = [0]
+    lock = threading.Lock()  # `get` advances from several threads
     t: Any = tqdm(total=total_bytes, desc=label, unit="B", unit_scale=True, unit_divisor=1024, leave=True,
                   dynamic_ncols=True)
 
     def advance(nbytes: int, nfiles: int) -> None:
-        files[0] += nfiles
-        t.update(nbytes)
-        if nfiles:
-            t.set_postfix_str(f"{files[0]}/{total_files} files", refresh=False)
+        with lock:
+            files[0] += nfiles
+            t.update(nbytes)
+            if nfiles:
+                t.set_postfix_str(f"{files[0]}/{total_files} files", refresh=False)
 
     try:
         yield advance

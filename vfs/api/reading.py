@@ -178,15 +178,25 @@ def children(catalog: Catalog, ino: InodeNo, at: int) -> Iterator[tuple[bytes, I
         after = entries[-1].cookie
 
 
-def tree(catalog: Catalog, found: Located) -> Iterator[tuple[tuple[bytes, ...], int, Version | None]]:
-    """(path below `found`, mode, content) of everything under the directory `found` names, parents first."""
+@dataclass(frozen=True)
+class TreeItem:
+    """A name under a directory at some commit: its path below the directory, kind, size, and inode."""
+
+    names: tuple[bytes, ...]
+    mode: int
+    size: int
+    ino: InodeNo
+    has_content: bool  # a regular file with a version (not empty)
+
+
+def tree(catalog: Catalog, found: Located) -> Iterator[TreeItem]:
+    """Everything under the directory `found` names, as it was then, parents first (one query)."""
     prefix = b"/".join(found.names)
     for e in catalog.tree(found.at):
         if prefix and not e.path.startswith(prefix + b"/"):
             continue
         rel = e.path[len(prefix) + 1:] if prefix else e.path
-        version = catalog.version_at(e.ino, found.at) if stat.S_ISREG(e.mode) and e.hash is not None else None
-        yield tuple(rel.split(b"/")), e.mode, version
+        yield TreeItem(tuple(rel.split(b"/")), e.mode, e.size, e.ino, stat.S_ISREG(e.mode) and e.hash is not None)
 
 
 def versions(catalog: Catalog, path: str, since_ns: int | None, until_ns: int | None) -> list[FileVersion]:

@@ -15,6 +15,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +41,7 @@ from vfs.fs.times import commit_named, time_option
 from vfs.maintenance.put import PutItem, PutResult
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
+GET_THREADS = 4  # files written at once by `get` of a tree
 
 
 @dataclass(frozen=True)
@@ -187,19 +189,24 @@ class Volume:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._write_local(found.version, target, stat.S_IMODE(found.mode), None)
             return target
-        todo = list(reading.tree(catalog, found))
-        total = sum(v.size for _, _, v in todo if v is not None)
+        items = list(reading.tree(catalog, found))
+        files = [i for i in items if stat.S_ISREG(i.mode)]
         target.mkdir(parents=True, exist_ok=True)
-        with bar(f"get {path or '/'}", total, sum(1 for _, m, _ in todo if stat.S_ISREG(m)), progress) as advance:
-            for names, mode, version in todo:
-                local = target.joinpath(*(os.fsdecode(n) for n in names))
-                if stat.S_ISDIR(mode):
-                    local.mkdir(exist_ok=True)
-                elif stat.S_ISREG(mode):
-                    self._write_local(version, local, stat.S_IMODE(mode), advance)
-                elif stat.S_ISLNK(mode):
-                    pass  # symlinks are not written out (their targets may point anywhere)
+        with bar(f"get {path or '/'}", sum(i.size for i in files), len(files), progress) as advance, \
+                ThreadPoolExecutor(GET_THREADS, thread_name_prefix="vfs-get") as pool:
+            for item in items:  # parents first: a directory exists before what it holds is written
+                if stat.S_ISDIR(item.mode):
+                    target.joinpath(*map(os.fsdecode, item.names)).mkdir(exist_ok=True)
+            # Small files are one chunk each: several at once keep the disk and both cores busy.
+            done = [pool.submit(self._get_file, i, found.at, target.joinpath(*map(os.fsdecode, i.names)), advance)
+                    for i in files]
+            for future in done:
+                future.result()  # symlinks and special files are not written out
         return target
+
+    def _get_file(self, item: reading.TreeItem, at: int, local: Path, advance: Any) -> None:
+        version = self._repo.catalog.version_at(item.ino, at) if item.has_content else None
+        self._write_local(version, local, stat.S_IMODE(item.mode), advance)
 
     def _write_local(self, version: Version | None, local: Path, mode: int, advance: Any) -> None:
         with builtins.open(local, "wb") as f:
@@ -257,7 +264,9 @@ class Volume:
         for path in paths:
             found = reading.located(self._repo.catalog, path)
             if found.is_dir:
-                wanted += [v for _, _, v in reading.tree(self._repo.catalog, found) if v is not None]
+                catalog = self._repo.catalog
+                wanted += [v for i in reading.tree(catalog, found)
+                           if i.has_content and (v := catalog.version_at(i.ino, found.at)) is not None]
             elif found.version is not None:
                 wanted.append(found.version)
         total = sum(v.size for v in wanted)
