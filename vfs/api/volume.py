@@ -209,17 +209,23 @@ class Volume:
         self._write_local(version, local, stat.S_IMODE(item.mode), advance)
 
     def _write_local(self, version: Version | None, local: Path, mode: int, advance: Any) -> None:
-        with builtins.open(local, "wb") as f:
+        """Write `version` (None: empty) to the local file `local` with `mode` and the version's mtime."""
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
             if version is not None:
                 for data in self._repo.iter_content(version):
-                    f.write(data)
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
                     if advance is not None:
                         advance(len(data), 0)
+            os.fchmod(fd, mode & 0o7777 or 0o644)
+            if version is not None:
+                os.utime(fd, ns=(version.mtime_ns, version.mtime_ns))
+        finally:
+            os.close(fd)
         if advance is not None:
             advance(0, 1)
-        os.chmod(local, mode & 0o7777 or 0o644)
-        if version is not None:
-            os.utime(local, ns=(version.mtime_ns, version.mtime_ns))
 
     def versions(self, path: str = "", since: str | None = None, until: str | None = None) -> list[FileVersion]:
         """The versions of the file PATH, oldest first, or of every file that is or was under the
