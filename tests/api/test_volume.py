@@ -64,6 +64,8 @@ def test_put_a_file_bytes_and_a_file_object(store: Path, tmp_path: Path) -> None
         with vol.open("x/new.bin", "wb") as w:
             w.write(b"written")
         assert vol.read_bytes("x/new.bin") == b"written"
+        with pytest.raises(UsageError, match="mode 'r': the volume's files open as 'rb', 'wb' or 'xb'"):
+            vol.open("x/new.bin", "r")
         with pytest.raises(RuntimeError), vol.open("x/new.bin", "wb") as w:
             w.write(b"lost")
             raise RuntimeError("discarded, not put")

@@ -162,14 +162,15 @@ class Volume:
         """A binary file object: "rb" reads `PATH[@SPEC]` or `blake3:HASH` (seekable; a read at an offset
         reads only the chunks it covers); "wb" writes a new version of PATH, put when it is closed ("xb":
         only if PATH does not exist)."""
-        if mode in ("rb", "r"):
+        if mode == "rb":
             return reader(self._repo, self._content(path), path)
-        if mode in ("wb", "w", "xb"):
+        if mode in ("wb", "xb"):
             self._check_writable(path)
             if mode == "xb" and self.exists(path):
                 raise FileExistsError(f"{path} exists in the volume")
             return NewVersionWriter(path, lambda local: self._put_paths(path, local, exact=True, progress=False))
-        raise UsageError(f"mode {mode!r}: the volume's files open as 'rb', 'wb' or 'xb' (binary)")
+        raise UsageError(f"mode {mode!r}: the volume's files open as 'rb', 'wb' or 'xb' (binary; wrap one in"
+                         " io.TextIOWrapper for text, or use read_text and write_text)")
 
     def get(self, path: str, dest: str | os.PathLike[str], *, progress: bool | None = None) -> Path:
         """Write the file or whole tree `PATH[@SPEC]` (or the content `blake3:HASH`) as it was to the local
