@@ -115,3 +115,13 @@ def test_the_api_and_the_mount_agree(mounted: Mount) -> None:
             max_examples=30, stateful_step_count=8, deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]))
     assert mounted.log_problems() == []
+
+
+def test_a_restore_through_the_api_shows_in_the_mount_whatever_the_size(mounted: Mount) -> None:
+    with vfs.open(mounted.store, writable=True) as vol:
+        vol.write_text("restored.txt", "short")
+        assert (mounted.path / "restored.txt").read_text() == "short"  # the kernel now caches it
+        vol.write_text("restored.txt", "a longer second version")
+        assert (mounted.path / "restored.txt").read_text() == "a longer second version"
+        vol.restore("restored.txt@1")
+        assert (mounted.path / "restored.txt").read_text() == "short"

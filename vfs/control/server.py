@@ -19,12 +19,13 @@ from typing import Any
 import trio
 
 from vfs import crashpoints
+from vfs.catalog import LIVE
 from vfs.control.protocol import MAX_LINE, decode, encode, error_answer, socket_path
 from vfs.errors import Busy, UsageError, VfsError
 from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
-from vfs.fs.locate import locate, volume_names
+from vfs.fs.locate import locate, lookup_at, volume_names
 from vfs.maintenance import put as putting
 from vfs.maintenance import retention
 from vfs.maintenance.service import Maintenance
@@ -160,6 +161,13 @@ class ControlServer:
         to = _optional_str(request, "to")
         changes = []
         removed: Names = []
+        replaced: Names = []
+
+        def changed(ino: InodeNo) -> None:
+            self.fs.invalidate(ino)
+            found = self._entry_of(ino)
+            if found is not None:  # the kernel must forget it, or it keeps the size it caches: see _put
+                replaced.append(found)
 
         def remove(parent: InodeNo, name: bytes, is_dir: bool) -> None:
             # Through the filesystem, as the kernel's unlink goes: it lets go of a file open for reading.
@@ -177,13 +185,22 @@ class ControlServer:
                 for change in restoring.restore(
                     self.fs.repo, source, dest, delete=bool(request.get("delete")),
                     dry_run=bool(request.get("dry_run")), before_change=self._refuse_if_open,
-                    after_change=self.fs.invalidate, remove=remove,
+                    after_change=changed, remove=remove,
                 ):
                     changes.append(change)
                     await trio.lowlevel.checkpoint()
             finally:
-                await self._forget_names(removed)
+                await self._forget_names(removed + replaced)
         return {"changes": [{"action": c.action, "path": c.path, "detail": c.detail} for c in changes]}
+
+    def _entry_of(self, ino: InodeNo) -> tuple[InodeNo, bytes, InodeNo] | None:
+        """(directory, name, ino) of a name `ino` has now, if any."""
+        path = self.fs.catalog.path_of(ino)
+        if not path:
+            return None
+        *dirs, name = path.split(b"/")
+        parent = lookup_at(self.fs.catalog, tuple(dirs), LIVE)
+        return None if parent is None else (parent, name, ino)
 
     def _refuse_if_open(self, ino: InodeNo) -> None:
         # A file with a staging file reads from it and would commit it over the restored version.
