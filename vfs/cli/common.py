@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
 # Seconds an option may give at most: ~31 years, far beyond any use, and what every timer (a socket's
 # timeout among them) accepts.
 MAX_SECONDS = 1e9
