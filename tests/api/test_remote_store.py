@@ -11,7 +11,8 @@ import pytest
 import vfs
 from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 from tests.sync.conftest import proxy, remote  # noqa: F401
-from tests.sync.test_cli import init, vfs as run_vfs
+from tests.sync.test_cli import init
+from tests.sync.test_cli import vfs as run_vfs
 from vfs.config import RemoteConfig
 
 pytestmark = pytest.mark.s3
