@@ -161,3 +161,12 @@ class Busy(FsError):
 
 class NotSupported(FsError):
     errno = errno.EOPNOTSUPP
+
+
+# The Python API's (vfs.api) errors, also the OSError a Python user expects (`except FileNotFoundError`).
+class NoSuchPath(NotFound, FileNotFoundError):  # type: ignore[misc]  # errno: ours is the class's
+    """A path, or the version, snapshot or time after its '@', names nothing in the volume."""
+
+
+class NotWritable(ReadOnly, PermissionError):  # type: ignore[misc]  # errno: as NoSuchPath
+    """A write to history (`PATH@SPEC`), or to a volume opened without `writable=True`."""

@@ -1,21 +1,21 @@
-"""vfs cat PATH[@SPEC] | blake3:HASH: write a file's content, as it was or by its hash, to stdout."""
+"""vfs cat PATH[@SPEC] | blake3:HASH | blake3://HASH/NAME: write a file's content, as it was, by its hash
+or by a shared reference (`Volume.url`), to stdout."""
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
+from vfs.api.reading import HASH_PREFIX, by_hash
+from vfs.api.urls import is_url, parse_url
 from vfs.catalog import Version
 from vfs.cli.common import add_store_options, passphrase_of, settle, store_of, target
 from vfs.compose import open_repository
-from vfs.errors import IsADirectory, NotFound, UsageError
+from vfs.errors import IsADirectory, UsageError
 from vfs.fs.locate import locate, show
 from vfs.repository import Repository
 
-HASH_PREFIX = "blake3:"
-_MIN_HEX = 8
 _RANGE_PIECE = 8 << 20  # bytes of a range read at once: a few chunks (their mean size is ~640 KiB)
 
 
@@ -25,8 +25,10 @@ def register(sub: Any) -> None:
         description="Write to stdout the content of PATH@SPEC (a version number N, a snapshot name or a"
                     " time; without @SPEC the last committed content) or of blake3:HASH (a content hash"
                     " as 'vfs log' shows it; a unique prefix of at least 8 hex digits will do). With --offset"
-                    " and --length, only that byte range (only the chunks it covers are read).")
-    p.add_argument("what", metavar="PATH[@SPEC] | blake3:HASH")
+                    " and --length, only that byte range (only the chunks it covers are read). A reference"
+                    " blake3://HASH/NAME (from the Python API's Volume.url) reads that content from the store,"
+                    " whatever its path there.")
+    p.add_argument("what", metavar="PATH[@SPEC] | blake3:HASH | blake3://HASH/NAME")
     p.add_argument("--offset", metavar="N", default="0", help="start at byte N (default 0)")
     p.add_argument("--length", metavar="M", help="write at most M bytes (default: to the end)")
     add_store_options(p)
@@ -36,11 +38,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     start = _byte_count(args.offset, "--offset")
     end = None if args.length is None else start + _byte_count(args.length, "--length")
-    if args.what.startswith(HASH_PREFIX):
+    what = parse_url(args.what)[0] if is_url(args.what) else args.what
+    if what.startswith(HASH_PREFIX):
         store = store_of(args)
         settle(store)  # a save closed just before is content with a hash too
         with open_repository(store, lock=False, passphrase=passphrase_of(args)) as repo:
-            _write(repo, _by_hash(repo, args.what[len(HASH_PREFIX):]), start, end)
+            _write(repo, by_hash(repo.catalog, what), start, end)
         return 0
     if args.mount is not None:
         raise UsageError("cat PATH takes a path inside a mount, or --store STORE with a path in the volume")
@@ -59,19 +62,6 @@ def _byte_count(text: str, what: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise UsageError(f"{what}: {text!r} is not a number of bytes (0, 1, 2, ...)")
     return int(text)
-
-
-def _by_hash(repo: Repository, text: str) -> Version:
-    if not re.fullmatch(r"[0-9a-fA-F]+", text) or len(text) % 2 or not _MIN_HEX <= len(text) <= 64:
-        raise UsageError(f"{HASH_PREFIX}{text}: expected {_MIN_HEX} to 64 hex digits (an even number)")
-    found = repo.catalog.hashes_with_prefix(bytes.fromhex(text))
-    if not found:
-        raise NotFound(f"no content with hash {HASH_PREFIX}{text}")
-    if len(found) > 1:
-        raise UsageError(f"{HASH_PREFIX}{text} is ambiguous: give more digits")
-    version = repo.catalog.version_by_hash(found[0])
-    assert version is not None
-    return version
 
 
 def _write(repo: Repository, version: Version | None, start: int = 0, end: int | None = None) -> None:

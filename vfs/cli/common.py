@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from vfs.api.location import default_store as default_store  # commands find it here
 from vfs.cli.passwords import get_passphrase, key_file_or_new
 from vfs.errors import UsageError
 from vfs.fs.locate import joined, split_spec, volume_names
-from vfs.fsutil import tighten_path
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +31,6 @@ T = TypeVar("T")
 # Seconds an option may give at most: ~31 years, far beyond any use, and what every timer (a socket's
 # timeout among them) accepts.
 MAX_SECONDS = 1e9
-
-
-def default_store() -> Path:
-    """$VFS_HOME, else ~/.local/share/vfs/default.
-
-    vfs's own directory above the latter is private as the stores in it are (their names are their
-    owner's business): the library creates it so (0700, as the XDG base directory spec asks), and a
-    loose one is tightened here. $VFS_HOME is the store itself; the directories above it are the user's.
-    """
-    home = os.environ.get("VFS_HOME")
-    if home:
-        return Path(home)
-    store = Path.home() / ".local" / "share" / "vfs" / "default"
-    if tighten_path(store.parent):
-        log.warning("%s could be listed by other users: made it private to its owner", store.parent)
-    return store
 
 
 def _unescape(field: str) -> str:

@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_diff.register(sub)
     cmd_restore.register(sub)
     cmd_cat.register(sub)
-    from vfs.cli import cmd_clone, cmd_fetch, cmd_key, cmd_remote, cmd_status, cmd_sync
+    from vfs.cli import cmd_clone, cmd_fetch, cmd_get, cmd_key, cmd_ls, cmd_put, cmd_remote, cmd_status, cmd_sync
+
+    cmd_put.register(sub)
+    cmd_get.register(sub)
+    cmd_ls.register(sub)
 
     cmd_remote.register(sub)
     cmd_status.register(sub)

@@ -2,8 +2,8 @@
 
 The socket is `STORE/control.sock` (a Unix stream socket, mode 0600). A client writes one request
 per line and reads one answer per line, both JSON objects. A request names its operation in "op"
-("ping", "flush", "snapshot_create", "snapshot_delete", "restore", "prune", "gc", "sync",
-"status"); an answer is
+("ping", "flush", "snapshot_create", "snapshot_delete", "restore", "put", "remove", "prune", "gc",
+"sync", "status"); an answer is
 `{"ok": true, ...}` or `{"ok": false, "error": message, "exit_code": n, "type": error class name}`.
 Paths travel as strings made with os.fsdecode (non-UTF-8 bytes as surrogate escapes, which JSON
 carries as \\udcXX escapes).

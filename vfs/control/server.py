@@ -19,12 +19,14 @@ from typing import Any
 import trio
 
 from vfs import crashpoints
+from vfs.catalog import LIVE
 from vfs.control.protocol import MAX_LINE, decode, encode, error_answer, socket_path
 from vfs.errors import Busy, UsageError, VfsError
 from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
-from vfs.fs.locate import locate, volume_names
+from vfs.fs.locate import locate, lookup_at, volume_names
+from vfs.maintenance import put as putting
 from vfs.maintenance import retention
 from vfs.maintenance.service import Maintenance
 from vfs.types import InodeNo
@@ -159,6 +161,13 @@ class ControlServer:
         to = _optional_str(request, "to")
         changes = []
         removed: Names = []
+        replaced: Names = []
+
+        def changed(ino: InodeNo) -> None:
+            self.fs.invalidate(ino)
+            found = self._entry_of(ino)
+            if found is not None:  # the kernel must forget it, or it keeps the size it caches: see _put
+                replaced.append(found)
 
         def remove(parent: InodeNo, name: bytes, is_dir: bool) -> None:
             # Through the filesystem, as the kernel's unlink goes: it lets go of a file open for reading.
@@ -176,18 +185,66 @@ class ControlServer:
                 for change in restoring.restore(
                     self.fs.repo, source, dest, delete=bool(request.get("delete")),
                     dry_run=bool(request.get("dry_run")), before_change=self._refuse_if_open,
-                    after_change=self.fs.invalidate, remove=remove,
+                    after_change=changed, remove=remove,
                 ):
                     changes.append(change)
                     await trio.lowlevel.checkpoint()
             finally:
-                await self._forget_names(removed)
+                await self._forget_names(removed + replaced)
         return {"changes": [{"action": c.action, "path": c.path, "detail": c.detail} for c in changes]}
+
+    def _entry_of(self, ino: InodeNo) -> tuple[InodeNo, bytes, InodeNo] | None:
+        """(directory, name, ino) of a name `ino` has now, if any."""
+        path = self.fs.catalog.path_of(ino)
+        if not path:
+            return None
+        *dirs, name = path.split(b"/")
+        parent = lookup_at(self.fs.catalog, tuple(dirs), LIVE)
+        return None if parent is None else (parent, name, ino)
 
     def _refuse_if_open(self, ino: InodeNo) -> None:
         # A file with a staging file reads from it and would commit it over the restored version.
         if self.fs.is_being_written(ino):
             raise Busy("the file is open for writing in the mount; close it and restore again")
+
+    async def _put(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Local files the daemon reads (its user's: the socket is theirs alone) become versions; see
+        `vfs.maintenance.put`. Their bytes are read, hashed and stored in threads."""
+        items = request.get("items")
+        if not isinstance(items, list):
+            raise UsageError("put needs a list of items")
+        uid, gid = request.get("uid", os.getuid()), request.get("gid", os.getgid())
+        if not (isinstance(uid, int) and isinstance(gid, int)):
+            raise UsageError("uid and gid must be numbers")
+        result = await self.maintenance.put([putting.PutItem.from_json(i) for i in items], uid=uid, gid=gid,
+                                            checksum=bool(request.get("checksum")))
+        # Invalidating a file's pages and attributes is not enough: with the writeback cache the kernel
+        # keeps the size it caches. Dropping its entries lets it forget the inode (unless open) and look
+        # the file up afresh.
+        await self._forget_names(result.replaced)
+        return result.as_json()
+
+    async def _remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Remove a path (recursively when asked) as the kernel's unlink and rmdir would: a new commit
+        each, the history stays."""
+        path = _optional_str(request, "path")
+        if path is None:
+            raise UsageError("remove needs a path")
+        removed: Names = []
+
+        def unlink(parent: InodeNo, name: bytes, is_dir: bool) -> None:
+            ino = self.fs.catalog.lookup(parent, name)
+            assert ino is not None
+            (self.fs.rmdir if is_dir else self.fs.unlink)(parent, name)
+            removed.append((parent, name, ino))
+
+        async with self.maintenance.lock:
+            try:
+                paths = putting.remove(self.fs.catalog, volume_names(path), recursive=bool(request.get("recursive")),
+                                       unlink=unlink)
+            finally:
+                await self._forget_names(removed)
+        return {"removed": paths}
 
     async def _sync(self, request: dict[str, Any]) -> dict[str, Any]:
         """Start a full sync round; with "wait", await it up to "timeout" seconds (300)."""
@@ -217,6 +274,8 @@ _HANDLERS = {
     "snapshot_create": ControlServer._snapshot_create,
     "snapshot_delete": ControlServer._snapshot_delete,
     "restore": ControlServer._restore,
+    "put": ControlServer._put,
+    "remove": ControlServer._remove,
     "prune": ControlServer._prune,
     "gc": ControlServer._gc,
     "sync": ControlServer._sync,

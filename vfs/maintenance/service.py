@@ -27,6 +27,7 @@ from vfs.errors import BackendError, StoreError
 from vfs.fs.filesystem import FileSystem
 from vfs.maintenance import gc as garbage
 from vfs.maintenance import prune as pruning
+from vfs.maintenance import put as putting
 from vfs.maintenance import remote as remote_gc
 from vfs.maintenance.retention import Policy
 from vfs.repository import Repository
@@ -56,6 +57,8 @@ class LiveMount:
     flush: Callable[[], Awaitable[None]]  # commit what open files hold (raises if some cannot be)
     commits_paused: Callable[[], AbstractAsyncContextManager[None]]  # no version is committed inside
     open_inodes: Callable[[], Iterable[InodeNo]]  # files whose content must outlive a prune
+    being_written: Callable[[InodeNo], bool] = putting.never_written  # a put must not commit over its staging file
+    changed: Callable[[InodeNo], None] = putting.nothing_cached  # the kernel drops what it caches of an inode
 
 
 class Maintenance:
@@ -81,7 +84,8 @@ class Maintenance:
     @classmethod
     def of_mount(cls, fs: FileSystem, uploader: Uploader | None) -> Maintenance:
         """The service of a mounted store: `fs` serves it, `uploader` replicates it (None: no remote)."""
-        mount = LiveMount(flush=fs.commit_open_files, commits_paused=fs.commits_paused, open_inodes=fs.open_inodes)
+        mount = LiveMount(flush=fs.commit_open_files, commits_paused=fs.commits_paused, open_inodes=fs.open_inodes,
+                          being_written=fs.is_being_written, changed=fs.invalidate)
         return cls(fs.repo, mount=mount, uploader=uploader)
 
     @property
@@ -159,6 +163,22 @@ class Maintenance:
         await self.mount.flush()
         async with self.mount.commits_paused():
             yield
+
+    # -- put -------------------------------------------------------------------------------------
+    async def put(
+        self, items: list[putting.PutItem], *, uid: int, gid: int, checksum: bool = False,
+        progress: putting.Advance = putting.no_progress,
+    ) -> putting.PutResult:
+        """Local files and directories into the volume (see `vfs.maintenance.put`).
+
+        Not while prune or gc run (gc would take the chunks ingested but not yet committed for garbage):
+        one at a time with them, as a restore is.
+        """
+        async with self.lock:
+            if self.mount is None:
+                return await putting.put(self.repo, items, uid=uid, gid=gid, checksum=checksum, progress=progress)
+            return await putting.put(self.repo, items, uid=uid, gid=gid, checksum=checksum, progress=progress,
+                                     being_written=self.mount.being_written, changed=self.mount.changed)
 
     # -- sync and status -------------------------------------------------------------------------
     async def request_sync(self, *, wait_seconds: float | None = None) -> dict[str, Any]:

@@ -1,0 +1,20 @@
+"""vfs from Python: open a volume (a store directory, mounted or not) and read, write and share its
+versions without a mount, without FUSE and without root.
+
+    import vfs
+    with vfs.open("~/stores/work", writable=True) as vol:
+        vol.put("data", "./data")                  # a folder as new versions; unchanged files cost nothing
+        vol.versions("data/run1.csv")               # number, time, size, hash of each version
+        vol.read_text("data/run1.csv@yesterday")    # `@SPEC` as in the mount: @3, @-2h, @SNAPSHOT, ...
+        ref = vol.url("data/run1.csv")              # blake3://HEX/run1.csv: share it
+    vfs.load(ref, location="~/stores/work")         # the content, by its hash
+
+Modules: `volume` (`Volume`, `open`, `load`), `reading` (lookups and listings), `writer` (changes,
+through the daemon when mounted), `files` (file objects), `urls` (references), `progress` (tqdm),
+`location` (what `open` accepts), `fsspec_fs` (the `vfs://` protocol for pandas and friends).
+"""
+
+from vfs.api.reading import Entry, FileVersion
+from vfs.api.volume import Volume, load, open
+
+__all__ = ["Entry", "FileVersion", "Volume", "load", "open"]

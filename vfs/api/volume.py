@@ -1,0 +1,486 @@
+"""`Volume`: a vfs volume from Python, without a mount, and `vfs.open`, `vfs.load`.
+
+Paths are paths inside the volume ('results/run1.csv'; '' or '/' is the root). Where a method reads, a
+path may carry `@SPEC` as in the mount: `@3` (version 3), `@2026-11-21T10:15`, `@yesterday`, `@-2h`,
+`@SNAPSHOT`; or be `blake3:HASH` (content by its hash) where content is read. Reads go to the store
+directly; a mounted store's daemon is first asked to commit what open files hold, so a read sees what
+was written in the mount before it. Writes: see `vfs.api.writer`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from vfs.api import reading
+from vfs.api.files import NewVersionWriter, reader
+from vfs.api.location import store_directory
+from vfs.api.progress import bar
+from vfs.api.reading import Entry, FileVersion
+from vfs.api.urls import parse_url, url_of
+from vfs.api.writer import writer_for
+from vfs.catalog import LIVE, Version
+from vfs.compose import open_repository
+from vfs.control.client import call, daemon_running
+from vfs.errors import IsADirectory, NoSuchPath, NotWritable, UsageError
+from vfs.fs import snapshots
+from vfs.fs.diff import Difference, diff
+from vfs.fs.history import parse_spec
+from vfs.fs.locate import joined, lookup_at
+from vfs.fs.restore import Change
+from vfs.fs.snapshots import SnapshotInfo
+from vfs.fs.times import commit_named, time_option
+from vfs.maintenance.put import PutItem, PutResult
+
+Source = str | os.PathLike[str] | bytes | IO[bytes]
+GET_THREADS = 4  # files written at once by `get` of a tree
+
+
+@dataclass(frozen=True)
+class _Plan:
+    items: list[PutItem]
+    sizes: list[int]
+
+
+class Volume:
+    """A vfs volume opened from Python (see `vfs.open`). Use it as a context manager, or `close()` it.
+
+    Args:
+        store: the store directory.
+        writable: allow changes (put, write_*, snapshot, restore, ...); without it they raise NotWritable.
+        password: the passphrase of an encrypted volume (unused by volumes that are not encrypted).
+    """
+
+    def __init__(self, store: Path, *, writable: bool = False, password: str | None = None) -> None:
+        self.store = store
+        self.writable = writable
+        self._passphrase = None if password is None else (lambda: password.encode())
+        self._repo = open_repository(store, lock=False, passphrase=self._passphrase)
+
+    def close(self) -> None:
+        """Close the store (the volume cannot be used after)."""
+        self._repo.close()
+
+    def __enter__(self) -> Volume:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<vfs.Volume {self.store}{' writable' if self.writable else ''}>"
+
+    @property
+    def mounted(self) -> bool:
+        """Whether a daemon serves the store now (writes then go through it)."""
+        return daemon_running(self.store)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _settle(self) -> None:
+        # Mounted: have the daemon commit what open (and just closed) files hold, as the CLI does.
+        if daemon_running(self.store):
+            call(self.store, {"op": "flush"})
+
+    def stat(self, path: str) -> Entry:
+        """What `PATH[@SPEC]` is: an `Entry` (type, size, mode, mtime, version, hash).
+
+        Raises:
+            NoSuchPath: nothing there (a FileNotFoundError).
+        """
+        self._settle()
+        return reading.entry(self._repo.catalog, reading.located(self._repo.catalog, path), path)
+
+    def exists(self, path: str) -> bool:
+        """Whether `PATH[@SPEC]` names something."""
+        try:
+            self.stat(path)
+        except NoSuchPath:
+            return False
+        return True
+
+    def ls(self, path: str = "", detail: bool = False) -> list[str] | list[Entry]:
+        """The names in the directory `PATH[@SPEC]` (a file lists as itself), sorted; with `detail`,
+        their `Entry`s. Names carry the `@SPEC` asked with, so they can be passed back."""
+        self._settle()
+        entries = reading.listing(self._repo.catalog, path)
+        return entries if detail else [e.name for e in entries]
+
+    def walk(self, path: str = "") -> Iterator[tuple[str, list[str], list[str]]]:
+        """(directory, its subdirectory names, its other names) for each directory under `PATH[@SPEC]`,
+        top down, as os.walk does."""
+        todo = [path]
+        while todo:
+            top = todo.pop()
+            entries = self.ls(top, detail=True)
+            assert all(isinstance(e, Entry) for e in entries)
+            dirs = [os.path.basename(reading.split(e.name)[0][-1].decode(errors="surrogateescape"))
+                    for e in entries if isinstance(e, Entry) and e.type == "directory"]
+            files = [os.path.basename(reading.split(e.name)[0][-1].decode(errors="surrogateescape"))
+                     for e in entries if isinstance(e, Entry) and e.type != "directory"]
+            yield top, dirs, files
+            todo.extend(reversed([e.name for e in entries if isinstance(e, Entry) and e.type == "directory"]))
+
+    def _content(self, path: str) -> Version | None:
+        self._settle()
+        return reading.content(self._repo.catalog, path)
+
+    def read_bytes(self, path: str) -> bytes:
+        """The content of the file `PATH[@SPEC]` (or `blake3:HASH`)."""
+        version = self._content(path)
+        return b"" if version is None else b"".join(self._repo.iter_content(version))
+
+    def read_text(self, path: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """`read_bytes`, decoded."""
+        return self.read_bytes(path).decode(encoding, errors)
+
+    def hash(self, path: str) -> str:
+        """The content hash of the file `PATH[@SPEC]`: 'blake3:' and 64 hex digits (what `vfs log` shows)."""
+        version = self._content(path)
+        if version is None:
+            from vfs.store.codec import file_hasher
+
+            return reading.hash_text(file_hasher().digest())
+        return reading.hash_text(version.hash)
+
+    def url(self, path: str) -> str:
+        """A stable reference to the content of `PATH[@SPEC]`: `blake3://HEX/NAME`, which `vfs.load(url)`
+        and `vfs cat URL` resolve on any machine whose store holds that content (by hash, whatever its
+        path there)."""
+        names, _ = reading.split(path)
+        name = names[-1].decode(errors="surrogateescape") if names and not reading.is_hash(path) else ""
+        return url_of(self.hash(path), name)
+
+    def open(self, path: str, mode: str = "rb") -> IO[bytes]:
+        """A binary file object: "rb" reads `PATH[@SPEC]` or `blake3:HASH` (seekable; a read at an offset
+        reads only the chunks it covers); "wb" writes a new version of PATH, put when it is closed ("xb":
+        only if PATH does not exist)."""
+        if mode == "rb":
+            return reader(self._repo, self._content(path), path)
+        if mode in ("wb", "xb"):
+            self._check_writable(path)
+            if mode == "xb" and self.exists(path):
+                raise FileExistsError(f"{path} exists in the volume")
+            return NewVersionWriter(path, lambda local: self._put_paths(path, local, exact=True, progress=False))
+        raise UsageError(f"mode {mode!r}: the volume's files open as 'rb', 'wb' or 'xb' (binary; wrap one in"
+                         " io.TextIOWrapper for text, or use read_text and write_text)")
+
+    def get(self, path: str, dest: str | os.PathLike[str], *, progress: bool | None = None) -> Path:
+        """Write the file or whole tree `PATH[@SPEC]` (or the content `blake3:HASH`) as it was to the local
+        path `dest` (its missing parent directories made); a file goes into `dest` when that is an existing
+        directory. Returns what was written."""
+        self._settle()
+        catalog = self._repo.catalog
+        target = Path(dest)
+        if reading.is_hash(path):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._write_local(reading.by_hash(catalog, path), target, 0o644, None)
+            return target
+        found = reading.located(catalog, path)
+        if not found.is_dir:
+            if target.is_dir():
+                target = target / os.fsdecode(found.names[-1] if found.names else b"file")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._write_local(found.version, target, stat.S_IMODE(found.mode), None)
+            return target
+        items = list(reading.tree(catalog, found))
+        files = [i for i in items if stat.S_ISREG(i.mode)]
+        target.mkdir(parents=True, exist_ok=True)
+        with bar(f"get {path or '/'}", sum(i.size for i in files), len(files), progress) as advance, \
+                ThreadPoolExecutor(GET_THREADS, thread_name_prefix="vfs-get") as pool:
+            for item in items:  # parents first: a directory exists before what it holds is written
+                if stat.S_ISDIR(item.mode):
+                    target.joinpath(*map(os.fsdecode, item.names)).mkdir(exist_ok=True)
+            # Small files are one chunk each: several at once keep the disk and both cores busy.
+            done = [pool.submit(self._get_file, i, found.at, target.joinpath(*map(os.fsdecode, i.names)), advance)
+                    for i in files]
+            for future in done:
+                future.result()  # symlinks and special files are not written out
+        return target
+
+    def _get_file(self, item: reading.TreeItem, at: int, local: Path, advance: Any) -> None:
+        version = self._repo.catalog.version_at(item.ino, at) if item.has_content else None
+        self._write_local(version, local, stat.S_IMODE(item.mode), advance)
+
+    def _write_local(self, version: Version | None, local: Path, mode: int, advance: Any) -> None:
+        """Write `version` (None: empty) to the local file `local` with `mode` and the version's mtime."""
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            if version is not None:
+                for data in self._repo.iter_content(version):
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    if advance is not None:
+                        advance(len(data), 0)
+            os.fchmod(fd, mode & 0o7777 or 0o644)
+            if version is not None:
+                os.utime(fd, ns=(version.mtime_ns, version.mtime_ns))
+        finally:
+            os.close(fd)
+        if advance is not None:
+            advance(0, 1)
+
+    def versions(self, path: str = "", since: str | None = None, until: str | None = None) -> list[FileVersion]:
+        """The versions of the file PATH, oldest first, or of every file that is or was under the
+        directory PATH, newest first; with `since`/`until`, only those made then. Times as in `@` paths
+        (2026-11-21T10:15, -2h, yesterday) or natural phrases ("midnight yesterday", "last friday 17:00")."""
+        lo = None if since is None else time_option(since, "since")
+        hi = None if until is None else time_option(until, "until")
+        self._settle()
+        return reading.versions(self._repo.catalog, path, lo, hi)
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        """Every snapshot, oldest first, with its number of files and bytes."""
+        return snapshots.describe(self._repo.catalog)
+
+    def diff(self, a: str, b: str | None = None) -> list[Difference]:
+        """What changed from A to B (default: now): snapshot names or times, as `vfs diff` takes them."""
+        self._settle()
+        catalog = self._repo.catalog
+        older = commit_named(catalog, a)
+        newer = catalog.head().no if b is None else commit_named(catalog, b)
+        return diff(catalog, older, newer)
+
+    def status(self) -> dict[str, Any]:
+        """The sync status (`vfs status --json`): the remote, what it still lacks, the last error."""
+        if daemon_running(self.store):
+            answer = call(self.store, {"op": "status"})
+            answer.pop("ok", None)
+            return answer
+        from vfs.maintenance.service import Maintenance
+
+        return Maintenance(self._repo).status()
+
+    def fetch(self, paths: Sequence[str], *, progress: bool | None = None) -> int:
+        """Download now the data of these files (or of all files under these directories), `PATH[@SPEC]`,
+        that a partial clone would otherwise fetch when read; returns the bytes fetched (0 for a store
+        without a remote: it holds all its data)."""
+        from vfs.sync.clone import prefetch
+
+        if self._repo.fetcher is None:
+            return 0
+        wanted: list[Version] = []
+        for path in paths:
+            found = reading.located(self._repo.catalog, path)
+            if found.is_dir:
+                catalog = self._repo.catalog
+                wanted += [v for i in reading.tree(catalog, found)
+                           if i.has_content and (v := catalog.version_at(i.ino, found.at)) is not None]
+            elif found.version is not None:
+                wanted.append(found.version)
+        total = sum(v.size for v in wanted)
+        with bar("fetch", total, len(wanted), progress) as advance:
+            done = [0]
+
+            def show(nbytes: int, total_bytes: int, *_: Any) -> None:
+                advance(max(nbytes - done[0], 0), 0)
+                done[0] = nbytes
+
+            return prefetch(self._repo, self._repo.fetcher.backend, wanted, progress=show)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _check_writable(self, path: str) -> tuple[bytes, ...]:
+        """The volume path a write to `path` goes to (NotWritable for history or a read-only volume)."""
+        names, spec = reading.split(path)
+        if spec is not None:
+            full = joined(names, spec)
+            if lookup_at(self._repo.catalog, full, LIVE) is None and _is_history(self._repo.catalog, spec):
+                raise NotWritable(f"{path}: history is read-only (write to the path without @{spec})")
+            names = full
+        if not self.writable:
+            raise NotWritable(f"{self.store} was opened read-only: open it with writable=True to change it")
+        return names
+
+    def put(self, dest: str, source: Source, *, checksum: bool = False, progress: bool | None = None) -> PutResult:
+        """Store `source` at the volume path `dest` as new versions.
+
+        `source` is a local file (it becomes the file `dest`, or goes into `dest` when that is a directory
+        in the volume), a local folder (its contents go into the directory `dest`, made if missing), bytes,
+        or a binary file object. A file whose content `dest` holds already makes no version and stores
+        nothing: it has the size and mtime the volume's file has, or the same hash (`checksum=True`: always
+        compare hashes). Returns what was created, updated, unchanged or skipped, and the bytes stored.
+        """
+        self._check_writable(dest)
+        if isinstance(source, bytes) or not isinstance(source, str | os.PathLike):
+            tmp = Path(tempfile.mkdtemp(prefix="vfs-put-"))
+            try:
+                local = tmp / "content"
+                with builtins.open(local, "wb") as f:
+                    if isinstance(source, bytes):
+                        f.write(source)
+                    else:
+                        shutil.copyfileobj(source, f)
+                return self._put_paths(dest, local, checksum=True, exact=True, progress=progress)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        local = Path(os.fspath(source))
+        if not local.exists():
+            raise NoSuchPath(f"{local}: no such local file or directory")
+        return self._put_paths(dest, local, checksum=checksum, progress=progress)
+
+    def _put_paths(self, dest: str, local: Path, *, checksum: bool = False, exact: bool = False,
+                   progress: bool | None) -> PutResult:
+        """Put the local file or folder `local`; with `exact`, a file becomes `dest` itself (content given
+        as bytes or a stream has no name to go into a directory with)."""
+        names = self._check_writable(dest)
+        is_dir = self._is_volume_dir(names)
+        if exact and is_dir:
+            raise IsADirectory(f"{dest} is a directory in the volume")
+        plan = _plan(local, names, is_dir)
+        writer = writer_for(self.store, self._passphrase)
+        total = sum(plan.sizes)
+        with bar(f"put {local.name or local}", total, sum(not i.is_dir for i in plan.items), progress) as advance:
+            return writer.put(plan.items, plan.sizes, checksum=checksum, advance=advance)
+
+    def _is_volume_dir(self, names: tuple[bytes, ...]) -> bool:
+        ino = lookup_at(self._repo.catalog, names, LIVE)
+        return ino is not None and self._repo.catalog.attr(ino).is_dir
+
+    def write_bytes(self, path: str, data: bytes) -> PutResult:
+        """Make `data` the content of the file PATH (a new version, unless it holds that already)."""
+        return self.put(path, data, progress=False)
+
+    def write_text(self, path: str, text: str, encoding: str = "utf-8") -> PutResult:
+        """`write_bytes` of `text` encoded."""
+        return self.put(path, text.encode(encoding), progress=False)
+
+    def mkdir(self, path: str) -> None:
+        """Make the directory PATH (and those above it); nothing if it exists."""
+        names = self._check_writable(path)
+        writer_for(self.store, self._passphrase).put([PutItem("", names, is_dir=True)], [0], checksum=False,
+                                   advance=lambda *_: None)
+
+    def remove(self, path: str, *, recursive: bool = False) -> list[str]:
+        """Remove PATH from the volume (a directory only with `recursive`); its history stays reachable
+        (`PATH@SPEC`, `versions`). Returns the paths removed."""
+        names = self._check_writable(path)
+        return writer_for(self.store, self._passphrase).remove(names, recursive=recursive)
+
+    def snapshot(self, name: str | None = None) -> str:
+        """Name the current tree (default name: the UTC time); returns the name."""
+        self._check_writable("")
+        return writer_for(self.store, self._passphrase).snapshot(name)
+
+    def delete_snapshot(self, name: str) -> None:
+        """Delete a snapshot's name; the history it named stays."""
+        self._check_writable("")
+        writer_for(self.store, self._passphrase).delete_snapshot(name)
+
+    def restore(self, path: str, to: str | None = None, *, delete: bool = False, dry_run: bool = False) -> list[Change]:
+        """Bring `PATH[@SPEC]` back as it was, as new versions (at `to` instead, when given); see `vfs restore`."""
+        if not dry_run:
+            self._check_writable("")
+        names, spec = reading.split(path)
+        dest = None if to is None else self._check_writable(to)
+        try:
+            return writer_for(self.store, self._passphrase).restore(names, spec, dest, delete=delete, dry_run=dry_run)
+        except UsageError as e:
+            if "version" in str(e) or "snapshot" in str(e) or "time" in str(e):
+                raise NoSuchPath(f"{path}: {e}") from None
+            raise
+
+    def sync(self, *, wait: bool = True, timeout: float = 300.0, progress: bool | None = None) -> dict[str, Any]:
+        """Send what the remote lacks (a store with a remote): through the daemon when mounted (`wait`:
+        until done or `timeout` seconds), else in this process, the store's lock held. Returns the status."""
+        if daemon_running(self.store):
+            answer = call(self.store, {"op": "sync", "wait": wait, "timeout": timeout}, timeout=timeout + 30)
+            answer.pop("ok", None)
+            return answer
+        import trio
+
+        from vfs.maintenance.service import Maintenance
+
+        with open_repository(self.store, passphrase=self._passphrase) as repo:
+            service = Maintenance(repo)
+            with bar("sync", 0, 0, progress) as advance:
+                seen = [0]
+
+                def show(done: int, total: int, *_: int) -> None:
+                    advance(max(done - seen[0], 0), 0)
+                    seen[0] = done
+
+                left = trio.run(lambda: service.sync_now(limit=timeout, progress=show))
+            return left if left is not None else service.status()
+
+
+def _is_history(catalog: Any, spec: str) -> bool:
+    """Whether `NAME@spec` reads as history: a version number, a time, `@` alone, or an existing snapshot.
+
+    Stricter than the mount, which takes such a name as a new file's when it names nothing yet (`f@9`
+    before f has a version 9): from a program, a write to `f@9` or `f@-1h` is a mistake, never a name.
+    """
+    if catalog.snapshot(spec) is not None:
+        return True
+    parsed = parse_spec(spec)
+    return parsed is not None and parsed.snapshot is None
+
+
+def _plan(local: Path, dest: tuple[bytes, ...], dest_is_dir: bool) -> _Plan:
+    """The put items of `local` at `dest`: a file (into `dest` when it is a directory), or a folder's tree
+    (its directories first, so empty ones are made too). Symlinks and special files are left out."""
+    if local.is_file():
+        name = os.fsencode(local.name)
+        target = (*dest, name) if dest_is_dir or not dest else dest
+        return _Plan([PutItem(str(local), target)], [local.stat().st_size])
+    if not local.is_dir():
+        raise UsageError(f"{local} is neither a regular file nor a directory")
+    items, sizes = [PutItem(str(local), dest, is_dir=True)], [0]
+    todo = [(os.fspath(local), dest)]
+    while todo:  # os.scandir: kinds from the directory itself, one lstat per file (pathlib costs more)
+        top, base = todo.pop()
+        with os.scandir(top) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            names = (*base, os.fsencode(e.name))
+            if e.is_dir(follow_symlinks=False):
+                items.append(PutItem(e.path, names, is_dir=True))
+                sizes.append(0)
+                todo.append((e.path, names))
+            elif e.is_file(follow_symlinks=False):
+                items.append(PutItem(e.path, names))
+                sizes.append(e.stat(follow_symlinks=False).st_size)
+    return _Plan(items, sizes)
+
+
+def open(location: str | os.PathLike[str] | None = None, *, writable: bool = False, endpoint_url: str | None = None,
+         cache_dir: str | os.PathLike[str] | None = None, password: str | None = None) -> Volume:
+    """Open a vfs volume: `with vfs.open("~/stores/work", writable=True) as vol: vol.put("data", "./data")`.
+
+    Args:
+        location: a store directory, mounted or not (None: $VFS_HOME or ~/.local/share/vfs/default).
+            A remote (`s3://BUCKET/PREFIX`) is refused for now: clone it (`vfs clone`) and open the clone.
+        writable: allow changes; a mounted store is changed through its daemon, an unmounted one with
+            its lock held for each change.
+        endpoint_url, cache_dir: for `s3://` locations (the S3 endpoint, where fetched data is kept).
+        password: the passphrase of an encrypted volume; volumes that are not encrypted ignore it.
+
+    Raises:
+        NotAStore: no store there. UsageError: a location of another kind.
+    """
+    if endpoint_url is not None or cache_dir is not None:
+        store_directory(location)  # a remote location says it is not supported yet
+        raise UsageError("endpoint_url and cache_dir apply to s3:// locations only")
+    return Volume(store_directory(location), writable=writable, password=password)
+
+
+def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | None = None) -> bytes:
+    """The content a reference from `Volume.url` names (`blake3://HEX/NAME`), from the store at `location`
+    (None: $VFS_HOME or ~/.local/share/vfs/default), which must hold that content.
+
+    Raises:
+        UsageError: not such a reference. NoSuchPath: the store does not hold that content.
+    """
+    content_hash, _ = parse_url(url)
+    with Volume(store_directory(location), password=password) as vol:
+        return vol.read_bytes(content_hash)
+
+
+__all__ = ["Entry", "FileVersion", "Volume", "load", "open"]
