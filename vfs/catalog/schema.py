@@ -154,7 +154,7 @@ CREATE TABLE chunks (
     id         BLOB PRIMARY KEY,  -- BLAKE3-256 of the plain bytes
     pack       INTEGER NOT NULL,  -- local pack number
     offset     INTEGER NOT NULL,  -- of the entry header in the pack
-    codec      INTEGER NOT NULL,  -- 0 raw, 1 zstd
+    codec      INTEGER NOT NULL,  -- 0 raw, 1 zstd; bit 0x80 (SEALED): the entry is sealed (pack format 2)
     stored_len INTEGER NOT NULL,  -- bytes in the pack after the entry header
     plain_len  INTEGER NOT NULL   -- bytes after decoding
 ) WITHOUT ROWID;

@@ -14,13 +14,18 @@ import argparse
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.output import emit
 from vfs.cli.passwords import get_new_passphrase
 from vfs.compose import open_repository
+from vfs.config import RemoteConfig
 from vfs.errors import UsageError
+
+if TYPE_CHECKING:
+    from vfs.backend import Backend
+    from vfs.store.keys import KeyObject, VolumeKeys
 
 
 def register(sub: Any) -> None:
@@ -44,7 +49,7 @@ def register(sub: Any) -> None:
     remove.set_defaults(run=run_remove)
 
 
-def _volume(args: argparse.Namespace) -> tuple[Path, str, Any]:
+def _volume(args: argparse.Namespace) -> tuple[Path, str, RemoteConfig | None]:
     """(store, master key id, remote config or None) of an encrypted store."""
     store = store_of(args)
     with open_repository(store, lock=False) as repo:
@@ -53,7 +58,7 @@ def _volume(args: argparse.Namespace) -> tuple[Path, str, Any]:
         return store, repo.encryption["key_id"], repo.remote
 
 
-def _unlocked(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
+def _unlocked(args: argparse.Namespace) -> tuple[Path, VolumeKeys, KeyObject, Backend | None]:
     """(store, keys, the key object the passphrase opened, the remote's backend or None)."""
     from vfs.store.keyring import unlock
     from vfs.sync.remote import open_remote_backend
@@ -78,7 +83,8 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add(args: argparse.Namespace) -> tuple[Path, Any, Any, Any]:
+def _add(args: argparse.Namespace) -> tuple[Path, KeyObject, KeyObject, Backend | None]:
+    """Add a key for the new passphrase: (store, the key the current one opened, the key added, backend)."""
     from vfs.maintenance.keys import add_key
 
     store, keys, used, backend = _unlocked(args)
