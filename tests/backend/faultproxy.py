@@ -12,7 +12,9 @@ one fault of `kinds` is applied:
     truncate     forward, then send the headers and only part of the body, and hang up
 
 With `status` set, every request is answered with that status and no forwarding (403: the bucket
-refuses us for good). The proxy serves at most `max_connections` connections at once, closes idle
+refuses us for good). With `strip_conditional` set, `If-None-Match` and `If-Match` are removed from
+every request before it is forwarded: an endpoint that accepts conditional writes and ignores them
+(Garage). The proxy serves at most `max_connections` connections at once, closes idle
 ones after `idle_timeout` seconds and stops itself after `lifetime` seconds whatever happens.
 """
 
@@ -32,6 +34,7 @@ from types import TracebackType
 from typing import Any
 
 DEFAULT_KINDS = ("delay", "reset", "reset_after", "500", "503", "slowdown", "truncate")
+_CONDITIONAL = {"if-none-match", "if-match"}
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 _ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
@@ -54,6 +57,7 @@ class FaultProxy:
         delay: tuple[float, float] = (0.01, 0.1),
         stall: float = 2.0,
         status: int | None = None,
+        strip_conditional: bool = False,
         max_connections: int = 32,
         idle_timeout: float = 15.0,
         lifetime: float = 600.0,
@@ -68,6 +72,7 @@ class FaultProxy:
         self.delay = delay
         self.stall = stall
         self.status = status
+        self.strip_conditional = strip_conditional
         self.stats: collections.Counter[str] = collections.Counter()
         self.forwarded: list[tuple[str, str, int]] = []  # (method, path, upstream status) of each forwarded request
         self._rng = random.Random(seed)
@@ -251,6 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
+                if proxy.strip_conditional and name.lower() in _CONDITIONAL:
+                    proxy.count("stripped")
+                    continue
                 if name.lower() not in _HOP_BY_HOP and name.lower() not in ("content-length", "expect"):
                     upstream.putheader(name, value)
             if body or self.command in ("PUT", "POST"):
