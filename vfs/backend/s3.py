@@ -4,8 +4,9 @@ The only importer of boto3 and botocore. One client is shared by all threads (bo
 thread-safe; sessions are not). Addressing is path-style (`ENDPOINT/BUCKET/KEY`) so that endpoints
 without wildcard DNS work, and nothing beyond plain GET/PUT/HEAD/DELETE/ListObjectsV2 is used (no
 versioning, no multipart): Garage has all of it. The one conditional request, a PUT with
-`If-None-Match: *` (`put_if_absent`), is used only where a probe found the endpoint honours it. Credentials come from boto3's default chain
-(environment, shared files, profile, instance role); they never reach a message or a log line.
+`If-None-Match: *` (`put_if_absent`), is used only where a probe found the endpoint honours it.
+Credentials come from boto3's default chain (environment, shared files, profile, instance role); they
+never reach a message or a log line.
 
 botocore's own retries are off: `vfs.backend.retry` retries, with one policy for every backend.
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import secrets
 import socket
 import threading
@@ -212,6 +213,10 @@ def _locked(fn: Callable[Concatenate[WriterLease, P], R]) -> Callable[Concatenat
     return locked
 
 
+class _Raced(LeaseHeld):
+    """Another store claimed the same epoch at the same moment (this store backed off)."""
+
+
 class WriterLease:
     """The lease of the store at `store` on the volume `volume` in `backend`. Blocking: call from threads.
 
@@ -248,7 +253,8 @@ class WriterLease:
 
     # -- taking ----------------------------------------------------------------------------------
     @_locked
-    def acquire(self, *, take_expired: bool = False, force: bool = False, pointer_epoch: int = 0) -> bool:
+    def acquire(self, *, take_expired: bool = False, force: bool = False, pointer_epoch: int = 0,
+                attempt: int = 1) -> bool:
         """Hold the lease: keep it if this store holds it, take it if it is free (no claim, or released),
         expired (`take_expired`), or held by another (`force`). True if a new epoch was taken.
 
@@ -280,10 +286,15 @@ class WriterLease:
             log.warning("taking the lease of %s by force from %s: it can no longer publish", self.backend.url,
                         live[0].describe())
         epoch = max([c.epoch for c in claims] + [pointer_epoch, self.local.epoch]) + 1
-        self._claim(epoch)
-        for old in claims:  # superseded: the holder is decided by the highest epoch alone
-            if old.epoch < epoch:
-                self.backend.delete(old.key)
+        try:
+            self._claim(epoch)
+        except _Raced:
+            if attempt >= 3:
+                raise
+            # Racers may all have backed off: try again after a random pause (a winner then refuses us).
+            self._sleep(random.uniform(self.timing.settle, 4 * self.timing.settle))
+            return self.acquire(take_expired=take_expired, force=force, pointer_epoch=pointer_epoch,
+                                attempt=attempt + 1)
         return True
 
     def _claim(self, epoch: int) -> None:
@@ -296,8 +307,8 @@ class WriterLease:
             if not self.backend.put_if_absent(claim.key, claim.body()):
                 found = Claim.parse(claim.key, self._get(claim.key))
                 if found.writer != self.local.writer or found.since_ns != claim.since_ns:  # not our own resent PUT
-                    raise LeaseHeld(f"another store took the lease of {self.backend.url} at the same moment:"
-                                    f" {found.describe()}")
+                    raise _Raced(f"another store took the lease of {self.backend.url} at the same moment:"
+                                 f" {found.describe()}")
         else:
             claim.key = f"{PREFIX}{epoch:016d}-{self.local.writer}"
             self.backend.put(claim.key, claim.body())
@@ -305,7 +316,7 @@ class WriterLease:
         rivals = [c for c in read_claims(self.backend) if c.epoch >= epoch and c.key != claim.key]
         if rivals:  # we raced: all but one back off (maybe all), never two go on
             self.backend.delete(claim.key)
-            raise LeaseHeld(f"another store took the lease of {self.backend.url} at the same moment:"
+            raise _Raced(f"another store took the lease of {self.backend.url} at the same moment:"
                             f" {rivals[-1].describe()}")
         self._renewed_mono = start_mono
         self.local = LocalLease(writer=self.local.writer, epoch=epoch, key=claim.key, held=True,
@@ -350,6 +361,9 @@ class WriterLease:
             except RemoteConflict:
                 self.give_back()
                 raise
+            for old in read_claims(self.backend):  # superseded: the highest epoch alone decides who holds
+                if old.epoch < self.local.epoch:
+                    self.backend.delete(old.key)
             return True
 
     # -- holding ---------------------------------------------------------------------------------
