@@ -269,6 +269,9 @@ class WriterLease:
         if mine and len(top) == 1 and not mine[0].released and self.local.lost is None:
             self.renew(claims)
             return False
+        higher = [c for c in top if c.epoch > self.local.epoch]
+        if self.local.held and self.local.lost is None and higher:
+            self._record_lost(higher[-1].describe())  # taken while this store was down (or not looking)
         now = self._wall()
         rivals = [c for c in top if c.writer != self.local.writer and not c.released]
         live = [c for c in rivals if not c.expired(now, self.timing)]
@@ -390,13 +393,15 @@ class WriterLease:
                 self._renew_claim(top[0])
             return
         others = [c for c in top if c.key != self.local.key]
-        by = others[-1].describe() if others else "nobody (its claim is gone)"
+        self._record_lost(others[-1].describe() if others else "nobody (its claim is gone)")
+        raise LeaseHeld(self.local.lost)
+
+    def _record_lost(self, by: str) -> None:
         self.local.lost = (f"this store is no longer the writer of {self.backend.url}: the lease (epoch"
                            f" {self.local.epoch}) was taken by {by}; it publishes nothing there and keeps all"
                            f" its data; to write the volume again, clone it into a new store")
         self.local.save(self.store)
         log.error("%s", self.local.lost)
-        raise LeaseHeld(self.local.lost)
 
     def renew(self, claims: list[Claim] | None = None) -> None:
         """Extend the claim (while it is still this store's; raises as `check`)."""

@@ -91,6 +91,8 @@ class Uploader:
         self._config_checked = False  # once per uploader: `remote set` may have changed the prefix since
         self.failure: Failure | None = None  # of the last round (None: it succeeded)
         self.conflict = False  # the last round met a RemoteConflict: this uploader has stopped for good
+        self._error_exit: int | None = None  # the exit code of the last round's error (7: the lease is held)
+        self._conflict_cls: type[RemoteConflict] = RemoteConflict  # LeaseHeld: another store holds the lease
         self._failure_saved = failure_file(repo.path).exists()
         self.cache_note: str | None = None
         self.sent_bytes = 0  # pack and catalog bytes put by this process
@@ -120,10 +122,10 @@ class Uploader:
             due = time.monotonic() - self._last_checkpoint >= self.checkpoint_interval
             try:
                 await self.round(checkpoint_due=due or self._want_round > self._done)
-            except RemoteConflict as e:
-                log.error("sync to %s stopped: %s", self.backend.url, e)
-                return  # for good: `request` and `wait_round` say why from now on
             except ROUND_FAILURES as e:
+                if self.conflict:
+                    log.error("sync to %s stopped: %s", self.backend.url, e)
+                    return  # for good: `request` and `wait_round` say why from now on
                 failures += 1
                 if logged != str(e):
                     log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
@@ -196,7 +198,7 @@ class Uploader:
 
     def _check_stopped(self) -> None:
         if self.conflict and self.failure is not None:
-            raise RemoteConflict(self.failure.message)
+            raise self._conflict_cls(self.failure.message)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -264,6 +266,7 @@ class Uploader:
             BackendError: a permanent failure (RemoteConflict among them).
         """
         failures = 0
+        final: BackendError | None = None  # raised outside the nursery: a group has no one-line message
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._keep_lease)  # a long sync outlasts a lease
             while True:
@@ -272,10 +275,13 @@ class Uploader:
                     break
                 except ROUND_FAILURES as e:
                     if isinstance(e, BackendError) and not e.transient:
-                        raise
+                        final = e
+                        break
                     failures += 1
                     await trio.sleep(self._pause_after(failures))
             nursery.cancel_scope.cancel()
+        if final is not None:
+            raise final
 
     def _pause_after(self, failures: int) -> float:
         """Seconds to wait after `failures` rounds failed in a row: doubling, jittered, at most `max_pause`."""
@@ -287,7 +293,10 @@ class Uploader:
 
     def _failed(self, e: BaseException) -> None:
         """Record why a round failed, here and in the store (for `vfs status` once unmounted)."""
-        conflict = isinstance(e, RemoteConflict)
+        # Another store holding the lease is waited out (it may release it); losing it, or a head this
+        # store has not seen, stops syncing for good.
+        conflict = isinstance(e, RemoteConflict) and not (isinstance(e, LeaseHeld) and self.lease.local.lost is None)
+        self._error_exit = e.exit_code if isinstance(e, BackendError) else None
         permanent = isinstance(e, BackendError) and not e.transient
         live = self.backend.failure()
         if live is not None and not conflict:
@@ -297,6 +306,7 @@ class Uploader:
         else:
             self.failure = Failure(str(e), time.time_ns(), 1, permanent)
         self.conflict = conflict
+        self._conflict_cls = LeaseHeld if isinstance(e, LeaseHeld) else RemoteConflict
         # A few hundred bytes once per failed round: not worth a thread hop.
         save_failure(self.repo.path, self.failure, conflict=conflict)
         self._failure_saved = True
@@ -473,7 +483,9 @@ class Uploader:
     def status(self) -> dict[str, Any]:
         return status_of(self.repo, self.manifest, failure=self.current_failure(), conflict=self.conflict,
                          cache_note=self.cache_note,
-                         extra={"in_flight": self.in_flight, "sent_bytes": self.sent_bytes,
+                         extra={"conflict_exit_code": self._conflict_cls.exit_code if self.conflict else None,
+                                "error_exit_code": self._error_exit if self.failure is not None else None,
+                                "in_flight": self.in_flight, "sent_bytes": self.sent_bytes,
                                 "sent_objects": self.sent_objects, "rounds_done": self._done})
 
 
