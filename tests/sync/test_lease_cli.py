@@ -62,6 +62,14 @@ def writer(st: dict[str, object]) -> object:
     return lease["writer"]
 
 
+def wait_for_stalled_upload(proxy: FaultProxy) -> None:
+    """Until a pack PUT has reached the proxy, which holds it (`stall`) before forwarding it."""
+    deadline = time.monotonic() + 60
+    while not proxy.stats["stall"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proxy.stats["stall"], "no upload started"
+
+
 def fsck_remote_clean(store: Path) -> None:
     vfs("fsck", "--remote", store)  # exit 0: no damage
 
@@ -119,26 +127,24 @@ def test_writer_killed_then_lease_expires_taken_over_and_old_writer_refused(
     write_files(a, {"base": b"in both"})
     vfs("sync", "--wait", "--store", a)
     clone(remote, b)
-    proxy.rate, proxy.kinds, proxy.delay = 1.0, ("delay",), (0.3, 0.6)  # slow uploads, to be killed amid
+    # Pack uploads hang (the lease and catalog requests do not): the writer is killed amid them.
+    proxy.rate, proxy.kinds, proxy.stall, proxy.fault_paths = 1.0, ("stall",), 8.0, "/packs/"
     m = Mount(a, mnt)
     m.start()
     files = {f"f{i}": os.urandom(1 << 20) for i in range(40)}
     try:
         for name, data in files.items():
             (mnt / name).write_bytes(data)
-        os.sync()
         vfs("sync", "--mount", mnt)  # a round now, without waiting
-        deadline = time.monotonic() + 60
-        while not pack_puts(proxy) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pack_puts(proxy), "no upload started"
+        wait_for_stalled_upload(proxy)
         m.kill9()
     finally:
         m.cleanup()
-    proxy.wait_idle()
     proxy.rate = 0.0
     # The dead writer's lease is still live for a while: a take without --force is refused.
     one_line(vfs("lease", "take", b, check=False), 7, a)
+    proxy.wait_idle(timeout=60)  # the killed writer's PUTs in flight have landed (unreferenced)
+    assert pack_puts(proxy)
     deadline = time.monotonic() + 90
     while True:  # until it expires (12 s after the daemon's last renewal, plus the skew margin)
         done = vfs("lease", "take", b, check=False)
@@ -171,19 +177,17 @@ def test_forced_takeover_while_the_old_writer_uploads_damages_nothing(
     write_files(a, {"base": b"in both"})
     vfs("sync", "--wait", "--store", a)
     clone(remote, b)
-    proxy.rate, proxy.kinds, proxy.delay = 1.0, ("delay",), (0.2, 0.4)
+    proxy.rate, proxy.kinds, proxy.stall, proxy.fault_paths = 1.0, ("stall",), 10.0, "/packs/"
     m = Mount(a, mnt)
     m.start()
     try:
         for i in range(40):
             (mnt / f"f{i}").write_bytes(os.urandom(1 << 20))
         vfs("sync", "--mount", mnt)
-        deadline = time.monotonic() + 60
-        while not pack_puts(proxy) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pack_puts(proxy), "no upload started"
+        wait_for_stalled_upload(proxy)
         taken = vfs("lease", "take", "--force", b)  # while the old writer is mid-upload
-        assert "warning" in taken.stderr and "by force" in taken.stderr
+        assert "warning" in taken.stderr and "by force" in taken.stderr and not pack_puts(proxy)
+        proxy.rate = 0.0  # the old writer's uploads in flight land later; the new writer's go through
         write_files(b, {"from-b": b"the new writer's"})
         vfs("sync", "--wait", "--store", b)
         # The old writer finds out (at its pointer's PUT, or its renewal) and stops for good.

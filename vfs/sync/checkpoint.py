@@ -173,13 +173,13 @@ def finish(
         head_commit=prepared.head_commit, remote_packs=len(remote_packs), time_ns=time.time_ns(), db_hash=db_hash,
         replaces=previous.head() if previous is not None else None, epoch=epoch,
     )
+    fence()  # the writer lease, checked last: a writer that lost it never makes the pointer name its state
     # Saved before the pointer: one that lands but is not recorded (a kill, a lost answer) would be taken
     # for another store's head. Its objects are all uploaded, so either head is a valid base for the next.
     manifest.save(store)
     pointer = {"seq": seq, "chain": chain, "db_size": len(data), "db_hash": db_hash, "block_size": BLOCK,
                "volume": volume, "writer": {"store": str(store), "host": socket.gethostname(),
                                             "time_ns": time.time_ns()}, "epoch": epoch}
-    fence()  # the lease, checked last: a writer that lost it never makes the pointer name its state
     backend.put(layout.LATEST_KEY, layout.wrap_json(pointer))
     manifest.replaces = None
     manifest.save(store)

@@ -286,8 +286,8 @@ class WriterLease:
             raise LeaseHeld(f"{self.backend.url} has another writer whose lease expired: {rivals[0].describe()};"
                             f" {self._take_advice()}")
         if live:
-            log.warning("taking the lease of %s by force from %s: it can no longer publish", self.backend.url,
-                        live[0].describe())
+            log.info("taking the lease of %s by force from %s: it can no longer publish", self.backend.url,
+                     live[0].describe())  # `vfs lease take --force` warns the user itself
         epoch = max([c.epoch for c in claims] + [pointer_epoch, self.local.epoch]) + 1
         try:
             self._claim(epoch)
@@ -401,7 +401,7 @@ class WriterLease:
                            f" {self.local.epoch}) was taken by {by}; it publishes nothing there and keeps all"
                            f" its data; to write the volume again, clone it into a new store")
         self.local.save(self.store)
-        log.error("%s", self.local.lost)
+        log.info("%s", self.local.lost)  # raised (and logged by the uploader, or shown by the CLI) by the caller
 
     def renew(self, claims: list[Claim] | None = None) -> None:
         """Extend the claim (while it is still this store's; raises as `check`)."""

@@ -362,8 +362,7 @@ class Uploader:
                                                   fence=self.lease.check, fenced_below=self.lease.epoch),
                         limiter=self._limiter, abandon_on_cancel=True)
                 except LeaseHeld:
-                    self.manifest = checkpoint.Manifest.load(repo.path)
-                    raise
+                    raise  # fenced before the manifest was saved: it still names the last published head
                 except RemoteConflict as e:  # the head moved since the check above
                     raise self._head_moved(e) from None
                 except ROUND_FAILURES:
