@@ -36,14 +36,13 @@ import trio
 
 from vfs.backend import Backend, Failure
 from vfs.errors import BackendError, LeaseHeld, RemoteConflict, StoreError
-from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint
 from vfs.sync.backlog import Backlog, backlog, evict, report_backlog, status_of
 from vfs.sync.failure import failure_file, save_failure
 from vfs.sync.lease import WriterLease
 from vfs.sync.remote import open_remote_backend, require_remote
-from vfs.sync.transfer import upload_pack
+from vfs.sync.transfer import upload_marked
 from vfs.types import PackNo
 
 log = logging.getLogger(__name__)
@@ -341,6 +340,7 @@ class Uploader:
             except LeaseHeld:
                 raise
             except RemoteConflict as e:
+                await self._lease_lost_first()
                 raise self._head_moved(e) from None
         await self._upload_backlog()
         m = self.manifest
@@ -364,6 +364,7 @@ class Uploader:
                 except LeaseHeld:
                     raise  # fenced before the manifest was saved: it still names the last published head
                 except RemoteConflict as e:  # the head moved since the check above
+                    await self._lease_lost_first()
                     raise self._head_moved(e) from None
                 except ROUND_FAILURES:
                     # finish records the new checkpoint before its pointer's PUT: the remote may hold it.
@@ -403,6 +404,12 @@ class Uploader:
             raise
         except RemoteConflict as e:
             raise self._head_moved(e) from None
+
+    async def _lease_lost_first(self) -> None:
+        """Raise LeaseHeld if the head moved because another store took the lease (the message then says
+        so, and the loss is recorded), before the head check's RemoteConflict is raised."""
+        if self.lease.held:
+            await trio.to_thread.run_sync(self.lease.check, limiter=self._limiter, abandon_on_cancel=True)
 
     def _head_moved(self, e: RemoteConflict) -> RemoteConflict:
         return self._advised(e, "to keep its changes, clone the remote into a new store"
@@ -448,7 +455,7 @@ class Uploader:
             try:
                 # Abandoned on cancel: a hung PUT must not hold up an unmount (HEAD finds it next time).
                 key, size, sent = await trio.to_thread.run_sync(
-                    _upload_marked, self.backend, self.repo.chunks.pack_file(pack), marker, abandon_on_cancel=True)
+                    upload_marked, self.backend, self.repo.chunks.pack_file(pack), marker, abandon_on_cancel=True)
             finally:
                 self.in_flight -= 1
         self.repo.catalog.add_remote_pack(pack, key, size)
@@ -491,15 +498,6 @@ class Uploader:
 def started_marker(repo: Repository, pack: PackNo) -> Path:
     """`STORE/sync/started/N`: exists while an upload of pack N may have reached the remote unrecorded."""
     return repo.path / checkpoint.STATE_DIR / "started" / str(pack)
-
-
-def _upload_marked(backend: Backend, path: Path, marker: Path) -> tuple[str, int, bool]:
-    """Upload a pack, HEADing first only if an earlier attempt (its marker) may have sent it."""
-    tried = marker.exists()
-    if not tried:
-        private_dir(marker.parent, parents=True)
-        marker.touch(mode=PRIVATE_FILE)  # before the PUT: a process killed during it leaves the marker behind
-    return upload_pack(backend, path, check_first=tried)
 
 
 def open_uploader(repo: Repository, **options: Any) -> Uploader:
