@@ -193,7 +193,7 @@ def test_forced_takeover_while_the_old_writer_uploads_damages_nothing(
         write_files(b, {"from-b": b"the new writer's"})
         vfs("sync", "--wait", "--store", b)
         # The old writer finds out (at its pointer's PUT, or its renewal) and stops for good.
-        one_line(vfs("sync", "--wait", "--timeout", "170", "--mount", mnt, check=False, timeout=200), 7, b)
+        one_line(vfs("sync", "--wait", "--quiet", "--timeout", "170", "--mount", mnt, check=False, timeout=200), 7, b)
         st = status(a)
         assert st["conflict"] is True and writer(st) is False
         assert "no longer the writer" in vfs("status", "--mount", mnt).stdout
