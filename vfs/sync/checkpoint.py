@@ -14,7 +14,8 @@ open pack (so every chunk the copy names is in a sealed pack); once those packs 
 Remote head check: the pointer also records its *writer* (store directory, host, time). A store
 publishes only over the head it last published or cloned from (the manifest's seq, chain and
 database hash) or over none; any other head means another store has written since, and publishing
-would erase its commits: `check_head` raises RemoteConflict instead (docs/design.md).
+would erase its commits: `check_head` raises RemoteConflict instead (docs/design.md). Which store may
+publish at all is the writer lease's to say (`vfs.sync.lease`): `finish` takes its epoch and its check.
 """
 
 from __future__ import annotations
@@ -137,13 +138,13 @@ def finish(
 
     `epoch` is the writer lease's (docs/design.md "Writer lease"): it goes into the pointer and into the
     object's key (so a writer that lost the lease never overwrites the new writer's object of the same
-    seq), and `fence()` runs right before the pointer's PUT: it raises if the lease is no longer held.
-    `fenced_below`: see `check_head`.
+    seq), and `fence()` runs after the object's PUT and before the manifest is saved and the pointer
+    put: it raises if the lease is no longer held. `fenced_below`: see `check_head`.
 
     Raises:
         StoreError: the copy names a pack the remote lacks (the caller did not upload it first).
         RemoteConflict: another store has moved the remote's head; nothing was uploaded.
-        LeaseHeld: raised by `fence`: the object may be uploaded, the pointer is not.
+        LeaseHeld: raised by `fence`: the object is uploaded (never named), the manifest and pointer are not.
     """
     snap = prepared.snapshot
     copies.record_remote_packs(snap, remote_packs)
