@@ -230,6 +230,8 @@ def test_a_clean_umount_hands_the_lease_over_at_once(tmp_path: Path, remote: Rem
         vfs("sync", "--wait", "--mount", mnt)
         assert writer(status(a)) is True and lease_status(a)["state"] == "held"
         one_line(vfs("sync", "--wait", "--store", b, check=False), 7, a)
+        one_line(vfs("lease", "release", a, check=False), 4)  # mounted: unmounting releases it
+        assert lease_status(a)["state"] == "held"
         m.stop()
     finally:
         m.cleanup()
@@ -239,3 +241,5 @@ def test_a_clean_umount_hands_the_lease_over_at_once(tmp_path: Path, remote: Rem
     write_files(tmp_path / "c", {"from-c": b"c"})
     vfs("sync", "--wait", "--store", tmp_path / "c")
     fsck_remote_clean(tmp_path / "c")
+    vfs("init", tmp_path / "local")
+    one_line(vfs("lease", "status", tmp_path / "local", check=False), 2, "has no remote")
