@@ -110,6 +110,13 @@ class RemoteConflict(BackendError):
     exit_code = 6
 
 
+class LeaseHeld(RemoteConflict):
+    """Another store holds the volume's writer lease (or took it from this one): this store publishes
+    nothing there. The message names the holder and how to take over (`vfs lease take`)."""
+
+    exit_code = 8
+
+
 # Filesystem-level errors: each carries the errno a local filesystem would return.
 class FsError(VfsError):
     errno = errno.EIO

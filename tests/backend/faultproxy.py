@@ -12,8 +12,12 @@ one fault of `kinds` is applied:
     truncate     forward, then send the headers and only part of the body, and hang up
 
 With `status` set, every request is answered with that status and no forwarding (403: the bucket
-refuses us for good). The proxy serves at most `max_connections` connections at once, closes idle
-ones after `idle_timeout` seconds and stops itself after `lifetime` seconds whatever happens.
+refuses us for good). With `fault_paths` set, only requests whose path contains it meet faults
+("/packs/": pack uploads stall while lease and catalog requests go through). With `strip_conditional`
+set, `If-None-Match` and `If-Match` are removed from every request before it is forwarded: an
+endpoint that accepts conditional writes and ignores them (Garage). The proxy serves at most
+`max_connections` connections at once, closes idle ones after `idle_timeout` seconds and stops itself
+after `lifetime` seconds whatever happens.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from types import TracebackType
 from typing import Any
 
 DEFAULT_KINDS = ("delay", "reset", "reset_after", "500", "503", "slowdown", "truncate")
+_CONDITIONAL = {"if-none-match", "if-match"}
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 _ERRORS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
@@ -54,6 +59,8 @@ class FaultProxy:
         delay: tuple[float, float] = (0.01, 0.1),
         stall: float = 2.0,
         status: int | None = None,
+        strip_conditional: bool = False,
+        fault_paths: str | None = None,
         max_connections: int = 32,
         idle_timeout: float = 15.0,
         lifetime: float = 600.0,
@@ -68,6 +75,8 @@ class FaultProxy:
         self.delay = delay
         self.stall = stall
         self.status = status
+        self.strip_conditional = strip_conditional
+        self.fault_paths = fault_paths
         self.stats: collections.Counter[str] = collections.Counter()
         self.forwarded: list[tuple[str, str, int]] = []  # (method, path, upstream status) of each forwarded request
         self._rng = random.Random(seed)
@@ -233,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.count(str(proxy.status))
             self._answer_error(proxy.status, _STATUS_CODES.get(proxy.status, "Error"), "Injected by faultproxy")
             return
-        fault = proxy.choose()
+        fault = proxy.choose() if proxy.fault_paths is None or proxy.fault_paths in self.path else None
         if fault is not None:
             proxy.count(fault)
         if fault == "reset":
@@ -251,6 +260,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
+                if proxy.strip_conditional and name.lower() in _CONDITIONAL:
+                    proxy.count("stripped")
+                    continue
                 if name.lower() not in _HOP_BY_HOP and name.lower() not in ("content-length", "expect"):
                     upstream.putheader(name, value)
             if body or self.command in ("PUT", "POST"):

@@ -147,3 +147,19 @@ def test_concurrent_use(backend: Backend) -> None:
         got = dict(zip(blobs, pool.map(backend.get, blobs), strict=True))
     assert got == blobs
     assert list(backend.list("c/")) == sorted(blobs)
+
+
+def test_put_if_absent_stores_only_where_nothing_is(backend: Backend) -> None:
+    assert backend.put_if_absent("lease/x", b"first") is True
+    assert backend.put_if_absent("lease/x", b"second") is False
+    assert backend.get("lease/x") == b"first"
+    backend.delete("lease/x")
+    assert backend.put_if_absent("lease/x", b"third") is True  # a deleted key is free again
+    assert backend.get("lease/x") == b"third"
+
+
+def test_put_if_absent_has_one_winner_among_racers(backend: Backend) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda i: backend.put_if_absent("race", f"{i}".encode()), range(16)))
+    assert won.count(True) == 1
+    assert backend.get("race") == str(won.index(True)).encode()

@@ -141,3 +141,14 @@ def test_the_proxy_never_forwards_a_body_cut_short_by_a_dying_client(proxy: Faul
     assert proxy.forwarded == []
     with stack(proxy.url, s3_bucket) as backend:
         assert backend.head("cut") is None
+
+
+@pytest.mark.s3
+def test_proxy_can_strip_conditional_headers_as_garage_ignores_them(s3_bucket: str, moto_endpoint: str) -> None:
+    from vfs.backend.s3 import S3Backend
+
+    with FaultProxy(moto_endpoint) as proxy, S3Backend(f"s3://{s3_bucket}/strip", endpoint_url=proxy.url) as b:
+        assert b.put_if_absent("k", b"1") and not b.put_if_absent("k", b"2")  # moto honours If-None-Match
+        proxy.strip_conditional = True
+        assert b.put_if_absent("k", b"3")  # the header never arrives: the object is replaced
+        assert b.get("k") == b"3" and proxy.stats["stripped"] == 1

@@ -310,6 +310,7 @@ def test_a_mounted_clone_never_publishes_over_a_checkpoint_it_has_not_seen(tmp_p
         # The origin moves the remote's head; then the clone, which has not seen it, writes and syncs.
         write_files(origin, {"from-origin": b"written by the origin"})
         vfs("sync", "--wait", "--store", origin)
+        vfs("lease", "release", origin)  # the lease is free: the head check alone stops the clone
         (mnt / "from-clone").write_bytes(b"written in the clone")
         _refused(vfs("sync", "--wait", "--timeout", "120", "--mount", mnt, check=False), origin)
         _shows_conflict(json.loads(vfs("status", "--mount", mnt, "--json").stdout), origin)
@@ -333,7 +334,9 @@ def test_the_origin_never_publishes_over_a_checkpoint_a_clone_made(tmp_path: Pat
     vfs("clone", remote.url, copy, "--endpoint-url", str(remote.endpoint_url))
     write_files(copy, {"from-clone": b"written in the clone"})
     write_files(origin, {"from-origin": b"written by the origin"})
+    vfs("lease", "release", origin)  # handed over: the writer lease no longer stops the clone
     vfs("sync", "--wait", "--store", copy)  # the clone saw the head it publishes over: its own origin's
+    vfs("lease", "release", copy)  # the lease is free: the head check alone stops the origin
     _refused(vfs("sync", "--wait", "--store", origin, check=False), copy)
     _shows_conflict(status(origin), copy)
     assert "another store" in vfs("status", "--store", origin).stdout

@@ -51,6 +51,16 @@ class Backend(abc.ABC):
     def put(self, key: str, data: bytes) -> None:
         """Store `data` under `key`, replacing any object there; atomic (readers see old or new, whole)."""
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store `data` under `key` only if no object is there; True if stored, False if one was.
+
+        On S3 this is a PUT with `If-None-Match: *`, which some S3-compatible servers (Garage) accept
+        and ignore: they store the object whatever is there and answer True. Callers that rely on it
+        probe the endpoint first (`vfs.sync.lease.honours_conditional_put`). A retried request whose
+        first answer was lost may answer False for an object it stored itself: callers read it back.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no conditional put")
+
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
         """The whole object under `key`.

@@ -34,6 +34,9 @@ class LimitedBackend(Backend):
     def put(self, key: str, data: bytes) -> None:
         self._call(lambda: self.inner.put(key, data))
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._call(lambda: self.inner.put_if_absent(key, data))
+
     def get(self, key: str) -> bytes:
         return self._call(lambda: self.inner.get(key))
 

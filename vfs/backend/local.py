@@ -79,6 +79,30 @@ class LocalBackend(Backend):
                 raise BackendError(f"{self.url}: put {key}: a key is a prefix folder of another") from None
             raise self._error("put", key, e) from None
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root / TMP_DIR, prefix="put-")
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                self._makedirs(path.parent)
+                try:
+                    os.link(tmp, path)  # atomic, and fails if the name exists: rename would replace it
+                except FileExistsError:
+                    return False
+            finally:
+                os.unlink(tmp)
+            fsync_path(path.parent, directory=True)
+        except OSError as e:
+            raise self._error("put", key, e) from None
+        return True
+
     def _makedirs(self, folder: Path) -> None:
         """Create `folder` and its missing parents, each made durable in its parent."""
         if folder.is_dir():

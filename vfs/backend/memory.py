@@ -26,6 +26,15 @@ class MemoryBackend(Backend):
         with self._lock:
             self._objects[key] = data
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        check_key(key)
+        data = bytes(data)
+        with self._lock:
+            if key in self._objects:
+                return False
+            self._objects[key] = data
+        return True
+
     def get(self, key: str) -> bytes:
         check_key(key)
         with self._lock:

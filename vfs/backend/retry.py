@@ -12,7 +12,8 @@ that has had no answer for `STALLED_AFTER` seconds is shown as one too (0 failed
 frozen endpoint fails a request only at the read timeout, a minute later.
 
 Every request is idempotent here (objects are written whole, under content-derived keys), so a
-request whose answer was lost may simply be sent again.
+request whose answer was lost may simply be sent again; the one exception, `put_if_absent`, may then
+answer False for its own object, which its callers (the writer lease) check by reading it back.
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ class RetryingBackend(Backend):
 
     def put(self, key: str, data: bytes) -> None:
         self._call("put", key, lambda: self.inner.put(key, data))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        # Not idempotent: a resent request whose first one landed answers False (see Backend.put_if_absent).
+        return self._call("put", key, lambda: self.inner.put_if_absent(key, data))
 
     def get(self, key: str) -> bytes:
         return self._call("get", key, lambda: self.inner.get(key))

@@ -3,8 +3,10 @@
 The only importer of boto3 and botocore. One client is shared by all threads (boto3 clients are
 thread-safe; sessions are not). Addressing is path-style (`ENDPOINT/BUCKET/KEY`) so that endpoints
 without wildcard DNS work, and nothing beyond plain GET/PUT/HEAD/DELETE/ListObjectsV2 is used (no
-versioning, no multipart): Garage has all of it. Credentials come from boto3's default chain
-(environment, shared files, profile, instance role); they never reach a message or a log line.
+versioning, no multipart): Garage has all of it. The one conditional request, a PUT with
+`If-None-Match: *` (`put_if_absent`), is used only where a probe found the endpoint honours it.
+Credentials come from boto3's default chain (environment, shared files, profile, instance role); they
+never reach a message or a log line.
 
 botocore's own retries are off: `vfs.backend.retry` retries, with one policy for every backend.
 """
@@ -174,6 +176,19 @@ class S3Backend(Backend):
             self._client.put_object(Bucket=self.bucket, Key=k, Body=bytes(data))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             raise self._error("put", key, e) from None
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        k = self._key(key)
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=k, Body=bytes(data), IfNoneMatch="*")
+        except botocore.exceptions.ClientError as e:
+            # 412: an object is there. 409: a conditional PUT to the same key is in progress (AWS).
+            if _status(e) in (409, 412) or e.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                return False
+            raise self._error("put", key, e) from None
+        except botocore.exceptions.BotoCoreError as e:
+            raise self._error("put", key, e) from None
+        return True
 
     def _read_body(self, op: str, key: str, *, byte_range: tuple[int, int] | None = None) -> bytes:
         kwargs = {} if byte_range is None else {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"}

@@ -1,7 +1,8 @@
 """vfs status [--json]: the remote sync state of a store (backlog, last sync, current failure).
 
 Mounted, the daemon answers: the failure its requests meet now (what, since when, how many attempts
-failed), or that it stopped syncing because another store wrote the remote. Unmounted, what the last
+failed), or that it stopped syncing because another store wrote the remote; and whether the store is
+the volume's writer (holds the writer lease), or says plainly that another store took it. Unmounted, what the last
 sync of the store met, until one succeeds. A store without a remote is not an error: "no remote" (and
 `"remote": null`), exit 0, mounted or not.
 """
@@ -48,6 +49,16 @@ def describe_error(st: dict[str, Any]) -> str:
     return f"{st['error']} ({when}{n} failed attempt{'s' if n != 1 else ''})"
 
 
+def describe_lease(lease: dict[str, Any]) -> str:
+    """Whether the store is the volume's writer, in one line (as it last knew: `vfs lease status` asks)."""
+    if lease.get("lost"):
+        return f"no: {lease['lost']}"
+    if lease.get("writer"):
+        until = lease.get("expires_ns")
+        return f"yes (lease epoch {lease.get('epoch')}" + (f", until {format_time(until)})" if until else ")")
+    return "no (it takes the writer lease when it syncs, if no other store holds it)"
+
+
 def run(args: argparse.Namespace) -> int:
     st = status(store_of(args))
     if args.json:
@@ -64,4 +75,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"error:       {describe_error(st)}")
     if st.get("cache"):
         print(f"cache:       {st['cache']}")
+    print(f"writer:      {describe_lease(st.get('lease') or {})}")
     return 0

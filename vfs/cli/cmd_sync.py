@@ -25,7 +25,7 @@ from vfs.cli.output import emit
 from vfs.cli.progress import Progress
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import BackendError, BackendUnavailable, RemoteConflict
+from vfs.errors import BackendError, BackendUnavailable, LeaseHeld, RemoteConflict
 
 
 def register(sub: Any) -> None:
@@ -62,9 +62,12 @@ def _through_daemon(store: Path, args: argparse.Namespace) -> int:
                 max(first_objects - int(st["backlog_objects"]), 0), first_objects)
             if int(st["rounds_done"]) >= target:
                 return _report(args, {**st, "target": target, "synced": True})
-            if st.get("conflict"):  # the daemon stopped syncing
-                raise RemoteConflict(str(st["error"]))
+            if st.get("conflict"):  # the daemon stopped syncing (LeaseHeld: another store holds the lease)
+                raise (LeaseHeld if st.get("conflict_exit_code") == LeaseHeld.exit_code else RemoteConflict)(
+                    str(st["error"]))
             if st.get("error_permanent") and _attempt_of(st) != before:
+                if st.get("error_exit_code") == LeaseHeld.exit_code:  # the daemon waits for the lease: we do not
+                    raise LeaseHeld(str(st["error"]))
                 # The daemon retries it (the bucket may be created, a policy fixed), but not in time for us.
                 raise BackendError(f"sync cannot finish: {describe_error(st)}")
             if time.monotonic() > deadline:

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_sync.register(sub)
     cmd_clone.register(sub)
     cmd_fetch.register(sub)
+    from vfs.cli import cmd_lease
+
+    cmd_lease.register(sub)
     cmd_prune.register(sub)
     cmd_gc.register(sub)
     cmd_fsck.register(sub)

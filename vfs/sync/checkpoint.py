@@ -14,7 +14,8 @@ open pack (so every chunk the copy names is in a sealed pack); once those packs 
 Remote head check: the pointer also records its *writer* (store directory, host, time). A store
 publishes only over the head it last published or cloned from (the manifest's seq, chain and
 database hash) or over none; any other head means another store has written since, and publishing
-would erase its commits: `check_head` raises RemoteConflict instead (docs/design.md).
+would erase its commits: `check_head` raises RemoteConflict instead (docs/design.md). Which store may
+publish at all is the writer lease's to say (`vfs.sync.lease`): `finish` takes its epoch and its check.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +65,7 @@ class Manifest:
     # The head ({"seq", "chain", "db_hash"}) this checkpoint's pointer replaces, while that pointer's PUT
     # is not known to have landed (None once it has): the remote may then hold either, both this store's.
     replaces: dict[str, Any] | None = None
+    epoch: int = 0  # the writer epoch of the pointer it published or cloned from (0: before the writer lease)
 
     def head(self) -> dict[str, Any]:
         """What identifies this checkpoint's pointer (see `is_seen`)."""
@@ -125,7 +127,8 @@ def needed(prepared: Prepared, previous: Manifest | None, remote_count: int) -> 
 
 def finish(
     store: Path, backend: Backend, prepared: Prepared, remote_packs: Mapping[PackNo, tuple[str, int]],
-    previous: Manifest | None, volume: str, *, new_base: bool = False,
+    previous: Manifest | None, volume: str, *, new_base: bool = False, epoch: int = 0,
+    fence: Callable[[], None] = lambda: None, fenced_below: int = 0,
 ) -> tuple[Manifest, int]:
     """Record the remote packs in the copy, upload it as a base or delta, then the pointer.
 
@@ -133,9 +136,15 @@ def finish(
     be that one. `new_base` (a repair of a broken chain) uploads a base, and may replace a pointer
     that cannot be read. Returns the new manifest (also saved) and the bytes uploaded.
 
+    `epoch` is the writer lease's (docs/design.md "Writer lease"): it goes into the pointer and into the
+    object's key (so a writer that lost the lease never overwrites the new writer's object of the same
+    seq), and `fence()` runs after the object's PUT and before the manifest is saved and the pointer
+    put: it raises if the lease is no longer held. `fenced_below`: see `check_head`.
+
     Raises:
         StoreError: the copy names a pack the remote lacks (the caller did not upload it first).
         RemoteConflict: another store has moved the remote's head; nothing was uploaded.
+        LeaseHeld: raised by `fence`: the object is uploaded (never named), the manifest and pointer are not.
     """
     snap = prepared.snapshot
     copies.record_remote_packs(snap, remote_packs)
@@ -151,10 +160,11 @@ def finish(
     if not base and previous is not None and previous.deltas_size + len(body) > previous.base_size:
         base, changed = True, range(len(hashes))
         body = layout.wrap(codec.compress(_encode(data, changed)))
-    key = layout.catalog_key(seq, "base" if base else "delta")
+    kind = "base" if base else "delta"
+    key = layout.catalog_key(seq, f"e{epoch}-{kind}" if epoch else kind)  # catalog/<seq>-e<epoch>-<kind>
     chain = [key] if base else [*previous.chain, key]  # type: ignore[union-attr]
     # Checked again right before writing: the object below may share its key with the other store's.
-    check_head(backend, previous, replace_unreadable=new_base)
+    check_head(backend, previous, replace_unreadable=new_base, fenced_below=fenced_below)
     backend.put(key, body)
     db_hash = codec.chunk_id(data).hex()
     manifest = Manifest(
@@ -162,14 +172,15 @@ def finish(
         base_size=len(body) if base else previous.base_size,  # type: ignore[union-attr]
         deltas_size=0 if base else previous.deltas_size + len(body),  # type: ignore[union-attr]
         head_commit=prepared.head_commit, remote_packs=len(remote_packs), time_ns=time.time_ns(), db_hash=db_hash,
-        replaces=previous.head() if previous is not None else None,
+        replaces=previous.head() if previous is not None else None, epoch=epoch,
     )
+    fence()  # the writer lease, checked last: a writer that lost it never makes the pointer name its state
     # Saved before the pointer: one that lands but is not recorded (a kill, a lost answer) would be taken
     # for another store's head. Its objects are all uploaded, so either head is a valid base for the next.
     manifest.save(store)
     pointer = {"seq": seq, "chain": chain, "db_size": len(data), "db_hash": db_hash, "block_size": BLOCK,
                "volume": volume, "writer": {"store": str(store), "host": socket.gethostname(),
-                                            "time_ns": time.time_ns()}}
+                                            "time_ns": time.time_ns()}, "epoch": epoch}
     backend.put(layout.LATEST_KEY, layout.wrap_json(pointer))
     manifest.replaces = None
     manifest.save(store)
@@ -218,7 +229,7 @@ def restore(backend: Backend, store: Path) -> tuple[dict[str, Any], Manifest]:
     replace_file(dest, buf)
     hashes = [codec.chunk_id(bytes(buf[i : i + BLOCK])).hex() for i in range(0, size, BLOCK)]
     manifest = Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns(),
-                        db_hash=str(pointer["db_hash"]))
+                        db_hash=str(pointer["db_hash"]), epoch=pointer_epoch(pointer))
     return pointer, manifest
 
 
@@ -245,11 +256,21 @@ def is_seen(pointer: dict[str, Any], manifest: Manifest | None) -> bool:
                and h["db_hash"] in ("", pointer.get("db_hash")) for h in heads)
 
 
-def check_head(backend: Backend, seen: Manifest | None, *, replace_unreadable: bool = False) -> None:
+def pointer_epoch(pointer: dict[str, Any]) -> int:
+    """The writer epoch a pointer carries (0: written before the writer lease)."""
+    epoch = pointer.get("epoch", 0)
+    return epoch if isinstance(epoch, int) else 0
+
+
+def check_head(backend: Backend, seen: Manifest | None, *, replace_unreadable: bool = False,
+               fenced_below: int = 0) -> None:
     """Refuse to go on unless the remote's head is the one `seen` records, or the remote has none.
 
     A remote without a pointer has no head to lose. `replace_unreadable`: a pointer that cannot be
-    read (damaged) does not stop a repair, which replaces it.
+    read (damaged) does not stop a repair, which replaces it. `fenced_below`: the writer lease's epoch,
+    once its holder has checked the head after taking it: a pointer of a lower epoch that it has not
+    seen was put later by a writer that had lost the lease (a PUT in flight when it was taken), and is
+    replaced (docs/design.md "Writer lease").
 
     Raises:
         RemoteConflict: another store has published a checkpoint since (the message says which and when).
@@ -262,7 +283,7 @@ def check_head(backend: Backend, seen: Manifest | None, *, replace_unreadable: b
             return
         # Whose it is cannot be told: not replaced by a sync, only by a repair asked for.
         raise CorruptChunk(f"{e}; 'vfs fsck --remote --repair' replaces it") from None
-    if pointer is None or is_seen(pointer, seen):
+    if pointer is None or is_seen(pointer, seen) or pointer_epoch(pointer) < fenced_below:
         return
     seq = pointer.get("seq")
     if seen is not None and isinstance(seq, int) and seq < seen.seq and not replace_unreadable:

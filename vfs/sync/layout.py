@@ -28,6 +28,7 @@ KEY_PLAIN = 0
 HEADER_LEN = len(MAGIC) + 2
 
 CONFIG_KEY = "config"
+PROBE_PREFIX = "lease-probe/"  # objects that only probe whether the endpoint honours conditional PUTs
 LATEST_KEY = "catalog/latest"
 
 

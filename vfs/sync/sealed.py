@@ -29,8 +29,9 @@ KEYS_PREFIX = "keys/"
 
 
 def is_sealed_key(key: str) -> bool:
-    """Whether the object under `key` is sealed by `SealedBackend` (not a pack, key object or config)."""
-    return not key.startswith(("packs/", KEYS_PREFIX)) and key != layout.CONFIG_KEY
+    """Whether the object under `key` is sealed by `SealedBackend` (not a pack, key object, config, or a
+    probe of conditional PUTs, which holds nothing)."""
+    return not key.startswith(("packs/", KEYS_PREFIX, layout.PROBE_PREFIX)) and key != layout.CONFIG_KEY
 
 
 def _purpose(key: str) -> Purpose:
@@ -76,6 +77,9 @@ class SealedBackend(Backend):
 
     def put(self, key: str, data: bytes) -> None:
         self._inner.put(key, self.seal(key, data) if is_sealed_key(key) else data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._inner.put_if_absent(key, self.seal(key, data) if is_sealed_key(key) else data)
 
     def get(self, key: str) -> bytes:
         data = self._inner.get(key)

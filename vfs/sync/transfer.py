@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vfs.backend import Backend
 from vfs.errors import CorruptChunk, StoreError
-from vfs.fsutil import private_dir, replace_file
+from vfs.fsutil import PRIVATE_FILE, private_dir, replace_file
 from vfs.store import codec
 from vfs.store.packs import PACK_HEADER_SEALED
 from vfs.sync.layout import pack_key
@@ -48,3 +48,13 @@ def download_pack(backend: Backend, key: str, size: int, dest: Path) -> int:
     private_dir(dest.parent, parents=True)
     replace_file(dest, data)
     return len(data)
+
+
+def upload_marked(backend: Backend, path: Path, marker: Path, sealed: bool = False) -> tuple[str, int, bool]:
+    """Upload a pack, HEADing first only if an earlier attempt (its marker) may have sent it (`sealed`:
+    see `upload_pack`)."""
+    tried = marker.exists()
+    if not tried:
+        private_dir(marker.parent, parents=True)
+        marker.touch(mode=PRIVATE_FILE)  # before the PUT: a process killed during it leaves the marker behind
+    return upload_pack(backend, path, check_first=tried, sealed=sealed)

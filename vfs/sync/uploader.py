@@ -14,9 +14,11 @@ however slow or dead the endpoint is.
 Stopping (`stop()`, or cancellation) abandons requests in flight: what they sent is found by HEAD
 next time and not sent again; the backlog stays on disk.
 
-A round that would upload anything first checks the remote's head (`checkpoint.check_head`): if
-another store has published since, the uploader stops for good (`RemoteConflict`), and the store keeps
-all its data. The current *failure* (what, since when, how many attempts) is what `vfs status`
+A round that would upload anything first holds the writer lease (`vfs.sync.lease`: taken if free,
+renewed every ttl/3 while the uploader runs, checked again right before each pointer PUT, released
+when it stops) and checks the remote's head (`checkpoint.check_head`): if another store holds the lease
+(`LeaseHeld`) or has published since (`RemoteConflict`), the uploader stops for good, and the store
+keeps all its data. The current *failure* (what, since when, how many attempts) is what `vfs status`
 shows: the backend's while its requests fail, else the last round's; it is also kept in
 `STORE/sync/failure.json` until a round succeeds, for `vfs status` of an unmounted store.
 """
@@ -27,51 +29,31 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
 
 from vfs.backend import Backend, Failure
-from vfs.errors import BackendError, RemoteConflict, StoreError
-from vfs.fsutil import PRIVATE_FILE, private_dir
+from vfs.errors import BackendError, LeaseHeld, RemoteConflict, StoreError
 from vfs.repository import Repository
 from vfs.sync import checkpoint
+from vfs.sync.backlog import Backlog, backlog, evict, report_backlog, status_of
 from vfs.sync.failure import failure_file, save_failure
+from vfs.sync.lease import WriterLease
 from vfs.sync.remote import open_store_backend, sealed_for
 from vfs.sync.sealed import publish_key_objects
-from vfs.sync.transfer import upload_pack
+from vfs.sync.transfer import upload_marked
 from vfs.types import PackNo
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Backlog", "Uploader", "backlog", "evict", "open_uploader", "report_backlog", "started_marker",
+           "status_of"]
+
 T = TypeVar("T")
 
 ROUND_FAILURES = (BackendError, StoreError, OSError)  # a round that meets one fails; it may be retried
-
-
-@dataclass
-class Backlog:
-    objects: int
-    bytes: int
-    catalog_changed: bool  # the catalog holds commits the newest checkpoint lacks
-
-
-def backlog(repo: Repository, manifest: checkpoint.Manifest | None) -> Backlog:
-    """What the remote still lacks: sealed packs without a row, the open pack's data, catalog changes."""
-    remote = repo.catalog.remote_packs()
-    objects = size = 0
-    for pack, n in repo.chunks.sealed_packs():
-        if pack not in remote:
-            objects, size = objects + 1, size + n
-    open_size = repo.chunks.unsealed_bytes()
-    if open_size:
-        objects, size = objects + 1, size + open_size
-    changed = manifest is None or manifest.replaces is not None or manifest.head_commit != repo.catalog.head().no
-    if changed:
-        objects += 1
-    return Backlog(objects, size, changed)
 
 
 class Uploader:
@@ -105,9 +87,12 @@ class Uploader:
         self._done = 0  # the newest round that completed
         self._last_checkpoint = 0.0
         self.manifest = checkpoint.Manifest.load(repo.path)
+        self.lease = WriterLease(repo.path, backend, repo.store_id)
         self._config_checked = False  # once per uploader: `remote set` may have changed the prefix since
         self.failure: Failure | None = None  # of the last round (None: it succeeded)
         self.conflict = False  # the last round met a RemoteConflict: this uploader has stopped for good
+        self._error_exit: int | None = None  # the exit code of the last round's error (7: the lease is held)
+        self._conflict_cls: type[RemoteConflict] = RemoteConflict  # LeaseHeld: another store holds the lease
         self._failure_saved = failure_file(repo.path).exists()
         self.cache_note: str | None = None
         self.sent_bytes = 0  # pack and catalog bytes put by this process
@@ -116,36 +101,72 @@ class Uploader:
 
     # -- the task --------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Replicate until cancelled or `stop()`, or until another store writes the remote."""
+        """Replicate until cancelled or `stop()`, or until another store writes the remote; then release
+        the writer lease (a clean unmount hands it over at once)."""
+        try:
+            with self._cancel:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._keep_lease)
+                    task_status.started()
+                    await self._rounds()
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 10.0
+                await trio.to_thread.run_sync(self.release_lease, abandon_on_cancel=True)
+
+    async def _rounds(self) -> None:
         failures = 0
         logged: str | None = None  # the failure last logged: a lasting one is logged once
-        with self._cancel:
-            task_status.started()
-            while True:
-                due = time.monotonic() - self._last_checkpoint >= self.checkpoint_interval
-                try:
-                    await self.round(checkpoint_due=due or self._want_round > self._done)
-                except RemoteConflict as e:
+        while True:
+            due = time.monotonic() - self._last_checkpoint >= self.checkpoint_interval
+            try:
+                await self.round(checkpoint_due=due or self._want_round > self._done)
+            except ROUND_FAILURES as e:
+                if self.conflict:
                     log.error("sync to %s stopped: %s", self.backend.url, e)
                     return  # for good: `request` and `wait_round` say why from now on
-                except ROUND_FAILURES as e:
-                    failures += 1
-                    if logged != str(e):
-                        log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
-                    logged = str(e)
-                    with trio.move_on_after(self._pause_after(failures)):
-                        await self._wake.wait()
-                    self._wake = trio.Event()
-                    continue
-                if failures:
-                    log.info("sync to %s works again", self.backend.url)
-                failures, logged = 0, None
-                with trio.move_on_after(self.poll_interval):
+                failures += 1
+                if logged != str(e):
+                    log.warning("sync to %s failed, will retry: %s", self.backend.url, e)
+                logged = str(e)
+                with trio.move_on_after(self._pause_after(failures)):
                     await self._wake.wait()
                 self._wake = trio.Event()
+                continue
+            if failures:
+                log.info("sync to %s works again", self.backend.url)
+            failures, logged = 0, None
+            with trio.move_on_after(self.poll_interval):
+                await self._wake.wait()
+            self._wake = trio.Event()
 
     def stop(self) -> None:
         self._cancel.cancel()
+
+    async def _keep_lease(self) -> None:
+        """Renew the writer lease every ttl/3 while it is held; stop syncing for good if it was taken."""
+        while True:
+            await trio.sleep(self.lease.timing.ttl / 3)
+            if not self.lease.held:
+                continue
+            try:
+                await trio.to_thread.run_sync(self.lease.renew, limiter=self._limiter, abandon_on_cancel=True)
+            except LeaseHeld as e:
+                self._failed(e)
+                self.stop()
+                return
+            except ROUND_FAILURES as e:  # the endpoint is down: the next renewal (or round) tries again
+                log.warning("cannot renew the writer lease of %s: %s", self.backend.url, e)
+
+    def release_lease(self) -> None:
+        """Give the writer lease up if this store holds it (a failure is logged: the lease then expires)."""
+        try:
+            if self.lease.release():
+                log.info("writer lease of %s released", self.backend.url)
+        except ROUND_FAILURES as e:
+            log.warning("cannot release the writer lease of %s (it expires in %.0fs): %s", self.backend.url,
+                        self.lease.valid_for(), e)
 
     async def sync(self) -> None:
         """Ask for a full round (packs and a checkpoint) that starts after this call; await it.
@@ -177,7 +198,7 @@ class Uploader:
 
     def _check_stopped(self) -> None:
         if self.conflict and self.failure is not None:
-            raise RemoteConflict(self.failure.message)
+            raise self._conflict_cls(self.failure.message)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -229,6 +250,8 @@ class Uploader:
         async with self._round_lock:
             result = await trio.to_thread.run_sync(before)
             await self._round_locked(force=True)
+            # Deleting needs the lease too: another writer's packs that no pointer names yet are not garbage.
+            await trio.to_thread.run_sync(self.lease.check)
             await trio.to_thread.run_sync(after, self.backend)
         return result
 
@@ -243,15 +266,22 @@ class Uploader:
             BackendError: a permanent failure (RemoteConflict among them).
         """
         failures = 0
-        while True:
-            try:
-                await self.round()
-                return
-            except ROUND_FAILURES as e:
-                if isinstance(e, BackendError) and not e.transient:
-                    raise
-                failures += 1
-                await trio.sleep(self._pause_after(failures))
+        final: BackendError | None = None  # raised outside the nursery: a group has no one-line message
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_lease)  # a long sync outlasts a lease
+            while True:
+                try:
+                    await self.round()
+                    break
+                except ROUND_FAILURES as e:
+                    if isinstance(e, BackendError) and not e.transient:
+                        final = e
+                        break
+                    failures += 1
+                    await trio.sleep(self._pause_after(failures))
+            nursery.cancel_scope.cancel()
+        if final is not None:
+            raise final
 
     def _pause_after(self, failures: int) -> float:
         """Seconds to wait after `failures` rounds failed in a row: doubling, jittered, at most `max_pause`."""
@@ -263,7 +293,10 @@ class Uploader:
 
     def _failed(self, e: BaseException) -> None:
         """Record why a round failed, here and in the store (for `vfs status` once unmounted)."""
-        conflict = isinstance(e, RemoteConflict)
+        # Another store holding the lease is waited out (it may release it); losing it, or a head this
+        # store has not seen, stops syncing for good.
+        conflict = isinstance(e, RemoteConflict) and not (isinstance(e, LeaseHeld) and self.lease.local.lost is None)
+        self._error_exit = e.exit_code if isinstance(e, BackendError) else None
         permanent = isinstance(e, BackendError) and not e.transient
         live = self.backend.failure()
         if live is not None and not conflict:
@@ -273,6 +306,7 @@ class Uploader:
         else:
             self.failure = Failure(str(e), time.time_ns(), 1, permanent)
         self.conflict = conflict
+        self._conflict_cls = LeaseHeld if isinstance(e, LeaseHeld) else RemoteConflict
         # A few hundred bytes once per failed round: not worth a thread hop.
         save_failure(self.repo.path, self.failure, conflict=conflict)
         self._failure_saved = True
@@ -305,11 +339,16 @@ class Uploader:
         if force or checkpoint_due or any(p not in remote for p, _ in repo.chunks.sealed_packs()):
             # Before uploading anything: packs sent to a remote that another store has moved on would
             # be orphans there (its gc deletes them), and must not be evicted here as if they were safe.
+            await trio.to_thread.run_sync(self._hold_lease, new_base, limiter=self._limiter, abandon_on_cancel=True)
             try:
                 await trio.to_thread.run_sync(
-                    lambda: checkpoint.check_head(self.backend, self.manifest, replace_unreadable=new_base),
+                    lambda: checkpoint.check_head(self.backend, self.manifest, replace_unreadable=new_base,
+                                                  fenced_below=self.lease.epoch),
                     limiter=self._limiter, abandon_on_cancel=True)
+            except LeaseHeld:
+                raise
             except RemoteConflict as e:
+                await self._lease_lost_first()
                 raise self._head_moved(e) from None
         await self._upload_backlog()
         m = self.manifest
@@ -327,9 +366,13 @@ class Uploader:
                 try:
                     manifest, sent = await trio.to_thread.run_sync(
                         lambda: checkpoint.finish(repo.path, self.backend, prepared, remote, self.manifest,
-                                                  repo.store_id, new_base=new_base),
+                                                  repo.store_id, new_base=new_base, epoch=self.lease.epoch,
+                                                  fence=self.lease.check, fenced_below=self.lease.epoch),
                         limiter=self._limiter, abandon_on_cancel=True)
+                except LeaseHeld:
+                    raise  # fenced before the manifest was saved: it still names the last published head
                 except RemoteConflict as e:  # the head moved since the check above
+                    await self._lease_lost_first()
                     raise self._head_moved(e) from None
                 except ROUND_FAILURES:
                     # finish records the new checkpoint before its pointer's PUT: the remote may hold it.
@@ -351,6 +394,30 @@ class Uploader:
             self.cache_note = await trio.to_thread.run_sync(evict, repo, self.cache_size, limiter=self._cpu)
         self._done = max(self._done, number)
         self._notify()
+
+    def _hold_lease(self, new_base: bool) -> None:
+        """Hold the writer lease (in a thread): take it if it is free; after a take, the head must be one
+        this store has seen, else the take is undone (a store behind the volume cannot continue it).
+
+        Raises:
+            LeaseHeld: another store holds it. RemoteConflict: the take was undone.
+        """
+        lease = self.lease
+        if lease.held and lease.valid_for() > lease.timing.ttl * 2 / 3:
+            return  # checked within ttl/3: the pointer's PUT checks again (`fence`)
+        try:
+            lease.hold(lambda: checkpoint.check_head(self.backend, self.manifest, replace_unreadable=new_base),
+                       seen_epoch=self.manifest.epoch if self.manifest is not None else 0)
+        except LeaseHeld:
+            raise
+        except RemoteConflict as e:
+            raise self._head_moved(e) from None
+
+    async def _lease_lost_first(self) -> None:
+        """Raise LeaseHeld if the head moved because another store took the lease (the message then says
+        so, and the loss is recorded), before the head check's RemoteConflict is raised."""
+        if self.lease.held:
+            await trio.to_thread.run_sync(self.lease.check, limiter=self._limiter, abandon_on_cancel=True)
 
     def _head_moved(self, e: RemoteConflict) -> RemoteConflict:
         return self._advised(e, "to keep its changes, clone the remote into a new store"
@@ -396,7 +463,7 @@ class Uploader:
             try:
                 # Abandoned on cancel: a hung PUT must not hold up an unmount (HEAD finds it next time).
                 key, size, sent = await trio.to_thread.run_sync(
-                    _upload_marked, self.backend, self.repo.chunks.pack_file(pack), marker,
+                    upload_marked, self.backend, self.repo.chunks.pack_file(pack), marker,
                     self.repo.encryption is not None, abandon_on_cancel=True)
             finally:
                 self.in_flight -= 1
@@ -431,72 +498,15 @@ class Uploader:
     def status(self) -> dict[str, Any]:
         return status_of(self.repo, self.manifest, failure=self.current_failure(), conflict=self.conflict,
                          cache_note=self.cache_note,
-                         extra={"in_flight": self.in_flight, "sent_bytes": self.sent_bytes,
+                         extra={"conflict_exit_code": self._conflict_cls.exit_code if self.conflict else None,
+                                "error_exit_code": self._error_exit if self.failure is not None else None,
+                                "in_flight": self.in_flight, "sent_bytes": self.sent_bytes,
                                 "sent_objects": self.sent_objects, "rounds_done": self._done})
 
 
 def started_marker(repo: Repository, pack: PackNo) -> Path:
     """`STORE/sync/started/N`: exists while an upload of pack N may have reached the remote unrecorded."""
     return repo.path / checkpoint.STATE_DIR / "started" / str(pack)
-
-
-def _upload_marked(backend: Backend, path: Path, marker: Path, sealed: bool) -> tuple[str, int, bool]:
-    """Upload a pack, HEADing first only if an earlier attempt (its marker) may have sent it."""
-    tried = marker.exists()
-    if not tried:
-        private_dir(marker.parent, parents=True)
-        marker.touch(mode=PRIVATE_FILE)  # before the PUT: a process killed during it leaves the marker behind
-    return upload_pack(backend, path, check_first=tried, sealed=sealed)
-
-
-def status_of(
-    repo: Repository, manifest: checkpoint.Manifest | None, *, failure: Failure | None = None,
-    conflict: bool = False, cache_note: str | None = None, extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The status `vfs status` shows (JSON-ready); `error*` describe the current failure, if any."""
-    b = backlog(repo, manifest)
-    return {
-        "remote": repo.remote.url if repo.remote else None,
-        "endpoint_url": repo.remote.endpoint_url if repo.remote else None,
-        "backlog_objects": b.objects,
-        "backlog_bytes": b.bytes,
-        "catalog_changed": b.catalog_changed,
-        "last_sync_ns": manifest.time_ns if manifest else None,
-        "checkpoint": manifest.seq if manifest else None,
-        "error": failure.message if failure else None,
-        "error_since_ns": failure.since_ns if failure else None,  # requests (or rounds) fail since then
-        "error_attempts": failure.attempts if failure else None,  # how many failed meanwhile
-        "error_permanent": failure.permanent if failure else None,  # retrying will not fix it (no such bucket)
-        "conflict": conflict,  # another store has written the remote: this store stopped syncing
-        "cache": cache_note,
-        **(extra or {}),
-    }
-
-
-def evict(repo: Repository, cap: int, now: Callable[[], float] = time.monotonic) -> str | None:
-    """Remove least recently read packs that the remote holds until local pack bytes are at most `cap`.
-
-    Packs read in the last few seconds are kept (a read may be using them). Returns a note when the
-    cap cannot be honoured (data not yet uploaded exceeds it), else None.
-    """
-    remote = repo.catalog.remote_packs()
-    packs = repo.chunks.sealed_packs()
-    total = sum(n for _, n in packs)
-    open_file = repo.chunks.pack_file(repo.chunks.open_pack)
-    total += open_file.stat().st_size if open_file.exists() else 0
-    if total <= cap:
-        return None
-    used = repo.chunks.pack_last_use()
-    recent = now() - 5.0
-    candidates = sorted((used.get(p, 0.0), p) for p, _ in packs if p in remote and used.get(p, 0.0) < recent)
-    for _, pack in candidates:
-        if total <= cap:
-            break
-        total -= repo.chunks.evict_pack(pack)
-    if total > cap:
-        return (f"cache size {cap} bytes cannot be honoured: {total} bytes of packs are local"
-                " (not yet uploaded, or in use)")
-    return None
 
 
 def open_uploader(repo: Repository, **options: Any) -> Uploader:
@@ -508,13 +518,3 @@ def open_uploader(repo: Repository, **options: Any) -> Uploader:
     backend = open_store_backend(repo)
     cache = repo.catalog.meta_or_none("cache_size")
     return Uploader(repo, backend, cache_size=int(cache) if cache else None, **options)
-
-
-def report_backlog(repo: Repository) -> None:
-    """Log what the remote still lacks (at shutdown: it is kept on disk for the next mount)."""
-    b = backlog(repo, checkpoint.Manifest.load(repo.path))
-    if b.objects:
-        log.info("not yet on the remote: %d object(s), %d bytes of packs%s; kept for the next mount or"
-                 " 'vfs sync'", b.objects, b.bytes, " and catalog changes" if b.catalog_changed else "")
-    else:
-        log.info("the remote holds everything")
