@@ -27,6 +27,13 @@ pytestmark = pytest.mark.s3
 FAST = Timing(ttl=30.0, skew=1.0, settle=0.3)
 
 
+@pytest.fixture
+def remote(s3_bucket: str, proxy: FaultProxy) -> RemoteConfig:
+    """Plain volumes only: these tests read and write lease and pointer objects directly (the CLI tests
+    in test_lease_cli.py run on encrypted volumes too)."""
+    return RemoteConfig(f"s3://{s3_bucket}/vol", proxy.url)
+
+
 def uploader(repo: Repository, remote: RemoteConfig) -> Uploader:
     up = Uploader(repo, backend_of(remote))
     up.lease.timing = FAST
