@@ -108,6 +108,7 @@ class FileSystem:
             nursery.start_soon(self._committer.interval_timer)
             nursery.start_soon(checkpoint_wal, self.catalog)
             nursery.start_soon(self._staging.invalidate_stale_pages)
+            nursery.start_soon(self._staging.empty_spares)
             task_status.started()
 
     async def flush_kernel(self) -> None:
@@ -140,6 +141,7 @@ class FileSystem:
         What cannot be committed now (a full disk) stays in staging/ and is recovered at next start.
         """
         await self._committer.close()
+        self._staging.close()
 
     async def recover(self) -> int:
         """Commit staging files left by a killed daemon; returns how many became versions.
