@@ -43,6 +43,28 @@ class Namespace(Transactions):
             )
         return [DirEntry(int(i), bytes(n), InodeNo(int(o))) for i, n, o in rows]
 
+    def readdir_attrs(
+        self, parent: InodeNo, after: int = 0, limit: int = 1000, at: int = LIVE
+    ) -> list[tuple[DirEntry, Attr]]:
+        """`readdir` with each entry's `attr` at the same commit, in one query (a listing of a history
+        view asked one query per entry: four times slower than the live tree's, which is cached)."""
+        rows = self._all(
+            "SELECT d.id, d.name, d.ino, s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns,"
+            " coalesce(v.vno, 0),"
+            f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 2 + s.subdirs ELSE"
+            "  (SELECT count(*) FROM dirents l WHERE l.ino = d.ino AND l.commit_to > ? AND l.commit_from <= ?) END"
+            " FROM dirents d"
+            " JOIN inode_states s ON s.ino = d.ino AND s.commit_from ="
+            "  (SELECT max(commit_from) FROM inode_states WHERE ino = d.ino AND commit_from <= ?)"
+            " LEFT JOIN versions v ON v.id = s.version"
+            " WHERE d.parent = ? AND d.commit_to > ? AND d.commit_from <= ? AND d.id > ? ORDER BY d.id LIMIT ?",
+            (min(at, LIVE - 1), at, at, parent, min(at, LIVE - 1), at, after, limit),
+        )
+        return [(DirEntry(int(i), bytes(n), InodeNo(int(o))),
+                 Attr(InodeNo(int(o)), mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, VersionNo(vno),
+                      nlink))
+                for i, n, o, mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno, nlink in rows]
+
     def path_of(self, ino: InodeNo) -> bytes | None:
         """One live path of `ino` from the root ('a/b'; b'' for the root); None once it has no name."""
         names: list[bytes] = []
