@@ -5,7 +5,9 @@ A target is a directory the workloads run in, plus what it takes to make reads c
   passthrough  scripts/passthrough.py over a fresh directory (the ceiling for a Python FUSE filesystem);
   vfs          `vfs init STORE`, then `vfs mount STORE MOUNTPOINT`; skipped, with the reason, when that fails;
   rclone       `rclone mount --vfs-cache-mode full` of a local directory (what users would use instead;
-               Debian's rclone is installed with apt-get when missing).
+               Debian's rclone is installed with apt-get when missing);
+  vfs-main     with --vfs-main DIR: vfs from the source tree DIR (e.g. main's), to compare before and after
+               a change in one run.
 
 Workloads (each runs on every target before the next starts, so that machine noise hits all of them):
   small  --small-files files of 1-8 KiB in 100 directories: create (Python open/write/close), stat
@@ -187,6 +189,8 @@ class Vfs(Target):
 
     name = "vfs"
     command = [str(REPO / ".venv" / "bin" / "vfs")]
+    env: dict[str, str] | None = None  # None: this process's environment, as it is at each call
+    cwd: Path | None = None
 
     def __init__(self, base: Path) -> None:
         super().__init__(base)
@@ -195,7 +199,7 @@ class Vfs(Target):
 
     def _vfs(self, *args: str, timeout: float = 600) -> None:
         try:
-            done = run([*self.command, *args], timeout=timeout, check=False)
+            done = run([*self.command, *args], timeout=timeout, check=False, cwd=self.cwd, env=self.env)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise TargetUnavailable(f"`vfs {args[0]}`: {e}") from None
         if done.returncode != 0:
@@ -226,6 +230,25 @@ class Vfs(Target):
             with contextlib.suppress(TargetUnavailable):
                 self._vfs("umount", str(self.root))
             fuse_unmount(self.root)  # if `vfs umount` failed; the daemon exits when unmounted
+
+
+class VfsMain(Vfs):
+    """vfs from another source tree (--vfs-main DIR, e.g. `git archive main vfs | tar x -C DIR`), run with
+    this checkout's virtualenv: the code before a change, measured in the same run as the code after it.
+    PYTHONPATH puts DIR first; the daemon runs `python -m`, which would put its working directory first,
+    so it runs in DIR."""
+
+    name = "vfs-main"
+    source: Path = Path()
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base)
+        self.store = base / "vfs-main-store"
+        self.cwd = self.source
+
+    def _vfs(self, *args: str, timeout: float = 600) -> None:
+        self.env = {**os.environ, "PYTHONPATH": str(self.source)}  # at each call: --requests sets a variable
+        super()._vfs(*args, timeout=timeout)
 
 
 class Rclone(Target):
@@ -292,7 +315,7 @@ def ensure_program(program: str, package: str) -> None:
         raise TargetUnavailable(f"apt-get install {package} failed: {done.stderr.strip()[-200:]}")
 
 
-TARGETS: dict[str, type[Target]] = {t.name: t for t in (Plain, Passthrough, Vfs, Rclone)}
+TARGETS: dict[str, type[Target]] = {t.name: t for t in (Plain, Passthrough, Vfs, VfsMain, Rclone)}
 WORKLOADS = ("small", "tree", "fio", "seq")
 
 
@@ -504,6 +527,11 @@ def _stat(paths: list[Path]) -> None:
         os.stat(path)
 
 
+def _stat_twice(paths: list[Path]) -> None:
+    _stat(paths)
+    _stat(paths)
+
+
 def _unlink(paths: list[Path]) -> None:
     for path in paths:
         os.unlink(path)
@@ -521,7 +549,7 @@ OPERATIONS: dict[str, tuple[Callable[[list[Path]], None] | None, Callable[[list[
     "create (open O_CREAT, close)": (None, _create),
     "create + write 4 KiB + close": (None, _write_close),
     "stat (name not cached)": (_write_close, _stat),
-    "stat twice (second one)": (_write_close, lambda paths: (_stat(paths), _stat(paths))),
+    "stat twice (both)": (_write_close, _stat_twice),
     "unlink": (_write_close, _unlink),
     "stat of a missing name, twice": (_write_close, _missing),
 }
@@ -561,7 +589,11 @@ def count_requests(target: Target, stats_file: Path) -> dict[str, dict[str, tupl
         if prepare is not None:
             prepare(paths)
         target.stop()
-        counts = cycle(lambda fn=fn: (os.stat(directory), fn(paths)))  # type: ignore[misc]
+        def run_operation(fn: Callable[[list[Path]], None] = fn) -> None:
+            os.stat(directory)
+            fn(paths)
+
+        counts = cycle(run_operation)
         per_file: dict[str, tuple[float, float]] = {}
         for handler, c in counts.items():
             calls = c["calls"] - idle.get(handler, {}).get("calls", 0)
@@ -599,7 +631,9 @@ def ratio_pairs(names: list[str]) -> list[tuple[str, str]]:
     """(target, baseline) pairs to print: vfs against each other target (rclone first), else each target
     against every simpler one."""
     if "vfs" in names:
-        return [("vfs", b) for b in sorted((n for n in names if n != "vfs"), key=lambda n: n != "rclone")]
+        order = ["rclone", "plain", "vfs-main", "passthrough"]
+        return [("vfs", b) for b in sorted((n for n in names if n != "vfs"),
+                                          key=lambda n: order.index(n) if n in order else len(order))]
     return [(a, b) for i, a in enumerate(names) for b in names[:i]]
 
 
@@ -662,6 +696,8 @@ def bench() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per workload and target; prints medians")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"), help="where temporary targets live")
     parser.add_argument("--vfs-command", default=" ".join(Vfs.command), help="the vfs CLI: %(default)s")
+    parser.add_argument("--vfs-main", type=Path, metavar="DIR",
+                        help="also run target vfs-main: the vfs package under DIR (DIR/vfs), e.g. main's code")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     defaults = (256 * MiB, 64 * MiB, 2000) if args.quick else (1 << 30, 256 * MiB, 10_000)
@@ -675,6 +711,12 @@ def bench() -> int:
     if unknown := [w for w in workload_names if w not in WORKLOADS]:
         parser.error(f"--workloads: unknown {unknown}")
     Vfs.command = args.vfs_command.split()
+    if args.vfs_main is not None:
+        if not (args.vfs_main / "vfs" / "__init__.py").is_file():
+            parser.error(f"--vfs-main: no vfs package in {args.vfs_main}")
+        VfsMain.source = args.vfs_main.resolve()
+        if "vfs-main" not in names:
+            names.insert(names.index("vfs") + 1 if "vfs" in names else len(names), "vfs-main")
     if os.geteuid() != 0:
         progress("not root: page caches cannot be dropped, so cold reads are not cold")
 
@@ -716,7 +758,7 @@ def bench() -> int:
                         rows.setdefault(row, Row(row, unit))
                         samples.setdefault((row, target.name), []).append(value)
         for target in targets if args.requests else []:
-            if target.name in ("passthrough", "vfs"):
+            if target.name in ("passthrough", "vfs", "vfs-main"):
                 progress(f"counting requests on {target.name}")
                 try:
                     requests[target.name] = count_requests(target, base / f"{target.name}-requests.json")
