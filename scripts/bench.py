@@ -3,18 +3,27 @@
 A target is a directory the workloads run in, plus what it takes to make reads cold and writes durable:
   plain        a directory on the same disk (the ext4 ceiling);
   passthrough  scripts/passthrough.py over a fresh directory (the ceiling for a Python FUSE filesystem);
-  vfs          `vfs init STORE`, then `vfs mount STORE MOUNTPOINT`; skipped, with the reason, when that fails.
+  vfs          `vfs init STORE`, then `vfs mount STORE MOUNTPOINT`; skipped, with the reason, when that fails;
+  rclone       `rclone mount --vfs-cache-mode full` of a local directory (what users would use instead;
+               Debian's rclone is installed with apt-get when missing);
+  vfs-main     with --vfs-main DIR: vfs from the source tree DIR (e.g. main's), to compare before and after
+               a change in one run.
 
 Workloads (each runs on every target before the next starts, so that machine noise hits all of them):
+  small  --small-files files of 1-8 KiB in 100 directories: create (Python open/write/close), stat
+         (`find -ls`), read, delete (`rm -rf`), each phase timed alone, warm (no cache drop between phases).
+  tree   a tarball of a real tree (default: the Python stdlib), built once into /tmp: `tar xf` on the target,
+         then `git init`, `git add -A`, `git commit`, and `git status` twice (the second one timed).
+  fio    fio sequential 1 MiB writes of --size, and random 4 KiB writes over --rand-size (IOPS), each with
+         an fsync at the end (Debian's fio is installed when missing).
   seq    write --size bytes in 1 MiB writes of incompressible, never-repeating data, fsync, close ("write");
          the same plus the target's commit ("write+commit": `vfs umount`, which returns once everything is
-         committed, then a remount; nothing for the other targets); read it back in 1 MiB reads cold (FUSE
-         targets remounted, page cache dropped) and hot (again, at once).
-  small  --small-files files of 4 KiB in one directory: create, stat, read, delete, each phase timed alone,
-         warm (no cache drop between phases, as an application would see them).
-  tree   a tarball of a real tree (default: the Python stdlib) that is a git repository (committed, gc'ed),
-         built once into /tmp: `tar xf` on the target, then `git status` twice (the first one refreshes
-         the index, since extraction changed every inode and ctime).
+         committed, then a remount; the same for rclone, nothing for the others); read it back in 1 MiB
+         reads cold (FUSE targets remounted, page cache dropped) and hot (again, at once).
+
+--requests then counts, for passthrough and vfs, the FUSE requests each of a few operations costs (create,
+create+write+close, stat, unlink, a missing name) and the mean time per request in the daemon: each
+operation runs on 200 files in a fresh mount with VFS_FUSE_STATS set (vfs/fuse/stats.py).
 
 Ratios are relative speed: 1.00 = as fast as the baseline, 0.50 = half as fast, whatever the unit.
 This is a benchmark, not a test: it prints figures and exits 0 unless it could not run at all.
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -45,7 +55,7 @@ from pathlib import Path
 from types import FrameType
 
 MiB = 1 << 20
-SMALL_FILE_SIZE = 4096
+SMALL_DIRECTORIES = 100
 REPO = Path(__file__).resolve().parent.parent
 PASSTHROUGH = REPO / "scripts" / "passthrough.py"
 TARBALL_DIR = Path("/tmp")
@@ -66,8 +76,9 @@ def drop_caches() -> None:
         Path("/proc/sys/vm/drop_caches").write_text("3")
 
 
-def run(cmd: list[str], timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)
+def run(cmd: list[str], timeout: float = 600, check: bool = True, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check, cwd=cwd, env=env)
 
 
 def is_mounted(path: Path) -> bool:
@@ -159,6 +170,8 @@ class Passthrough(Target):
     def stop(self) -> None:
         fuse_unmount(self.root)
         if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)  # it exits once unmounted (after writing its request counts)
             # Still running if it was not mounted yet: SIGTERM makes it unmount and exit.
             self.proc.terminate()
             try:
@@ -176,6 +189,8 @@ class Vfs(Target):
 
     name = "vfs"
     command = [str(REPO / ".venv" / "bin" / "vfs")]
+    env: dict[str, str] | None = None  # None: this process's environment, as it is at each call
+    cwd: Path | None = None
 
     def __init__(self, base: Path) -> None:
         super().__init__(base)
@@ -184,7 +199,7 @@ class Vfs(Target):
 
     def _vfs(self, *args: str, timeout: float = 600) -> None:
         try:
-            done = run([*self.command, *args], timeout=timeout, check=False)
+            done = run([*self.command, *args], timeout=timeout, check=False, cwd=self.cwd, env=self.env)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise TargetUnavailable(f"`vfs {args[0]}`: {e}") from None
         if done.returncode != 0:
@@ -217,7 +232,91 @@ class Vfs(Target):
             fuse_unmount(self.root)  # if `vfs umount` failed; the daemon exits when unmounted
 
 
-TARGETS: dict[str, type[Target]] = {t.name: t for t in (Plain, Passthrough, Vfs)}
+class VfsMain(Vfs):
+    """vfs from another source tree (--vfs-main DIR, e.g. `git archive main vfs | tar x -C DIR`), run with
+    this checkout's virtualenv: the code before a change, measured in the same run as the code after it.
+    PYTHONPATH puts DIR first; the daemon runs `python -m`, which would put its working directory first,
+    so it runs in DIR."""
+
+    name = "vfs-main"
+    source: Path = Path()
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base)
+        self.store = base / "vfs-main-store"
+        self.cwd = self.source
+
+    def _vfs(self, *args: str, timeout: float = 600) -> None:
+        self.env = {**os.environ, "PYTHONPATH": str(self.source)}  # at each call: --requests sets a variable
+        super()._vfs(*args, timeout=timeout)
+
+
+class Rclone(Target):
+    """`rclone mount --vfs-cache-mode full` of a local directory: what users reach for instead of vfs.
+    Debian's rclone package is installed (apt-get) when rclone is missing and we are root."""
+
+    name = "rclone"
+
+    def __init__(self, base: Path) -> None:
+        super().__init__(base)
+        self.source = base / "rclone-source"
+        self.cache = base / "rclone-cache"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        ensure_program("rclone", "rclone")
+        self.source.mkdir(exist_ok=True)
+        self.root.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["rclone", "mount", "--config", "/dev/null", "--vfs-cache-mode", "full", "--cache-dir",
+             str(self.cache), str(self.source), str(self.root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not is_mounted(self.root):
+            if self.proc.poll() is not None:
+                raise TargetUnavailable(f"rclone mount exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TargetUnavailable("rclone mount was not mounted within 30 s")
+            time.sleep(0.05)
+
+    def commit(self) -> None:
+        self.stop()  # rclone uploads its cache to the source before it exits
+        self.start()
+
+    def cold(self) -> None:
+        self.stop()
+        drop_caches()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            fuse_unmount(self.root)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            fuse_unmount(self.root)
+
+
+def ensure_program(program: str, package: str) -> None:
+    """Install Debian's `package` when `program` is missing (root only)."""
+    if shutil.which(program):
+        return
+    if os.geteuid() != 0:
+        raise TargetUnavailable(f"{program} is not installed (apt-get install {package})")
+    progress(f"installing {package} with apt-get")
+    done = run(["apt-get", "install", "-y", "-q", package], check=False,
+               env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if done.returncode != 0 or not shutil.which(program):
+        raise TargetUnavailable(f"apt-get install {package} failed: {done.stderr.strip()[-200:]}")
+
+
+TARGETS: dict[str, type[Target]] = {t.name: t for t in (Plain, Passthrough, Vfs, VfsMain, Rclone)}
+WORKLOADS = ("small", "tree", "fio", "seq")
 
 
 @dataclass
@@ -260,9 +359,10 @@ def read_all(path: Path) -> int:
 class Workloads:
     """The workloads, each a method returning {row name: (unit, value)} for one target."""
 
-    def __init__(self, size: int, small_files: int, tarball: Path) -> None:
+    def __init__(self, size: int, small_files: int, rand_size: int, tarball: Path) -> None:
         self.size = size
         self.small_files = small_files
+        self.rand_size = rand_size
         self.tarball = tarball
         self._blocks: list[bytes] = []
         self._small: list[bytes] = []
@@ -303,12 +403,22 @@ class Workloads:
                 f"seq read {label} hot": ("MiB/s", mib / hot_s)}
 
     def small(self, target: Target) -> dict[str, tuple[str, float]]:
+        """--small-files files of 1-8 KiB in 100 directories: create (Python open/write/close), stat
+        (`find -ls`), read (Python), delete (`rm -rf`)."""
         if not self._small:
-            data = random.Random(2).randbytes(SMALL_FILE_SIZE * self.small_files)
-            self._small = [data[i:i + SMALL_FILE_SIZE] for i in range(0, len(data), SMALL_FILE_SIZE)]
-        directory = target.root / "small"
-        directory.mkdir()
-        paths = [directory / f"f{i:06d}" for i in range(self.small_files)]
+            rng = random.Random(2)
+            sizes = [rng.randint(1, 8) * 1024 for _ in range(self.small_files)]
+            data = rng.randbytes(sum(sizes))
+            offsets = [0]
+            for size in sizes:
+                offsets.append(offsets[-1] + size)
+            self._small = [data[a:b] for a, b in itertools.pairwise(offsets)]
+        top = target.root / "small"
+        top.mkdir()
+        directories = [top / f"d{i:03d}" for i in range(SMALL_DIRECTORIES)]
+        for directory in directories:
+            directory.mkdir()
+        paths = [directories[i % SMALL_DIRECTORIES] / f"f{i:06d}" for i in range(self.small_files)]
 
         def create() -> None:
             for path, data in zip(paths, self._small, strict=True):
@@ -317,43 +427,72 @@ class Workloads:
                 os.close(fd)
 
         def stat() -> None:
-            for path in paths:
-                os.stat(path)
+            run(["find", str(top), "-ls"])
 
         def read() -> None:
-            for path in paths:
-                if len(path.read_bytes()) != SMALL_FILE_SIZE:
-                    raise RuntimeError(f"{path} is not {SMALL_FILE_SIZE} bytes long")
+            for path, data in zip(paths, self._small, strict=True):
+                if len(path.read_bytes()) != len(data):
+                    raise RuntimeError(f"{path} is not {len(data)} bytes long")
 
         def delete() -> None:
-            for path in paths:
-                os.unlink(path)
+            run(["rm", "-rf", str(top)])
 
-        phases = {"create": create, "stat": stat, "read": read, "delete": delete}
-        rates = {f"small files 4 KiB: {phase}": ("files/s", self.small_files / timed(fn))
-                 for phase, fn in phases.items()}
-        directory.rmdir()
-        return rates
+        phases = {"create (open/write/close)": create, "stat (find -ls)": stat, "read": read,
+                  "delete (rm -rf)": delete}
+        return {f"small files 1-8 KiB: {phase}": ("files/s", self.small_files / timed(fn))
+                for phase, fn in phases.items()}
 
     def tree(self, target: Target) -> dict[str, tuple[str, float]]:
+        """`tar xf` of a real source tree, then `git init`, `git add -A`, `git commit`, `git status` twice
+        (the second one is what an editor or a prompt runs all day)."""
         directory = target.root / "tree"
         directory.mkdir()
+        files = tarball_files(self.tarball)
         extract_s = timed(lambda: run(["tar", "xf", str(self.tarball), "-C", str(directory)]))
         worktree = directory / "src"
-        status = ["git", "-C", str(worktree), "status", "--porcelain"]
-        first_s = timed(lambda: run(status))
+        git = ["git", "-C", str(worktree), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        run([*git, "init", "-q"])
+        add_s = timed(lambda: run([*git, "add", "-A"]))
+        commit_s = timed(lambda: run([*git, "commit", "-q", "-m", "tree"]))
+        status = [*git, "status", "--porcelain"]
+        timed(lambda: run(status))
         again_s = timed(lambda: run(status))
         if dirty := run(status).stdout.strip():
-            progress(f"{target.name}: git status after extraction is not clean: {dirty.splitlines()[:3]}")
+            progress(f"{target.name}: git status after commit is not clean: {dirty.splitlines()[:3]}")
         shutil.rmtree(directory)
-        return {f"tar xf {self.tarball.name}": ("s", extract_s),
-                "git status (first)": ("s", first_s),
-                "git status (again)": ("s", again_s)}
+        return {f"tar xf {self.tarball.name} ({files} files)": ("files/s", files / extract_s),
+                "git add -A of that tree": ("s", add_s),
+                "git commit": ("s", commit_s),
+                "git status (second)": ("s", again_s)}
+
+    def fio(self, target: Target) -> dict[str, tuple[str, float]]:
+        """fio: sequential 1 MiB writes of --size, random 4 KiB writes over --rand-size (psync, one job,
+        an fsync at the end of each)."""
+        ensure_program("fio", "fio")
+        seq = fio(target.root, "seqwrite", "write", "1M", self.size)
+        rand = fio(target.root, "randwrite", "randwrite", "4k", self.rand_size)
+        return {f"fio seq write 1M x {self.size / MiB:g} MiB": ("MB/s", seq["bw_bytes"] / 1e6),
+                f"fio rand write 4k over {self.rand_size / MiB:g} MiB": ("IOPS", rand["iops"])}
+
+
+def fio(directory: Path, name: str, rw: str, bs: str, size: int) -> dict[str, float]:
+    """One fio job in directory; its write statistics (fio's JSON), the file deleted afterwards."""
+    done = run(["fio", "--output-format=json", f"--name={name}", f"--directory={directory}", f"--rw={rw}",
+                f"--bs={bs}", f"--size={size}", "--ioengine=psync", "--end_fsync=1", "--randrepeat=0",
+                "--refill_buffers=1", "--numjobs=1"])
+    stats: dict[str, float] = json.loads(done.stdout[done.stdout.index("{"):])["jobs"][0]["write"]
+    for leftover in directory.glob(f"{name}.*"):
+        leftover.unlink()
+    return stats
+
+
+def tarball_files(tarball: Path) -> int:
+    return sum(1 for line in run(["tar", "tf", str(tarball)]).stdout.splitlines() if not line.endswith("/"))
 
 
 def source_tarball(tree: Path) -> Path:
-    """A tarball of a git repository holding a copy of tree, built once into TARBALL_DIR."""
-    tarball = TARBALL_DIR / f"vfs-bench-{tree.name}-git.tar"
+    """A tarball of a copy of tree (no git repository: the workload makes one), built once into TARBALL_DIR."""
+    tarball = TARBALL_DIR / f"vfs-bench-{tree.name}.tar"
     if tarball.exists():
         return tarball
     progress(f"building {tarball} from {tree}")
@@ -361,13 +500,121 @@ def source_tarball(tree: Path) -> Path:
         src = Path(tmp) / "src"
         shutil.copytree(tree, src, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "site-packages"))
-        git = ["git", "-C", str(src), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-        for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "tree"], ["gc", "-q"]):
-            run([*git, *args])
         partial = tarball.with_suffix(".partial")
         run(["tar", "cf", str(partial), "-C", tmp, "src"])
         partial.rename(tarball)
     return tarball
+
+
+REQUEST_FILES = 200
+
+
+def _create(paths: list[Path]) -> None:
+    for path in paths:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+
+
+def _write_close(paths: list[Path]) -> None:
+    data = b"x" * 4096
+    for path in paths:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        write_all(fd, data)
+        os.close(fd)
+
+
+def _stat(paths: list[Path]) -> None:
+    for path in paths:
+        os.stat(path)
+
+
+def _stat_twice(paths: list[Path]) -> None:
+    _stat(paths)
+    _stat(paths)
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        os.unlink(path)
+
+
+def _missing(paths: list[Path]) -> None:
+    for path in paths:
+        for _ in range(2):  # as a shell's PATH search or a build tool's probes: the same name again
+            with contextlib.suppress(FileNotFoundError):
+                os.stat(path.with_name(path.name + ".missing"))
+
+
+# operation: (files it needs beforehand, the operation on REQUEST_FILES files)
+OPERATIONS: dict[str, tuple[Callable[[list[Path]], None] | None, Callable[[list[Path]], None]]] = {
+    "create (open O_CREAT, close)": (None, _create),
+    "create + write 4 KiB + close": (None, _write_close),
+    "stat (name not cached)": (_write_close, _stat),
+    "stat twice (both)": (_write_close, _stat_twice),
+    "unlink": (_write_close, _unlink),
+    "stat of a missing name, twice": (_write_close, _missing),
+}
+
+
+def count_requests(target: Target, stats_file: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per operation: {handler: (requests per file, mean microseconds per request)}, from the daemon's
+    counters (VFS_FUSE_STATS), with the requests of an idle mount/unmount cycle subtracted.
+
+    Each operation runs in a mount of its own, right after the mount (nothing cached in the kernel)."""
+
+    def cycle(fn: Callable[[], None]) -> dict[str, dict[str, float]]:
+        target.stop()
+        stats_file.unlink(missing_ok=True)
+        os.environ["VFS_FUSE_STATS"] = str(stats_file)
+        try:
+            target.start()
+            fn()
+            target.stop()
+        finally:
+            del os.environ["VFS_FUSE_STATS"]
+        deadline = time.monotonic() + 60  # the daemon writes it as it exits
+        while not stats_file.exists():
+            if time.monotonic() > deadline:
+                raise TargetUnavailable(f"{target.name} wrote no request statistics")
+            time.sleep(0.05)
+        counts: dict[str, dict[str, float]] = json.loads(stats_file.read_text())
+        return counts
+
+    directory = target.root / "requests"
+    paths = [directory / f"f{i:04d}" for i in range(REQUEST_FILES)]
+    idle = cycle(lambda: None)
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for operation, (prepare, fn) in OPERATIONS.items():
+        target.start()
+        directory.mkdir()
+        if prepare is not None:
+            prepare(paths)
+        target.stop()
+        def run_operation(fn: Callable[[list[Path]], None] = fn) -> None:
+            os.stat(directory)
+            fn(paths)
+
+        counts = cycle(run_operation)
+        per_file: dict[str, tuple[float, float]] = {}
+        for handler, c in counts.items():
+            calls = c["calls"] - idle.get(handler, {}).get("calls", 0)
+            if calls > REQUEST_FILES / 20:  # not the few of the mount itself or of `directory`
+                per_file[handler] = (calls / REQUEST_FILES, c["seconds"] / c["calls"] * 1e6)
+        out[operation] = per_file
+        target.start()
+        shutil.rmtree(directory)
+        target.stop()
+    target.start()
+    return out
+
+
+def print_requests(requests: dict[str, dict[str, dict[str, tuple[float, float]]]]) -> None:
+    print(f"\n# FUSE requests per operation ({REQUEST_FILES} files, each operation in a fresh mount; "
+          "handler: requests per file @ mean µs in the daemon)")
+    for name, operations in requests.items():
+        for operation, handlers in operations.items():
+            total = sum(n for n, _ in handlers.values())
+            detail = ", ".join(f"{h} {n:.2g} @{us:.0f}µs" for h, (n, us) in sorted(handlers.items()))
+            print(f"{name:12}  {operation:32}  {total:4.1f}  {detail}")
 
 
 def parse_size(text: str) -> int:
@@ -381,7 +628,12 @@ def parse_size(text: str) -> int:
 
 
 def ratio_pairs(names: list[str]) -> list[tuple[str, str]]:
-    """(target, baseline) pairs to print: each target against every simpler one."""
+    """(target, baseline) pairs to print: vfs against each other target (rclone first), else each target
+    against every simpler one."""
+    if "vfs" in names:
+        order = ["rclone", "plain", "vfs-main", "passthrough"]
+        return [("vfs", b) for b in sorted((n for n in names if n != "vfs"),
+                                          key=lambda n: order.index(n) if n in order else len(order))]
     return [(a, b) for i, a in enumerate(names) for b in names[:i]]
 
 
@@ -429,29 +681,48 @@ def main() -> int:
 def bench() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--targets", default="plain,passthrough,vfs", help="comma-separated: %(default)s")
-    parser.add_argument("--workloads", default="seq,small,tree", help="comma-separated: %(default)s")
-    parser.add_argument("--size", type=parse_size, default=1 << 30, help="sequential file size (default 1G)")
-    parser.add_argument("--small-files", type=int, default=10_000, help="number of 4 KiB files")
+    parser.add_argument("--targets", default="plain,passthrough,vfs,rclone", help="comma-separated: %(default)s")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated: %(default)s")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes for a run of a few minutes: --size 256M --small-files 2000 "
+                             "--rand-size 64M (unless given)")
+    parser.add_argument("--size", type=parse_size, help="sequential file size (default 1G)")
+    parser.add_argument("--rand-size", type=parse_size, help="fio random write file size (default 256M)")
+    parser.add_argument("--small-files", type=int, help="number of 1-8 KiB files (default 10000)")
+    parser.add_argument("--requests", action="store_true",
+                        help="also count the FUSE requests per operation of passthrough and vfs (VFS_FUSE_STATS)")
     parser.add_argument("--tree", type=Path, default=Path(sysconfig.get_paths()["stdlib"]),
                         help="tree to tar for the tree workload (default: the Python stdlib)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per workload and target; prints medians")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"), help="where temporary targets live")
     parser.add_argument("--vfs-command", default=" ".join(Vfs.command), help="the vfs CLI: %(default)s")
+    parser.add_argument("--vfs-main", type=Path, metavar="DIR",
+                        help="also run target vfs-main: the vfs package under DIR (DIR/vfs), e.g. main's code")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
+    defaults = (256 * MiB, 64 * MiB, 2000) if args.quick else (1 << 30, 256 * MiB, 10_000)
+    args.size = args.size or defaults[0]
+    args.rand_size = args.rand_size or defaults[1]
+    args.small_files = args.small_files or defaults[2]
     names = args.targets.split(",")
     workload_names = args.workloads.split(",")
     if unknown := [n for n in names if n not in TARGETS]:
         parser.error(f"--targets: unknown {unknown}; known: {list(TARGETS)}")
-    if unknown := [w for w in workload_names if w not in ("seq", "small", "tree")]:
+    if unknown := [w for w in workload_names if w not in WORKLOADS]:
         parser.error(f"--workloads: unknown {unknown}")
     Vfs.command = args.vfs_command.split()
+    if args.vfs_main is not None:
+        if not (args.vfs_main / "vfs" / "__init__.py").is_file():
+            parser.error(f"--vfs-main: no vfs package in {args.vfs_main}")
+        VfsMain.source = args.vfs_main.resolve()
+        if "vfs-main" not in names:
+            names.insert(names.index("vfs") + 1 if "vfs" in names else len(names), "vfs-main")
     if os.geteuid() != 0:
         progress("not root: page caches cannot be dropped, so cold reads are not cold")
 
     tarball = source_tarball(args.tree) if "tree" in workload_names else Path()
-    workloads = Workloads(args.size, args.small_files, tarball)
+    workloads = Workloads(args.size, args.small_files, args.rand_size, tarball)
+    requests: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
     rows: dict[str, Row] = {}
     samples: dict[tuple[str, str], list[float]] = {}
     skipped: dict[str, str] = {}
@@ -486,15 +757,22 @@ def bench() -> int:
                     for row, (unit, value) in figures.items():
                         rows.setdefault(row, Row(row, unit))
                         samples.setdefault((row, target.name), []).append(value)
+        for target in targets if args.requests else []:
+            if target.name in ("passthrough", "vfs", "vfs-main"):
+                progress(f"counting requests on {target.name}")
+                try:
+                    requests[target.name] = count_requests(target, base / f"{target.name}-requests.json")
+                except (OSError, TargetUnavailable) as e:
+                    progress(f"counting requests on {target.name} failed: {e}")
     for (row, name), values in samples.items():
         rows[row].values[name] = statistics.median(values)
 
     shown = [n for n in names if any(n in row.values for row in rows.values())]
     if args.json:
-        json.dump({"config": {"size": args.size, "small_files": args.small_files,
+        json.dump({"config": {"size": args.size, "small_files": args.small_files, "rand_size": args.rand_size,
                               "tarball": str(tarball) if "tree" in workload_names else None,
                               "repeat": args.repeat, "dir": str(args.dir), "kernel": platform.release()},
-                   "skipped": skipped,
+                   "skipped": skipped, "requests": requests,
                    "rows": [{"workload": r.workload, "unit": r.unit, "values": r.values,
                              "ratios": {f"{a}/{b}": r.speed(a) / r.speed(b) for a, b in ratio_pairs(shown)
                                         if a in r.values and b in r.values}}
@@ -506,6 +784,8 @@ def bench() -> int:
         for name, why in skipped.items():
             print(f"# {name} skipped: {why}")
         print_table(list(rows.values()), shown)
+        if requests:
+            print_requests(requests)
     return 0
 
 

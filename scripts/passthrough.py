@@ -293,6 +293,18 @@ async def _terminate_on_signal() -> None:
             pyfuse3.terminate()  # pyfuse3.main() returns; main() unmounts
 
 
+def _request_stats(ops: Passthrough) -> Any:
+    """With VFS_FUSE_STATS set (scripts/bench --requests), count requests as the vfs daemon does."""
+    if not os.environ.get("VFS_FUSE_STATS"):
+        return None
+    from vfs.fuse.stats import RequestStats  # only then: this script otherwise needs nothing of vfs
+
+    stats = RequestStats.from_environment()
+    if stats is not None:
+        stats.wrap(ops)
+    return stats
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("source")
@@ -323,11 +335,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if os.read(ready_r, 1) == b"1" else 1
         os.close(ready_r)
         os.setsid()
-    pyfuse3.init(Passthrough(args.source), mountpoint, options)
+    ops = Passthrough(args.source)
+    stats = _request_stats(ops)
+    pyfuse3.init(ops, mountpoint, options)
     try:
         trio.run(serve, mountpoint, ready_w)
     finally:
         pyfuse3.close()  # unmounts unless already unmounted (fusermount3 -u)
+        if stats is not None:
+            stats.dump()
     return 0
 
 

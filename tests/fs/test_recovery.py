@@ -37,9 +37,15 @@ async def test_spare_staging_files_are_reused_emptied_and_never_recovered(repo: 
     fd = spares.create(path)
     os.write(fd, b"content that was committed meanwhile")
     inode = os.fstat(fd).st_ino
-    spares.discard(fd, path)
+    assert spares.discard(fd, path)
     assert not path.exists()
-    fd = spares.create(path)  # the same file, renamed back, empty
+    # Not emptied yet (the background task does that in a thread): not reused yet either.
+    other = spares.create(repo.staging / "other")
+    assert os.fstat(other).st_ino != inode
+    os.close(other)
+    (repo.staging / "other").unlink()
+    spares.empty()
+    fd = spares.create(path)  # the same file, renamed back, empty, through the descriptor it kept
     assert os.fstat(fd).st_ino == inode and os.fstat(fd).st_size == 0
     os.write(fd, b"x")
     # A daemon killed between the rename and the truncate leaves a spare with content: it must never

@@ -31,7 +31,7 @@ class TreeEdits(Namespace, States):
 
         In a set-group-ID directory it gets the directory's group instead of `gid` (and a directory the bit).
         """
-        with self._write() as c:
+        with self._write(exact=True) as c:
             ino = self._create(c, parent, name, mode, uid, gid, rdev, target)
         return self.attr(ino)
 
@@ -58,7 +58,7 @@ class TreeEdits(Namespace, States):
         return ino
 
     def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
-        with self._write() as c:
+        with self._write(exact=True) as c:
             if stat.S_ISDIR(self._current_state(ino)["mode"]):
                 raise NotPermitted("hard links to directories are not allowed")
             self._require_dir(parent)
@@ -70,7 +70,7 @@ class TreeEdits(Namespace, States):
 
     def unlink(self, parent: InodeNo, name: bytes, *, rmdir: bool = False) -> InodeNo:
         """Remove a name (unlink, or rmdir when `rmdir`); returns the inode it pointed to."""
-        with self._write() as c:
+        with self._write(exact=True) as c:
             found = self._live_dirent(parent, name)
             if found is None:
                 raise NotFound(f"{name!r} not found in directory {parent}")
@@ -113,7 +113,7 @@ class TreeEdits(Namespace, States):
 
         Returns the inode whose name was replaced (it may now have no names left), else None.
         """
-        with self._write() as c:
+        with self._write(exact=True) as c:
             src = self._live_dirent(old_parent, old_name)
             if src is None:
                 raise NotFound(f"{old_name!r} not found in directory {old_parent}")
@@ -195,6 +195,7 @@ class TreeEdits(Namespace, States):
             return
         (last,) = self._db.execute("SELECT coalesce(max(vno), 0) FROM versions WHERE lineage = ?",
                                    (dst_lineage,)).fetchone()
+        self._touched = None  # version numbers of other inodes change too: drop every cached attribute
         self._db.execute("UPDATE versions SET lineage = ?, vno = vno + ? WHERE lineage = ?",
                          (dst_lineage, last, src_lineage))
         self._db.execute("UPDATE inodes SET lineage = ? WHERE lineage = ?", (dst_lineage, src_lineage))
@@ -204,7 +205,7 @@ class TreeEdits(Namespace, States):
         atime_ns: int | None = None, mtime_ns: int | None = None,
     ) -> Attr:
         """Change metadata (a new state row: part of time travel, not a content version)."""
-        with self._write() as c:
+        with self._write(exact=True) as c:
             changes: dict[str, int] = {"ctime_ns": c.time_ns}
             if mode is not None:
                 changes["mode"] = (self._current_state(ino)["mode"] & stat.S_IFMT(0o170000)) | stat.S_IMODE(mode)

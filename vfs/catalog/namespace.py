@@ -13,6 +13,24 @@ from vfs.catalog.transactions import Transactions
 from vfs.errors import InvalidArgument, NotFound
 from vfs.types import ROOT_INO, Attr, InodeNo, VersionNo
 
+# A page of the entries of a directory at a commit, in cookie order. Those still live and those ended
+# since, apart: each part walks an index in cookie order (dirents_list: parent, commit_to, id), where one
+# range over commit_to had SQLite sort every entry of the directory for each page (quadratic: `ls -l` of
+# 100,000 files in a snapshot took 6 times as long as live). Works for LIVE too (the second part is empty).
+_PAGE_AT = (
+    "(SELECT * FROM ("
+    "  SELECT * FROM (SELECT id, name, ino FROM dirents WHERE parent = ? AND commit_to = ? AND commit_from <= ?"
+    "                 AND id > ? ORDER BY id LIMIT ?)"
+    "  UNION ALL"
+    "  SELECT * FROM (SELECT id, name, ino FROM dirents WHERE parent = ? AND commit_to > ? AND commit_to < ?"
+    "                 AND commit_from <= ? AND id > ? ORDER BY id LIMIT ?)"
+    ") ORDER BY id LIMIT ?)"
+)
+
+
+def _page_at_args(parent: InodeNo, after: int, limit: int, at: int) -> tuple[int, ...]:
+    return (parent, LIVE, at, after, limit, parent, at, LIVE, at, after, limit, limit)
+
 
 class Namespace(Transactions):
     """Names, listings and attributes of the tree at a commit (read only)."""
@@ -36,12 +54,31 @@ class Namespace(Transactions):
                 (parent, LIVE, after, limit),
             )
         else:
-            rows = self._all(
-                "SELECT id, name, ino FROM dirents WHERE parent = ? AND commit_to > ? AND commit_from <= ?"
-                " AND id > ? ORDER BY id LIMIT ?",
-                (parent, at, at, after, limit),
-            )
+            rows = self._all(f"SELECT id, name, ino FROM {_PAGE_AT}", _page_at_args(parent, after, limit, at))
         return [DirEntry(int(i), bytes(n), InodeNo(int(o))) for i, n, o in rows]
+
+    def readdir_attrs(
+        self, parent: InodeNo, after: int = 0, limit: int = 1000, at: int = LIVE
+    ) -> list[tuple[DirEntry, Attr]]:
+        """`readdir` with each entry's `attr` at the same commit, in one query (a listing of a history
+        view asked one query per entry: four times slower than the live tree's, which is cached)."""
+        rows = self._all(
+            "SELECT d.id, d.name, d.ino, s.mode, s.uid, s.gid, s.rdev, s.size, s.atime_ns, s.mtime_ns, s.ctime_ns,"
+            " coalesce(v.vno, 0),"
+            f" CASE WHEN s.mode & {stat.S_IFMT(0o177777)} = {stat.S_IFDIR} THEN 2 + s.subdirs ELSE"
+            "  (SELECT count(*) FROM dirents l WHERE l.ino = d.ino AND l.commit_to > ? AND l.commit_from <= ?) END"
+            # The page first: joined before the LIMIT, every entry of the directory would be.
+            f" FROM {_PAGE_AT} d"
+            " JOIN inode_states s ON s.ino = d.ino AND s.commit_from ="
+            "  (SELECT max(commit_from) FROM inode_states WHERE ino = d.ino AND commit_from <= ?)"
+            " LEFT JOIN versions v ON v.id = s.version"
+            " ORDER BY d.id",
+            (min(at, LIVE - 1), at, *_page_at_args(parent, after, limit, at), at),
+        )
+        return [(DirEntry(int(i), bytes(n), InodeNo(int(o))),
+                 Attr(InodeNo(int(o)), mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, VersionNo(vno),
+                      nlink))
+                for i, n, o, mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno, nlink in rows]
 
     def path_of(self, ino: InodeNo) -> bytes | None:
         """One live path of `ino` from the root ('a/b'; b'' for the root); None once it has no name."""

@@ -40,6 +40,8 @@ class States(Transactions):
         return dict(zip(STATE_KEYS, row, strict=True))
 
     def _insert_state(self, c: Commit, ino: InodeNo, state: dict[str, int]) -> None:
+        if self._touched is not None:
+            self._touched.add(ino)
         self._db.execute(
             f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {STATE_COLS}) VALUES ({STATE_ROW})",
             (ino, c.no, *(state[k] for k in STATE_KEYS)),

@@ -41,6 +41,11 @@ class Transactions:
         # then): every request of a mount asks for them. Emptied by every write transaction.
         self.cache_live_attrs = cache_live_attrs
         self._live_attrs: dict[InodeNo, Attr] = {}
+        # Attribute names no row of `xattrs` has (of any commit), for the same holder only (see
+        # Xattrs.xattr_name_used); a setxattr of that name takes it out.
+        self._unused_xattr_names: set[bytes] = set()
+        # Inodes whose state the open `exact` write transaction changed; None outside one (see `_write`).
+        self._touched: set[InodeNo] | None = None
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
         self._tx_last_time_ns = self._last_time_ns  # the newest commit time in the open transaction
 
@@ -57,10 +62,17 @@ class Transactions:
                 raise
 
     @contextmanager
-    def _write(self, *, durable: bool = False, time_ns: int | None = None) -> Iterator[Commit]:
+    def _write(self, *, durable: bool = False, time_ns: int | None = None, exact: bool = False) -> Iterator[Commit]:
         """One transaction with a new commit number, made now or at `time_ns` (see `_add_commit`);
-        `durable` also fsyncs the WAL at commit."""
+        `durable` also fsyncs the WAL at commit.
+
+        The cached live attributes are dropped afterwards: all of them, or with `exact` only those of the
+        inodes whose state rows the transaction added (`_insert_state`). `exact` is for transactions
+        that change attributes only that way, with every name added or ended paired with a new state
+        row of its inode (link counts); one that changes other rows sets `_touched` to None.
+        """
         with self._lock:
+            self._touched = set() if exact else None
             db = self._db
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
@@ -77,7 +89,12 @@ class Transactions:
                     raise NoSpace("no space left on the store's disk for the catalog") from None
                 raise
             finally:
-                self._live_attrs.clear()
+                if self._touched is None:
+                    self._live_attrs.clear()
+                else:
+                    for ino in self._touched:
+                        self._live_attrs.pop(ino, None)
+                    self._touched = None
                 if durable:
                     db.execute("PRAGMA synchronous = NORMAL")
 

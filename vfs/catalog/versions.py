@@ -71,7 +71,7 @@ class Versions(States):
         exists without the locations of its chunks.
         """
         out = []
-        with self._write(durable=durable, time_ns=items[0][3] if items else None) as first:
+        with self._write(durable=durable, time_ns=items[0][3] if items else None, exact=True) as first:
             for i, (ino, ingested, mtime_ns, time_ns) in enumerate(items):
                 c = first if i == 0 else self._add_commit(time_ns)
                 self._db.executemany(

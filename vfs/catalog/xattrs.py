@@ -21,6 +21,17 @@ class Xattrs(States):
             raise NoData(f"no attribute {name!r}")
         return bytes(row[0])
 
+    def xattr_name_used(self, name: bytes) -> bool:
+        """Whether any inode has, or ever had, an attribute `name`. The kernel asks for
+        security.capability before every write(2): this answers it without a query per write.
+        Remembered only by the holder of the store lock (the only writer), which updates it."""
+        if name in self._unused_xattr_names:
+            return False
+        used = self._one("SELECT 1 FROM xattrs WHERE name = ? LIMIT 1", (name,)) is not None
+        if not used and self.cache_live_attrs:
+            self._unused_xattr_names.add(name)
+        return used
+
     def listxattr(self, ino: InodeNo, at: int = LIVE) -> list[bytes]:
         rows = self._all(
             "SELECT name FROM xattrs WHERE ino = ? AND commit_to > ? AND commit_from <= ? ORDER BY name",
@@ -29,7 +40,8 @@ class Xattrs(States):
         return [bytes(r[0]) for r in rows]
 
     def setxattr(self, ino: InodeNo, name: bytes, value: bytes, *, create: bool = False, replace: bool = False) -> None:
-        with self._write() as c:
+        self._unused_xattr_names.discard(name)  # before: a reader between here and the commit asks SQLite
+        with self._write(exact=True) as c:
             row = self._db.execute(
                 "SELECT rowid FROM xattrs WHERE ino = ? AND name = ? AND commit_to = ?", (ino, name, LIVE)
             ).fetchone()
@@ -46,7 +58,7 @@ class Xattrs(States):
             self._change_state(c, ino, ctime_ns=c.time_ns)
 
     def removexattr(self, ino: InodeNo, name: bytes) -> None:
-        with self._write() as c:
+        with self._write(exact=True) as c:
             n = self._db.execute(
                 "UPDATE xattrs SET commit_to = ? WHERE ino = ? AND name = ? AND commit_to = ?", (c.no, ino, name, LIVE)
             ).rowcount

@@ -108,6 +108,7 @@ class FileSystem:
             nursery.start_soon(self._committer.interval_timer)
             nursery.start_soon(checkpoint_wal, self.catalog)
             nursery.start_soon(self._staging.invalidate_stale_pages)
+            nursery.start_soon(self._staging.empty_spares)
             task_status.started()
 
     async def flush_kernel(self) -> None:
@@ -140,6 +141,7 @@ class FileSystem:
         What cannot be committed now (a full disk) stays in staging/ and is recovered at next start.
         """
         await self._committer.close()
+        self._staging.close()
 
     async def recover(self) -> int:
         """Commit staging files left by a killed daemon; returns how many became versions.
@@ -233,6 +235,8 @@ class FileSystem:
             if isinstance(node, VersionList) and after == 0:
                 await self._committer.settle_history(node.ino)  # FILE@ lists saves closed a moment ago too
             return self.views.readdir(ino, after, limit)
+        # Live attributes are cached (the kernel asks for them all the time): one lookup each is
+        # cheaper than a listing's join when they are, as after a create or a stat.
         return [(e.cookie, e.name, self.getattr(e.ino)) for e in self.catalog.readdir(ino, after, limit)]
 
     async def mkdir(self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int) -> Attr:

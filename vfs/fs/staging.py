@@ -56,6 +56,7 @@ class StagingFiles:
         # write_failed): inode -> failures, until an invalidation begun after the last one has ended.
         self._stale_pages: dict[InodeNo, int] = {}
         self._stale_wakeup = trio.Event()
+        self._spares_wakeup = trio.Event()
 
     async def get(self, live: Live, *, empty: bool = False) -> Staging:
         """The inode's staging file, made on first need (a copy of its content unless `empty`)."""
@@ -68,7 +69,8 @@ class StagingFiles:
                 return live.staging
             attr = self.catalog.attr(live.ino)
             path = self.repo.staging / str(live.ino)
-            version = None if empty else self.catalog.version_at(live.ino)
+            # vno 0: an empty file (a new one, mostly): no version to look up.
+            version = None if empty or attr.vno == 0 else self.catalog.version_at(live.ino)
             # A copy is made under another name and renamed when complete: recovery after a kill
             # must never take a half-made copy for the file's new content.
             work = path if version is None else path.with_name(f"{live.ino}.copy")
@@ -93,7 +95,20 @@ class StagingFiles:
 
     def discard(self, st: Staging) -> None:
         """Close and remove a staging file nothing needs any more (kept as a spare for the next one)."""
-        self._spares.discard(st.fd, st.path)
+        if self._spares.discard(st.fd, st.path):
+            self._spares_wakeup.set()
+
+    async def empty_spares(self) -> None:
+        """Background task: empty discarded staging files in a thread, off the loop. Cancel to stop."""
+        limiter = trio.CapacityLimiter(1)
+        while True:
+            await self._spares_wakeup.wait()
+            self._spares_wakeup = trio.Event()
+            await trio.to_thread.run_sync(self._spares.empty, limiter=limiter)
+
+    def close(self) -> None:
+        """Release the spares' descriptors (at unmount, once nothing runs any more)."""
+        self._spares.close()
 
     def write_failed(self, ino: InodeNo, live: Live, end: int, stored: int) -> None:
         """Make what the kernel shows of the file agree with its staging file after a write failed.

@@ -226,11 +226,12 @@ class Views:
             return [(v.vno, str(v.vno).encode(),
                      self._version_attr(self.ino(VersionFile(node.ino, v.vno, v.hash)), v))
                     for v in self._catalog.versions_after(node.ino, after, limit)]
-        children: list[tuple[int, bytes, Node]] = []
         if isinstance(node, View):
-            children = [(e.cookie, e.name, View(e.ino, node.at))
-                        for e in self._catalog.readdir(node.ino, after, limit, at=node.at)]
-        elif isinstance(node, SnapshotList):
+            # Attributes from the listing's own query, as for versions.
+            return [(e.cookie, e.name, dataclasses.replace(attr, ino=self.ino(View(e.ino, node.at))))
+                    for e, attr in self._catalog.readdir_attrs(node.ino, after, limit, at=node.at)]
+        children: list[tuple[int, bytes, Node]] = []
+        if isinstance(node, SnapshotList):
             snaps = self._catalog.snapshots()[after : after + limit]
             children = [(after + i + 1, s.name.encode(errors="surrogateescape"), View(ROOT_INO, s.commit_no))
                         for i, s in enumerate(snaps)]

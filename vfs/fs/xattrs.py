@@ -55,6 +55,9 @@ class Xattrs:
             if version is None:
                 raise NoData("no committed content")
             return version.hash.hex().encode() if name == b"user.vfs.hash" else str(version.vno).encode()
+        if not self.catalog.xattr_name_used(name):
+            # Mostly security.capability, which the kernel asks for before every write(2).
+            raise NoData(f"no attribute {name!r}")
         if is_synthetic(ino):
             real, at = self.views.xattr_source(ino)
             return self.catalog.getxattr(real, name, at)

@@ -17,6 +17,7 @@ import pyfuse3
 import trio
 
 from vfs.fuse.operations import Operations, set_read_ahead
+from vfs.fuse.stats import RequestStats
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ class KernelSession:
         self.options = {f"fsname={fsname}", "subtype=vfs", "default_permissions", "allow_other", "noatime"}
         self._terminated = False
         self._kernel_unmounted = False
+        # Request counters for benchmarks (VFS_FUSE_STATS), written when the mount ends.
+        self._stats = RequestStats.from_environment()
+        if self._stats is not None:
+            self._stats.wrap(ops)
 
     def __enter__(self) -> KernelSession:
         pyfuse3.init(self.ops, str(self.mountpoint), self.options)
@@ -37,6 +42,8 @@ class KernelSession:
 
     def __exit__(self, *exc: object) -> None:
         pyfuse3.close(unmount=not self._kernel_unmounted)
+        if self._stats is not None:
+            self._stats.dump()
 
     async def serve(self) -> None:
         """Answer the kernel until it unmounted us or `terminate` was called."""

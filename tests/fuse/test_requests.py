@@ -1,0 +1,71 @@
+"""What the kernel asks of the daemon: the request counters (VFS_FUSE_STATS) benchmarks read, and the
+security.capability probe the kernel sends before every write(2), answered without a query."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from tests.fuse.conftest import new_mount
+
+pytestmark = pytest.mark.fuse
+
+# A version 2 file capability blob (struct vfs_cap_data): CAP_NET_BIND_SERVICE permitted.
+CAPABILITY = struct.pack("<IIIII", 0x02000000, 1 << 10, 0, 0, 0)
+
+
+def test_request_counts_are_written_when_the_mount_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stats = tmp_path / "requests.json"
+    monkeypatch.setenv("VFS_FUSE_STATS", str(stats))  # the daemon inherits it from `vfs mount`
+    with new_mount(tmp_path) as m:
+        for i in range(20):
+            (m.path / f"f{i}").write_bytes(b"x" * 4096)
+        for i in range(20):
+            os.stat(m.path / f"f{i}")
+        m.stop()
+    counts = json.loads(stats.read_text())
+    assert counts["create"]["calls"] == 20
+    assert counts["write"]["calls"] >= 20
+    assert counts["release"]["calls"] >= 20
+    # The kernel asks for security.capability before each write(2) (Linux's file_remove_privs).
+    assert counts["getxattr"]["calls"] >= 20
+    assert all(c["seconds"] >= 0 for c in counts.values())
+
+
+def test_no_counters_without_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VFS_FUSE_STATS", raising=False)
+    with new_mount(tmp_path) as m:
+        (m.path / "f").write_bytes(b"x")
+        m.stop()
+    assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setting a file capability needs CAP_SETFCAP")
+def test_a_file_capability_is_seen_and_dropped_by_the_next_write(tmp_path: Path) -> None:
+    """The fast 'no such attribute' must not hide a capability that was set: the kernel removes it when
+    the file is written (it asks for it first), as on any filesystem."""
+    with new_mount(tmp_path) as m:
+        f = m.path / "tool"
+        f.write_bytes(b"#!/bin/sh\n")  # asked before any capability exists: answered ENODATA
+        os.setxattr(f, "security.capability", CAPABILITY)
+        assert os.getxattr(f, "security.capability") == CAPABILITY
+        other = m.path / "other"
+        other.write_bytes(b"no capability here\n")
+        with pytest.raises(OSError) as e:
+            os.getxattr(other, "security.capability")
+        assert e.value.errno == errno.ENODATA
+        with f.open("ab") as out:
+            out.write(b"exit 0\n")
+        with pytest.raises(OSError) as e:
+            os.getxattr(f, "security.capability")
+        assert e.value.errno == errno.ENODATA
+        m.stop()
+        m.start()
+        with pytest.raises(OSError) as e:
+            os.getxattr(f, "security.capability")
+        assert e.value.errno == errno.ENODATA
