@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from vfs.cli.common import add_store_options, store_of
+from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.output import emit
 from vfs.compose import open_repository
 from vfs.fs.locate import format_time
@@ -39,18 +39,19 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from vfs.sync.checkpoint import Manifest, check_head
     from vfs.sync.lease import LocalLease, WriterLease, status
-    from vfs.sync.remote import open_remote_backend, require_remote
+    from vfs.sync.remote import open_store_backend
 
     store = store_of(args)
+    # An encrypted volume's claims and pointer are sealed: reading them takes its passphrase.
     if args.action == "status":
-        with open_repository(store, lock=False) as repo:
-            remote = require_remote(repo)
+        with open_repository(store, lock=False, passphrase=passphrase_of(args)) as repo:
             local = LocalLease.load(repo.path)
-        with open_remote_backend(remote) as backend:
+            backend = open_store_backend(repo)
+        with backend:
             answer = status(backend, local)
         emit(args, answer, _describe)
         return 0
-    with open_repository(store) as repo, open_remote_backend(require_remote(repo)) as backend:
+    with open_repository(store, passphrase=passphrase_of(args)) as repo, open_store_backend(repo) as backend:
         lease = WriterLease(repo.path, backend, repo.store_id)
         if args.action == "release":
             released = lease.release()
