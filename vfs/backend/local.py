@@ -49,17 +49,22 @@ class LocalBackend(Backend):
         cls = BackendUnavailable if e.errno in _TRANSIENT_ERRNOS else BackendError
         return cls(f"{what}: {e.strerror or e}")
 
+    def _write_temp(self, data: bytes) -> str:
+        """A durable temporary file under the root holding `data` (to be renamed or linked into place)."""
+        fd, tmp = tempfile.mkstemp(dir=self.root / TMP_DIR, prefix="put-")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.root / TMP_DIR, prefix="put-")
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            tmp = self._write_temp(data)
             try:
                 # A concurrent delete may remove a folder between our mkdir and rename: then again.
                 for attempt in range(3):
@@ -82,14 +87,7 @@ class LocalBackend(Backend):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.root / TMP_DIR, prefix="put-")
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            tmp = self._write_temp(data)
             try:
                 self._makedirs(path.parent)
                 try:

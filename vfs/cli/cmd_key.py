@@ -11,6 +11,7 @@ is mounted (key objects are files of their own, not in the catalog).
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -59,7 +60,8 @@ def _volume(args: argparse.Namespace) -> tuple[Path, str, RemoteConfig | None]:
 
 
 def _unlocked(args: argparse.Namespace) -> tuple[Path, VolumeKeys, KeyObject, Backend | None]:
-    """(store, keys, the key object the passphrase opened, the remote's backend or None)."""
+    """(store, keys, the key object the passphrase opened, the remote's backend or None: the caller closes
+    it, `_closing`)."""
     from vfs.store.keyring import unlock
     from vfs.sync.remote import open_remote_backend
 
@@ -88,13 +90,16 @@ def _add(args: argparse.Namespace) -> tuple[Path, KeyObject, KeyObject, Backend 
     from vfs.maintenance.keys import add_key
 
     store, keys, used, backend = _unlocked(args)
-    new = get_new_passphrase(password_file=args.new_password_file, key_file=args.new_key_file)
     try:
+        new = get_new_passphrase(password_file=args.new_password_file, key_file=args.new_key_file)
         return store, used, add_key(store, keys, new.secret, backend), backend
     except BaseException:
-        if backend is not None:
-            backend.close()
-        raise
+        with _closing(backend):
+            raise
+
+
+def _closing(backend: Backend | None) -> contextlib.AbstractContextManager[object]:
+    return backend if backend is not None else contextlib.nullcontext()
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -109,11 +114,8 @@ def run_passwd(args: argparse.Namespace) -> int:
     from vfs.maintenance.keys import remove_key
 
     store, used, added, backend = _add(args)
-    try:
+    with _closing(backend):
         remove_key(store, used.id, added, backend)
-    finally:
-        if backend is not None:
-            backend.close()
     emit(args, {"store": str(store), "added": added.id, "removed": used.id},
          lambda a: f"changed key {a['removed']} to {a['added']}")
     return 0
@@ -123,10 +125,7 @@ def run_remove(args: argparse.Namespace) -> int:
     from vfs.maintenance.keys import remove_key
 
     store, _keys, used, backend = _unlocked(args)
-    try:
+    with _closing(backend):
         remove_key(store, args.key_id, used, backend)
-    finally:
-        if backend is not None:
-            backend.close()
     emit(args, {"store": str(store), "removed": args.key_id}, lambda a: f"removed key {a['removed']}")
     return 0
