@@ -143,7 +143,7 @@ def test_sync_through_the_daemon_shows_progress_and_prints_json(tmp_path: Path, 
 def test_init_and_snapshot_create_print_json(tmp_path: Path) -> None:
     store = tmp_path / "s"
     done = vfs("init", store, "--json")
-    assert json.loads(done.stdout) == {"store": str(store), "remote": None, "endpoint_url": None}
+    assert json.loads(done.stdout) == {"store": str(store), "remote": None, "endpoint_url": None, "encrypted": False}
     assert done.stderr == ""
     done = vfs("snapshot", "create", "--store", store, "first", "--json")
     assert json.loads(done.stdout) == {"name": "first"} and done.stderr == ""

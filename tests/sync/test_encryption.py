@@ -94,7 +94,8 @@ def bucket_objects(remote: RemoteConfig) -> dict[str, bytes]:
 def test_the_bucket_holds_no_content_name_or_plain_hash(tmp_path: Path, remote: RemoteConfig) -> None:
     store = synced_volume(tmp_path, remote)
     objects = bucket_objects(remote)
-    assert {k.split("/")[0] for k in objects} == {"config", "keys", "packs", "catalog"}
+    assert {k.split("/")[0] for k in objects} == {"config", "keys", "packs", "catalog", "leases"}
+    assert not any(k.startswith("leases/") and objects[k][5] != 1 for k in objects)  # lease claims are sealed
     with Repository.open(store, lock=False) as repo:
         hashes = {row[0] for row in repo.catalog._db.execute("SELECT id FROM chunks")}
         hashes |= {row[0] for row in repo.catalog._db.execute("SELECT hash FROM versions")}
