@@ -126,14 +126,17 @@ def test_writer_killed_then_lease_expires_taken_over_and_old_writer_refused(
     init(a, remote)
     write_files(a, {"base": b"in both"})
     vfs("sync", "--wait", "--store", a)
-    clone(remote, b)
     # Pack uploads hang (the lease and catalog requests do not): the writer is killed amid them.
-    synced = len(pack_puts(proxy))
     proxy.rate, proxy.kinds, proxy.stall, proxy.fault_paths = 1.0, ("stall",), 8.0, "/packs/"
     m = Mount(a, mnt)
     m.start()
     files = {f"f{i}": os.urandom(1 << 20) for i in range(40)}
     try:
+        # The mount's first round is done before b clones: b then holds a's newest checkpoint, and a
+        # publishes nothing more (every later checkpoint needs packs, which hang). Cloned before it, b
+        # could miss a checkpoint of the first empty files, and rightly be refused as behind.
+        vfs("sync", "--wait", "--mount", mnt)
+        clone(remote, b)
         for name, data in files.items():
             (mnt / name).write_bytes(data)
         vfs("sync", "--mount", mnt)  # a round now, without waiting
@@ -144,8 +147,8 @@ def test_writer_killed_then_lease_expires_taken_over_and_old_writer_refused(
     proxy.rate = 0.0
     # The dead writer's lease is still live for a while: a take without --force is refused.
     one_line(vfs("lease", "take", b, check=False), 8, a)
-    proxy.wait_idle(timeout=60)  # the killed writer's PUTs in flight have landed (unreferenced)
-    assert len(pack_puts(proxy)) > synced
+    # The killed writer's requests in flight end (a stalled pack PUT may land, unreferenced, or not).
+    proxy.wait_idle(timeout=60)
     deadline = time.monotonic() + 90
     while True:  # until it expires (12 s after the daemon's last renewal, plus the skew margin)
         done = vfs("lease", "take", b, check=False)

@@ -87,7 +87,10 @@ class Uploader:
         self._done = 0  # the newest round that completed
         self._last_checkpoint = 0.0
         self.manifest = checkpoint.Manifest.load(repo.path)
-        self.lease = WriterLease(repo.path, backend, repo.store_id)
+        self.lease = WriterLease(repo.path, self.backend, repo.store_id)  # sealed for an encrypted volume
+        # Renewals have a thread of their own: uploads that hang (a stalled endpoint) hold every slot of
+        # `_limiter`, and a lease left to wait for one expired under a writer that was still alive.
+        self._lease_limiter = trio.CapacityLimiter(1)
         self._config_checked = False  # once per uploader: `remote set` may have changed the prefix since
         self.failure: Failure | None = None  # of the last round (None: it succeeded)
         self.conflict = False  # the last round met a RemoteConflict: this uploader has stopped for good
@@ -151,7 +154,7 @@ class Uploader:
             if not self.lease.held:
                 continue
             try:
-                await trio.to_thread.run_sync(self.lease.renew, limiter=self._limiter, abandon_on_cancel=True)
+                await trio.to_thread.run_sync(self.lease.renew, limiter=self._lease_limiter, abandon_on_cancel=True)
             except LeaseHeld as e:
                 self._failed(e)
                 self.stop()
