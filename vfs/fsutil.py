@@ -40,6 +40,25 @@ def private_dir(path: Path, *, parents: bool = False) -> None:
             raise
 
 
+def durable_temp(folder: Path, data: bytes | bytearray | memoryview, *, prefix: str, suffix: str = "",
+                 mode: int = PRIVATE_FILE) -> str:
+    """A new temporary file in `folder` holding `data`, fsync'd, with exactly `mode`: to be renamed or
+    linked into place (the caller removes it if that fails)."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    try:
+        os.fchmod(fd, mode)  # exactly: mkstemp made it 0600, and the umask must not decide
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    os.close(fd)
+    return name
+
+
 def replace_file(path: Path, data: bytes | bytearray | memoryview, *, mode: int = PRIVATE_FILE) -> None:
     """Replace the file at `path` by one holding `data`, atomically and durably.
 
@@ -51,17 +70,8 @@ def replace_file(path: Path, data: bytes | bytearray | memoryview, *, mode: int 
     Writers may race (a lazy fetch and `vfs fetch` getting one pack): each has its own temporary file
     (`.NAME.XXXXXXXX.tmp`, hidden), and the last rename wins.
     """
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
+    tmp = Path(durable_temp(path.parent, data, prefix=f".{path.name}.", suffix=".tmp", mode=mode))
     try:
-        try:
-            os.fchmod(fd, mode)  # exactly: mkstemp made it 0600, and the umask must not decide
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

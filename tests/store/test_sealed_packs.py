@@ -123,3 +123,22 @@ def test_an_encrypted_store_opened_without_its_passphrase_reads_its_catalog_only
         Repository.open(store, passphrase=lambda: b"wrong")
     with Repository.open(store, passphrase=lambda: b"correct horse") as repo:
         assert repo.read(version, 0, 14) == b"secret secret "
+
+
+def test_a_process_that_unlocks_a_volume_dumps_no_core_and_is_not_dumpable(tmp_path: Path) -> None:
+    """Keys stay out of core files and away from other processes of the user (ptrace, /proc/PID/mem)."""
+    import subprocess
+    import sys
+
+    Repository.init(tmp_path / "s", SMALL, passphrase=b"pw", kdf=WEAK).close()
+    child = (
+        "import ctypes, resource, sys\n"
+        "from vfs.repository import Repository\n"
+        "libc = ctypes.CDLL(None)\n"
+        "before = libc.prctl(3, 0, 0, 0, 0)\n"  # PR_GET_DUMPABLE
+        "Repository.open(sys.argv[1], lock=False, passphrase=lambda: b'pw').close()\n"
+        "print(before, libc.prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child, str(tmp_path / "s")], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split(None, 2) == ["1", "0", "(0, 0)\n"], done.stdout + done.stderr

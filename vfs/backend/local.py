@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from vfs.backend.base import Backend, check_key, check_range
 from vfs.errors import BackendError, BackendNotFound, BackendUnavailable, UsageError
-from vfs.fsutil import PRIVATE_DIR, fsync_path, private_dir
+from vfs.fsutil import PRIVATE_DIR, durable_temp, fsync_path, private_dir
 
 TMP_DIR = ".tmp"
 
@@ -49,22 +48,10 @@ class LocalBackend(Backend):
         cls = BackendUnavailable if e.errno in _TRANSIENT_ERRNOS else BackendError
         return cls(f"{what}: {e.strerror or e}")
 
-    def _write_temp(self, data: bytes) -> str:
-        """A durable temporary file under the root holding `data` (to be renamed or linked into place)."""
-        fd, tmp = tempfile.mkstemp(dir=self.root / TMP_DIR, prefix="put-")
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return tmp
-
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         try:
-            tmp = self._write_temp(data)
+            tmp = durable_temp(self.root / TMP_DIR, data, prefix="put-")
             try:
                 # A concurrent delete may remove a folder between our mkdir and rename: then again.
                 for attempt in range(3):
@@ -87,7 +74,7 @@ class LocalBackend(Backend):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         try:
-            tmp = self._write_temp(data)
+            tmp = durable_temp(self.root / TMP_DIR, data, prefix="put-")
             try:
                 self._makedirs(path.parent)
                 try:
