@@ -281,8 +281,10 @@ def check_head(backend: Backend, seen: Manifest | None, *, replace_unreadable: b
     except CorruptChunk as e:
         if replace_unreadable:
             return
-        # Whose it is cannot be told: not replaced by a sync, only by a repair asked for.
-        raise CorruptChunk(f"{e}; 'vfs fsck --remote --repair' replaces it") from None
+        # Whose it is cannot be told (damaged, or another encrypted volume's, which only its key opens):
+        # not replaced by a sync, only by a repair asked for.
+        raise CorruptChunk(f"{e}; if the prefix holds no other volume, 'vfs fsck --remote --repair' replaces"
+                           " it") from None
     if pointer is None or is_seen(pointer, seen) or pointer_epoch(pointer) < fenced_below:
         return
     seq = pointer.get("seq")
