@@ -263,3 +263,20 @@ def test_remote_set_encrypt_seals_a_plain_store_before_its_first_sync(tmp_path: 
                    "has synced to its remote already")
     with Repository.open(plain, lock=False) as repo:
         assert repo.encryption is None
+
+
+@pytest.mark.fuse
+def test_the_mount_daemon_gets_the_passphrase_by_pipe_not_argv_or_environ(tmp_path: Path) -> None:
+    store, mnt, secret = tmp_path / "s", tmp_path / "mnt", tmp_path / "pw"
+    mnt.mkdir()
+    secret.write_text(PASS + "\n")
+    vfs("init", store, "--encrypt", "--password-file", secret, passphrase=None)
+    vfs("mount", store, mnt, "--password-file", secret, passphrase=None)
+    try:
+        (mnt / "f").write_bytes(b"through an encrypted mount")
+        pid = int((store / "lock").read_text())
+        for what in ("cmdline", "environ"):
+            assert PASS.encode() not in Path(f"/proc/{pid}/{what}").read_bytes(), what
+    finally:
+        vfs("umount", mnt, passphrase=None)
+    assert cat(store, "/f").stdout == b"through an encrypted mount"
