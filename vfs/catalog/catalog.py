@@ -9,6 +9,7 @@ consistent copies.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -112,6 +113,28 @@ class Catalog(Restore, TreeEdits, Namespace, Versions, Xattrs, States, History, 
             if self._checkpointer is not None:
                 self._checkpointer.close()
             self._db.close()
+
+    def replace_file(self, new: Path) -> None:
+        """Make `new` (a complete catalog file, as `vfs.sync.pull` downloads one) this catalog's file and
+        read from it from now on: a follower's refresh. The open `Catalog` object stays the one every
+        part of the store holds; what it cached of the old file is dropped.
+
+        Only for a store that writes nothing of its own (its WAL holds no transaction of value).
+        """
+        with self._lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
+            self._db.close()
+            for suffix in ("-wal", "-shm"):  # the old file's: the new one starts without
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            os.replace(new, self.path)
+            fsync_path(self.path.parent)
+            self._db = _connect(self.path)
+            self._live_attrs.clear()
+            self._unused_xattr_names.clear()
+            self._last_time_ns = self._tx_last_time_ns = self._db.execute(
+                "SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
 
     def defer_checkpoints(self) -> None:
         """Stop copying the WAL into the database inside commits (it fsyncs, stalling the caller).

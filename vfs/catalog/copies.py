@@ -61,8 +61,22 @@ def record_remote_packs(path: Path, remote_packs: Mapping[PackNo, tuple[str, int
         conn.execute("DELETE FROM remote_packs")
         conn.executemany("INSERT INTO remote_packs(pack, key, size, uploaded_ns) VALUES (?,?,?,?)",
                          [(p, k, n, time.time_ns()) for p, (k, n) in remote_packs.items()])
-        conn.execute("DELETE FROM meta WHERE key IN ('remote', 'cache_size')")  # this machine's settings
+        conn.execute("DELETE FROM meta WHERE key IN ('remote', 'cache_size', 'pulled')")  # this machine's
         conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def set_local_meta(path: Path, values: Mapping[str, str]) -> int:
+    """Set meta `values` (this machine's settings) in the copy at `path`, durably, in one transaction (a
+    downloaded copy becoming a store's catalog); returns its newest commit number."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))
+        conn.execute("COMMIT")
+        return int(conn.execute("SELECT coalesce(max(commit_no), 0) FROM commits").fetchone()[0])
     finally:
         conn.close()
 

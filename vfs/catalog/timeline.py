@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from vfs.catalog.rows import Commit, Snapshot
+from vfs.catalog.schema import LIVE
 from vfs.catalog.transactions import Transactions
 from vfs.errors import Exists, NotFound
-from vfs.types import CommitNo
+from vfs.types import CommitNo, InodeNo
 
 
 class Timeline(Transactions):
@@ -23,6 +24,17 @@ class Timeline(Transactions):
             (time_ns,),
         )
         return CommitNo(int(row[0])) if row else None
+
+    def changed_since(self, commit: int) -> tuple[set[InodeNo], list[tuple[InodeNo, bytes, InodeNo]]]:
+        """What the commits after `commit` changed: the inodes given a new state (content, attributes, a
+        directory's entries) and the names (parent, name, inode) that began or ended. What a follower's
+        kernel must forget after a refresh; one pass over each table, off the event loop."""
+        inos = {InodeNo(r[0]) for r in self._all("SELECT DISTINCT ino FROM inode_states WHERE commit_from > ?",
+                                                   (commit,))}
+        names = [(InodeNo(p), bytes(n), InodeNo(i)) for p, n, i in self._all(
+            "SELECT parent, name, ino FROM dirents WHERE commit_from > ? OR (commit_to > ? AND commit_to != ?)",
+            (commit, commit, LIVE))]
+        return inos, names
 
     def create_snapshot(self, name: str) -> Snapshot:
         """Name the current tree. O(1): one row; the snapshot's tree is the tree at its commit."""

@@ -1,9 +1,14 @@
-"""vfs mount [STORE] MOUNTPOINT, and vfs umount MOUNTPOINT.
+"""vfs mount [STORE] MOUNTPOINT, vfs mount --follow s3://BUCKET/PREFIX MOUNTPOINT, and vfs umount MOUNTPOINT.
 
 `vfs mount` starts the daemon in the background and returns once the mount answers (or prints why
 it could not). Without STORE it mounts the default store, creating it (and saying so on stderr) the
 first time. `vfs umount` detaches the mount and waits until the daemon has committed everything
 and released the store.
+
+`--follow` mounts a read-only view of a remote volume's newest state (a follower: see
+`vfs.compose.follow`), kept in a cache directory that is a lazy clone of the volume, made on first use
+and brought up to date before the mount answers; it is refreshed every `--refresh` seconds and by
+`vfs refresh MOUNTPOINT`.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vfs.cli import cmd_remote
 from vfs.cli.common import add_passphrase_options, default_store, find_mount, passphrase_of, positive_seconds
-from vfs.compose import init_repository, open_repository
+from vfs.compose import init_repository, open_follower_store, open_repository
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
 from vfs.fsutil import PRIVATE_FILE
 
@@ -33,7 +39,8 @@ def register(sub: Any) -> None:
         description="Mount STORE at MOUNTPOINT (an empty directory) and return once the mount answers. Without"
                     " STORE, the default store ($VFS_HOME, else ~/.local/share/vfs/default) is mounted, and created"
                     " first if it does not exist yet (a line on stderr says so: 'vfs: created store PATH').")
-    p.add_argument("paths", nargs="+", metavar="[STORE] MOUNTPOINT", help="store (optional) and mount point")
+    p.add_argument("paths", nargs="+", metavar="[STORE] MOUNTPOINT",
+                   help="store (optional) and mount point; with --follow: s3://BUCKET/PREFIX and mount point")
     p.add_argument("-f", "--foreground", action="store_true", help="stay attached and log to stderr")
     p.add_argument("--version-interval", type=positive_seconds, default=300.0, metavar="SECONDS",
                    help="record a version of a file kept open and dirty at least this often (default 300)")
@@ -41,6 +48,15 @@ def register(sub: Any) -> None:
     # An encrypted store's passphrase, from `vfs mount` to its daemon through a pipe: never argv or environ.
     p.add_argument("--passphrase-fd", type=int, help=argparse.SUPPRESS)
     add_passphrase_options(p)
+    f = p.add_argument_group("read-only follower of a remote volume (--follow)")
+    f.add_argument("--follow", action="store_true",
+                   help="mount the newest state of the remote volume s3://BUCKET/PREFIX, read-only, refreshed")
+    f.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="where the follower keeps the volume's catalog and the data it read (default:"
+                        " ~/.cache/vfs/follow/<bucket and prefix>)")
+    f.add_argument("--refresh", type=positive_seconds, default=10.0, metavar="SECONDS",
+                   help="look for a newer state this often (default 10)")
+    cmd_remote.add_remote_options(p)  # --endpoint-url, --region, --cache-size: with --follow only
     p.set_defaults(run=run_mount)
 
     u: argparse.ArgumentParser = sub.add_parser("umount", help="unmount, after committing everything")
@@ -86,6 +102,12 @@ def _detach_dead_mount(mnt: Path) -> None:
 
 
 def run_mount(args: argparse.Namespace) -> int:
+    if args.follow:
+        return _run_follow(args)
+    for given in ("cache_dir", "endpoint_url", "region", "cache_size"):
+        if getattr(args, given) is not None:
+            raise UsageError(f"--{given.replace('_', '-')} is an option of --follow (a store has its remote's"
+                             " settings: 'vfs remote set')")
     if len(args.paths) > 2:
         raise UsageError("expected [STORE] MOUNTPOINT")
     mnt = Path(args.paths[-1]).absolute()
@@ -107,6 +129,37 @@ def run_mount(args: argparse.Namespace) -> int:
     if args.foreground:
         return _daemon(store, mnt, args, secret)
     return _spawn(store, mnt, args, secret)
+
+
+def _run_follow(args: argparse.Namespace) -> int:
+    if len(args.paths) != 2:
+        raise UsageError("expected --follow s3://BUCKET/PREFIX MOUNTPOINT")
+    args.url = args.paths[0]
+    remote = cmd_remote.remote_from_args(args)
+    mnt = Path(args.paths[1]).absolute()
+    cache_dir = (args.cache_dir or default_follow_cache(remote.url)).absolute()
+    if args.ready_fd is not None:
+        return _daemon(cache_dir, mnt, args, _read_passphrase(args.passphrase_fd))
+    cache_size = None if args.cache_size is None else cmd_remote.parse_size(args.cache_size)
+    _check_mountpoint(mnt)
+    asked: list[bytes] = []
+
+    def passphrase() -> bytes:
+        asked.append(passphrase_of(args)())
+        return asked[-1]
+
+    open_follower_store(remote, cache_dir, passphrase=passphrase, cache_size=cache_size).close()
+    secret = asked[-1] if asked else None
+    if args.foreground:
+        return _daemon(cache_dir, mnt, args, secret)
+    return _spawn(cache_dir, mnt, args, secret)
+
+
+def default_follow_cache(url: str) -> Path:
+    """~/.cache/vfs/follow/BUCKET_PREFIX (or under $XDG_CACHE_HOME): one cache per remote volume."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    name = url.removeprefix("s3://").removeprefix("file://").strip("/").replace("/", "_") or "root"
+    return base / "vfs" / "follow" / name
 
 
 def _create_if_missing(store: Path) -> None:
@@ -139,8 +192,13 @@ def _daemon(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | No
             os.close(ready_fd)
 
     try:
-        serve_mount(store, mnt, version_interval=args.version_interval, ready=ready,
-                    passphrase=(lambda: secret) if secret is not None else None)
+        source = (lambda: secret) if secret is not None else None
+        if args.follow:
+            from vfs.compose.follow import serve_follow
+
+            serve_follow(store, mnt, interval=args.refresh, ready=ready, passphrase=source)
+        else:
+            serve_mount(store, mnt, version_interval=args.version_interval, ready=ready, passphrase=source)
     except VfsError as e:
         if ready_fd is not None:
             try:
@@ -153,8 +211,14 @@ def _daemon(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | No
 
 def _spawn(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | None) -> int:
     r, w = os.pipe()
-    cmd = [sys.executable, "-m", "vfs.cli.main", *(["-v"] if args.verbose else []), "mount", str(store), str(mnt),
-           "--version-interval", str(args.version_interval), "--ready-fd", str(w)]
+    cmd = [sys.executable, "-m", "vfs.cli.main", *(["-v"] if args.verbose else []), "mount"]
+    if args.follow:  # the store is the follower's cache directory
+        cmd += ["--follow", args.url, str(mnt), "--cache-dir", str(store), "--refresh", str(args.refresh),
+                *(["--endpoint-url", args.endpoint_url] if args.endpoint_url else []),
+                *(["--region", args.region] if args.region else [])]
+    else:
+        cmd += [str(store), str(mnt), "--version-interval", str(args.version_interval)]
+    cmd += ["--ready-fd", str(w)]
     fds = [w]
     if secret is not None:
         secret_r, secret_w = os.pipe()

@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_sync.register(sub)
     cmd_clone.register(sub)
     cmd_fetch.register(sub)
-    from vfs.cli import cmd_lease
+    from vfs.cli import cmd_lease, cmd_pull, cmd_refresh
+
+    cmd_pull.register(sub)
+    cmd_refresh.register(sub)
 
     cmd_lease.register(sub)
     cmd_prune.register(sub)

@@ -66,7 +66,7 @@ async def run_mount(
         recovered = await fs.recover()
         if recovered:
             log.warning("recovered %d file(s) left uncommitted by an earlier daemon", recovered)
-        stack.push_async_callback(_shielded, fs.close)  # commits all: after the kernel is detached
+        stack.push_async_callback(shielded, fs.close)  # commits all: after the kernel is detached
         session = stack.enter_context(KernelSession(Operations(fs, kernel), mountpoint, fsname=str(repo.path)))
         tasks = await stack.enter_async_context(trio.open_nursery())
         await tasks.start(fs.run)
@@ -77,18 +77,18 @@ async def run_mount(
         # Before ready: a mounted store answers.
         await tasks.start(ControlServer(fs, Maintenance.of_mount(fs, uploader), forget_names=kernel.forget_names).run)
         tasks.start_soon(_stop_on_signal, session, fs)
-        tasks.start_soon(_announce_ready, session, ready)
+        tasks.start_soon(announce_ready, session, ready)
         await session.serve()
         tasks.cancel_scope.cancel()
 
 
-async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
+async def shielded(close: Callable[[], Awaitable[None]]) -> None:
     # Committing at shutdown must finish even when the mount is being cancelled (a second signal).
     with trio.CancelScope(shield=True):
         await close()
 
 
-async def _announce_ready(session: KernelSession, ready: Callable[[], None]) -> None:
+async def announce_ready(session: KernelSession, ready: Callable[[], None]) -> None:
     await session.wait_answering()
     log.info("mounted at %s", session.mountpoint)
     ready()

@@ -21,7 +21,7 @@ import trio
 from vfs import crashpoints
 from vfs.catalog import LIVE
 from vfs.control.protocol import MAX_LINE, decode, encode, error_answer, socket_path
-from vfs.errors import Busy, UsageError, VfsError
+from vfs.errors import Busy, ReadOnly, UsageError, VfsError
 from vfs.fs import restore as restoring
 from vfs.fs import snapshots
 from vfs.fs.filesystem import FileSystem
@@ -29,6 +29,7 @@ from vfs.fs.locate import locate, lookup_at, volume_names
 from vfs.maintenance import put as putting
 from vfs.maintenance import retention
 from vfs.maintenance.service import Maintenance
+from vfs.sync.follow import Follower
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,19 @@ class ControlServer:
     """Answers the requests of the control socket, in the daemon's trio loop.
 
     Args:
+        maintenance: the writer's maintenance service; None for a follower's mount, which has `follower`
+            instead and answers only the requests that change nothing (the others are ReadOnly).
         forget_names: makes the kernel drop its cached entries of these removed names (a restore with
             delete removes them by a path other than the kernel's own unlinks); awaited after the removal.
     """
 
     def __init__(
-        self, fs: FileSystem, maintenance: Maintenance, *,
-        forget_names: Callable[[Names], Awaitable[None]] = _no_kernel_names,
+        self, fs: FileSystem, maintenance: Maintenance | None, *,
+        forget_names: Callable[[Names], Awaitable[None]] = _no_kernel_names, follower: Follower | None = None,
     ) -> None:
         self.fs = fs
-        self.maintenance = maintenance
+        self._maintenance = maintenance
+        self.follower = follower
         self._forget_names = forget_names
         self.path = socket_path(fs.repo.path)
         self._cancel = trio.CancelScope()
@@ -117,6 +121,8 @@ class ControlServer:
             handler = _HANDLERS.get(op) if isinstance(op, str) else None
             if handler is None:
                 raise UsageError(f"unknown control request {op!r}")
+            if self.follower is not None and op not in _FOLLOWER_OPS:
+                raise ReadOnly(self.fs.read_only or "read-only")
             return {"ok": True, **await handler(self, request)}
         except VfsError as e:
             return error_answer(e)
@@ -253,7 +259,21 @@ class ControlServer:
         return await self.maintenance.request_sync(wait_seconds=wait)
 
     async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.follower is not None:
+            return {"follower": self.follower.status()}
         return self.maintenance.status()
+
+    async def _refresh(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A follower's refresh, now; its answer once it is done."""
+        if self.follower is None:
+            raise UsageError(f"{self.fs.repo.path} is mounted as the writer, not as a follower: it has nothing"
+                             " to refresh")
+        return await self.follower.refresh()
+
+    @property
+    def maintenance(self) -> Maintenance:
+        assert self._maintenance is not None  # a follower answers no request that needs it (_FOLLOWER_OPS)
+        return self._maintenance
 
 
 def _crash_points(request: str) -> Callable[[str], None]:
@@ -280,4 +300,6 @@ _HANDLERS = {
     "gc": ControlServer._gc,
     "sync": ControlServer._sync,
     "status": ControlServer._status,
+    "refresh": ControlServer._refresh,
 }
+_FOLLOWER_OPS = {"ping", "flush", "status", "refresh"}

@@ -81,9 +81,16 @@ class FileSystem:
     def __init__(
         self, repo: Repository, *, version_interval: float = 300.0,
         invalidate: Callable[[InodeNo], None] = _nothing_cached,
-        flush_kernel: Callable[[list[bytes]], Awaitable[None]] = _no_kernel_cache,
+        flush_kernel: Callable[[list[bytes]], Awaitable[None]] = _no_kernel_cache, read_only: str | None = None,
     ) -> None:
+        """`read_only`: why nothing may be written (a follower's mount), for the messages; None: writable."""
         self.repo = repo
+        self.read_only = read_only
+        # Read-only: inodes a refresh changed while handles of their old version were open; the kernel
+        # forgets them when the last of those closes (see `changed_by_refresh`).
+        self._forget_on_close: set[InodeNo] = set()
+        # Read-only: the version whose pages the kernel may cache, by inode (see `page_cache_use`).
+        self._cached_versions: dict[InodeNo, bytes] = {}
         self.catalog = repo.catalog
         self._threads = trio.CapacityLimiter(2)
         # Reads of committed content wait on the disk more than on the CPU (hashing releases the
@@ -114,6 +121,36 @@ class FileSystem:
     async def flush_kernel(self) -> None:
         """Make the kernel write back the dirty pages it caches of files open for writing, to us."""
         await self._write_back(self.paths_open_for_writing())
+
+    def changed_by_refresh(self, inos: set[InodeNo]) -> list[InodeNo]:
+        """A follower's refresh changed `inos`: those whose cached pages and attributes the kernel must drop
+        now. An inode with handles open keeps them until the last one closes: the kernel keeps one size
+        and one page cache per inode, which those handles read their old version through, while new
+        opens read the new one past the cache (`page_cache_use`)."""
+        open_now = {h.ino for h in self._files.handles.values()}
+        self._forget_on_close |= inos & open_now
+        return [ino for ino in inos if ino not in open_now]
+
+    def page_cache_use(self, fh: int) -> tuple[bool, bool]:
+        """(keep_cache, direct_io) for the kernel's open of handle `fh`.
+
+        A follower's refresh may change a file while handles of its old version are open, and the kernel
+        caches pages by inode, not by handle: a handle of another version than the open ones reads past
+        the page cache (direct I/O), and an open keeps the cached pages only if they are of its version.
+        """
+        h = self._files.handles[fh]
+        if self.read_only is None or is_synthetic(h.ino):
+            return self.kernel_cache_valid(h.ino), False
+        vid = h.version.hash if h.version is not None else b""  # by content: equal bytes may share pages
+        others = {o.version.hash if o.version is not None else b""
+                  for n, o in self._files.handles.items() if o.ino == h.ino and n != fh}
+        if others - {vid}:
+            return False, True
+        # Pages of another version may be cached (a refresh made the kernel drop them, but a handle of the
+        # old version may have read them in again since): keep them only if they are of this one.
+        keep = self._cached_versions.get(h.ino) == vid
+        self._cached_versions[h.ino] = vid
+        return keep, False
 
     def kernel_cache_valid(self, ino: InodeNo) -> bool:
         """Whether the kernel may keep the pages it caches of `ino` when it is opened again: not while
@@ -179,8 +216,9 @@ class FileSystem:
             raise NotFound(f"{name!r} not found")
         return self.views.attr(self.views.ino(node))
 
-    @staticmethod
-    def _writable(*inos: InodeNo) -> None:
+    def _writable(self, *inos: InodeNo) -> None:
+        if self.read_only is not None:
+            raise ReadOnly(self.read_only)
         if any(is_synthetic(ino) for ino in inos):
             raise ReadOnly("history is read-only")
 
@@ -256,7 +294,9 @@ class FileSystem:
         Raises:
             UsageError: `name` could be read as a version or a time, or has '/' or '@'.
             Exists: a snapshot of that name exists.
+            ReadOnly: a follower's mount.
         """
+        self._writable()
         await self.flush_kernel()
         await self.flush_all()
         return snapshots.take(self.catalog, name)
@@ -329,6 +369,7 @@ class FileSystem:
 
     def rmdir(self, parent: InodeNo, name: bytes) -> None:
         if is_synthetic(parent) and isinstance(self.views.node(parent), SnapshotList):
+            self._writable()
             self.catalog.delete_snapshot(name.decode(errors="surrogateescape"))
             return
         self._writable(parent)
@@ -362,6 +403,12 @@ class FileSystem:
         attr = self.catalog.attr(ino)
         if attr.is_dir:
             raise IsADirectory("is a directory")
+        if self.read_only is not None:
+            if writable or flags & os.O_TRUNC:
+                raise ReadOnly(self.read_only)
+            # Pinned: a refresh that lands while it is open does not change what it reads.
+            return self._files.add(Handle(ino, False, self.catalog.version(ino, attr.vno) if attr.vno else None,
+                                          pinned=True))
         live = self._files.get_live(ino)
         if writable:
             live.busy += 1  # keeps `live` while a settling commit runs
@@ -435,6 +482,9 @@ class FileSystem:
 
     async def release(self, fh: int) -> None:
         h = self._files.handles.pop(fh)
+        if h.ino in self._forget_on_close and all(o.ino != h.ino for o in self._files.handles.values()):
+            self._forget_on_close.discard(h.ino)
+            await trio.to_thread.run_sync(self.invalidate, h.ino, abandon_on_cancel=True)
         live = self._files.live.get(h.ino)
         if live is None:
             return

@@ -83,6 +83,12 @@ class Views:
             self._nodes[ino] = node
         return ino
 
+    def listings_of(self, inos: set[InodeNo]) -> list[InodeNo]:
+        """The synthetic directories the kernel may cache whose entries change with `inos`' history (FILE@
+        of each) or with the snapshots (/.snapshots): a follower's refresh invalidates them."""
+        return [ino for node, ino in self._inos.items()
+                if isinstance(node, SnapshotList) or (isinstance(node, VersionList) and node.ino in inos)]
+
     def node(self, ino: InodeNo) -> Node:
         try:
             return self._nodes[ino]

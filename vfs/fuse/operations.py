@@ -178,7 +178,8 @@ class Operations(pyfuse3.Operations):
         fh = await self.fs.open(InodeNo(inode), flags)
         if ctx.pid in self.kernel.writing_back:
             self._own_handles.add(fh)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=self.fs.kernel_cache_valid(InodeNo(inode)))
+        keep_cache, direct_io = self.fs.page_cache_use(fh)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep_cache, direct_io=direct_io)
 
     @_errno
     async def create(

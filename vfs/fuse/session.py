@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 class KernelSession:
     """The FUSE mount of `ops` at `mountpoint` (a context manager: mounted while entered)."""
 
-    def __init__(self, ops: Operations, mountpoint: Path, *, fsname: str) -> None:
+    def __init__(self, ops: Operations, mountpoint: Path, *, fsname: str, read_only: bool = False) -> None:
+        """`read_only`: the kernel refuses every write itself (EROFS), as for a follower's mount."""
         self.ops = ops
         self.mountpoint = mountpoint
-        self.options = {f"fsname={fsname}", "subtype=vfs", "default_permissions", "allow_other", "noatime"}
+        self.options = {f"fsname={fsname}", "subtype=vfs", "default_permissions", "allow_other", "noatime",
+                        *(["ro"] if read_only else [])}
         self._terminated = False
         self._kernel_unmounted = False
         # Request counters for benchmarks (VFS_FUSE_STATS), written when the mount ends.

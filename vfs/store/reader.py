@@ -88,6 +88,13 @@ class ContentReader:
         # content hash -> (end of its last read, chunks up to which read-ahead was announced)
         self._read_ends: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
 
+    def forget_layouts(self) -> None:
+        """Drop the chunk locations resolved so far: the catalog was replaced (a follower's refresh), and a
+        chunk may have moved to another pack (the writer's gc). Decoded chunks stay: they are named by
+        their content."""
+        with self._cache_lock:
+            self._layouts.clear()
+
     def read(self, content: Content, offset: int, size: int, *, wait: bool = True) -> bytes | None:
         """Bytes [offset, offset+size) of `content` (short at its end).
 

@@ -46,6 +46,7 @@ _ENTRY = struct.Struct("<II")
 STATE_DIR = "sync"
 MANIFEST = "checkpoint.json"
 SNAPSHOT = "catalog.snapshot"
+PULLED = "pulled.db"  # the database of the checkpoint a clone or pull last installed (vfs.sync.pull)
 
 
 @dataclass
@@ -201,36 +202,72 @@ def _encode(data: bytes, blocks: Any) -> bytes:
 def restore(backend: Backend, store: Path) -> tuple[dict[str, Any], Manifest]:
     """Rebuild the newest checkpoint's catalog as `store/catalog.db`, verified; (pointer, manifest).
 
+    The checkpoint's database is also kept as `store/sync/pulled.db`, so that `vfs.sync.pull` can later
+    apply only the deltas that follow it.
+
     Raises:
         BackendNotFound: the remote holds no checkpoint.
         CorruptChunk: an object is damaged, or the result does not match the pointer's hash.
     """
     pointer = layout.unwrap_json(backend.get(layout.LATEST_KEY), layout.LATEST_KEY)
+    buf, _fetched = rebuild(backend, pointer)
+    private_dir(store / STATE_DIR)
+    replace_file(store / STATE_DIR / PULLED, buf)
+    replace_file(store / CATALOG_FILE, buf)
+    return pointer, manifest_of(pointer, buf)
+
+
+def rebuild(backend: Backend, pointer: dict[str, Any], start: bytearray | None = None,
+            applied: int = 0) -> tuple[bytearray, int]:
+    """The database `pointer` names, checked against its BLAKE3; (database, bytes of objects fetched).
+
+    `start`, with `applied`: the database of the pointer's first `applied` chain objects, to which only
+    the objects after them are applied (a pull's incremental step); without it the whole chain is fetched.
+
+    Raises:
+        CorruptChunk: an object is damaged, or the result does not match the pointer's hash.
+    """
     size = int(pointer["db_size"])
-    buf = bytearray(size)
-    for key in pointer["chain"]:
-        payload = codec.decompress(layout.unwrap(backend.get(key), key), f"remote object {key}")
-        try:
-            block, _db_size, count = _HEAD.unpack_from(payload, 0)
-            pos = _HEAD.size
-            for _ in range(count):
-                index, length = _ENTRY.unpack_from(payload, pos)
-                pos += _ENTRY.size
-                start = index * block
-                if start + length > size:
-                    raise CorruptChunk(f"remote object {key}: block {index} lies past the database's end")
-                buf[start : start + length] = payload[pos : pos + length]
-                pos += length
-        except struct.error:
-            raise CorruptChunk(f"remote object {key} is truncated") from None
+    chain = list(pointer["chain"])
+    if start is None:
+        buf, applied = bytearray(size), 0
+    else:
+        buf = start
+        if len(buf) > size:
+            raise CorruptChunk(f"{layout.LATEST_KEY} names a database smaller than the one it follows")
+        buf.extend(bytes(size - len(buf)))
+    fetched = 0
+    for key in chain[applied:]:
+        data = backend.get(key)
+        fetched += len(data)
+        _apply(buf, codec.decompress(layout.unwrap(data, key), f"remote object {key}"), key)
     if codec.chunk_id(bytes(buf)).hex() != pointer["db_hash"]:
         raise CorruptChunk(f"the catalog rebuilt from {layout.LATEST_KEY} does not match its BLAKE3; not used")
-    dest = store / CATALOG_FILE
-    replace_file(dest, buf)
-    hashes = [codec.chunk_id(bytes(buf[i : i + BLOCK])).hex() for i in range(0, size, BLOCK)]
-    manifest = Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns(),
-                        db_hash=str(pointer["db_hash"]), epoch=pointer_epoch(pointer))
-    return pointer, manifest
+    return buf, fetched
+
+
+def _apply(buf: bytearray, payload: bytes, key: str) -> None:
+    """Copy the blocks of one checkpoint object's payload into `buf`."""
+    try:
+        block, _db_size, count = _HEAD.unpack_from(payload, 0)
+        pos = _HEAD.size
+        for _ in range(count):
+            index, length = _ENTRY.unpack_from(payload, pos)
+            pos += _ENTRY.size
+            start = index * block
+            if start + length > len(buf):
+                raise CorruptChunk(f"remote object {key}: block {index} lies past the database's end")
+            buf[start : start + length] = payload[pos : pos + length]
+            pos += length
+    except struct.error:
+        raise CorruptChunk(f"remote object {key} is truncated") from None
+
+
+def manifest_of(pointer: dict[str, Any], db: bytes | bytearray) -> Manifest:
+    """The manifest of a store whose catalog is the checkpoint `pointer` names, `db` (a clone, a pull)."""
+    hashes = [codec.chunk_id(bytes(db[i : i + BLOCK])).hex() for i in range(0, len(db), BLOCK)]
+    return Manifest(seq=int(pointer["seq"]), chain=list(pointer["chain"]), hashes=hashes, time_ns=time.time_ns(),
+                    db_hash=str(pointer["db_hash"]), epoch=pointer_epoch(pointer))
 
 
 def read_pointer(backend: Backend) -> dict[str, Any] | None:
