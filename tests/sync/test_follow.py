@@ -225,8 +225,9 @@ def test_follower_shows_new_state_and_history_and_open_files_keep_their_version(
     assert os.listdir(mnt / ".snapshots") == ["s1"]
     assert (mnt / ".snapshots" / "s1" / "g").read_bytes() == b"a new file"
     # Read-only, for the kernel and for the control socket.
-    for attempt in (lambda: (mnt / "new").write_bytes(b"x"), lambda: open(mnt / "f", "ab"),
-                    lambda: (mnt / "d").mkdir(), lambda: (mnt / "g").unlink(), lambda: (mnt / ".snapshots" / "s2").mkdir()):
+    for attempt in (lambda: (mnt / "new").write_bytes(b"x"), lambda: os.open(mnt / "f", os.O_WRONLY),
+                    lambda: (mnt / "d").mkdir(), lambda: (mnt / "g").unlink(),
+                    lambda: (mnt / ".snapshots" / "s2").mkdir()):
         with pytest.raises(OSError) as e:
             attempt()
         assert e.value.errno == errno.EROFS
@@ -241,6 +242,7 @@ def test_follower_shows_new_state_and_history_and_open_files_keep_their_version(
     assert not (mnt / "g").exists() and sorted(os.listdir(mnt)) == ["f"]
     st = json.loads(vfs("status", "--mount", mnt, "--json").stdout)
     assert st["follower"]["seq"] == answer["seq"] and st["follower"]["error"] is None
+    assert f"follows:     {follower.remote.url}" in vfs("status", "--mount", mnt).stdout
     follower.stop()
     assert follower.log_problems() == []
 

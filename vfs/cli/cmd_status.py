@@ -2,8 +2,10 @@
 
 Mounted, the daemon answers: the failure its requests meet now (what, since when, how many attempts
 failed), or that it stopped syncing because another store wrote the remote; and whether the store is
-the volume's writer (holds the writer lease), or says plainly that another store took it. Unmounted, what the last
-sync of the store met, until one succeeds. A store without a remote is not an error: "no remote" (and
+the volume's writer (holds the writer lease), or says plainly that another store took it. Unmounted,
+what the last sync of the store met, until one succeeds. A follower mount (`vfs mount --follow`)
+answers what it follows instead: the checkpoint it shows, who wrote it, when it last looked, and the
+failure of its refreshes while they fail. A store without a remote is not an error: "no remote" (and
 `"remote": null`), exit 0, mounted or not.
 """
 
@@ -64,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
+    if st.get("follower") is not None:
+        _print_follower(st["follower"])
+        return 0
     if st.get("remote") is None:
         print("no remote")
         return 0
@@ -77,3 +82,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"cache:       {st['cache']}")
     print(f"writer:      {describe_lease(st.get('lease') or {})}")
     return 0
+
+
+def _print_follower(f: dict[str, Any]) -> None:
+    def when(seconds: float | None) -> str:
+        return format_time(int(seconds * 1e9)) if seconds else "never"
+
+    print(f"follows:     {f['url']} (read-only; refreshed every {f['interval']:g}s)")
+    print(f"shows:       checkpoint {f.get('seq')} (epoch {f.get('epoch')})"
+          + (f", written by {f['writer']}" if f.get("writer") else ""))
+    print(f"last check:  {when(f.get('checked'))}")
+    error = f.get("error")
+    print(f"error:       {error} (failing since {when(f.get('failing_since'))})" if error else "error:       none")
+    print("writer:      no (a follower; 'vfs lease take' on a clone makes a store the writer)")
