@@ -47,7 +47,8 @@ TABLES = f"""
 -- Facts about the store as a whole: 'schema_version', 'store_id' (random hex, names the volume),
 -- 'config' (JSON of the StoreConfig the store was created with), and, once a remote is set, 'remote'
 -- (JSON: url s3://BUCKET/PREFIX, endpoint_url, region; never a credential) and 'cache_size' (bytes of
--- local pack data to keep at most, evicting uploaded packs; absent = no cap).
+-- local pack data to keep at most, evicting uploaded packs; absent = no cap); after a pull (vfs.sync.pull),
+-- 'pulled' (JSON: seq, chain, db_hash, epoch of the checkpoint the catalog was installed from).
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
