@@ -23,7 +23,7 @@ from tests.sync.conftest import backend_of
 from tests.sync.test_cli import VFS, init, vfs, write_files
 from tests.sync.test_lease_cli import content, one_line
 from vfs.catalog.bulk import bulk_create_files
-from vfs.compose import open_repository
+from vfs.compose import open_follower_store, open_repository
 from vfs.config import RemoteConfig
 from vfs.repository import Repository
 from vfs.sync import checkpoint, pull
@@ -299,3 +299,19 @@ def test_follower_behind_a_faulty_link_stays_responsive_and_catches_up(
         wait_for(lambda: all(read(f.mnt / n) == d for n, d in files.items()), seconds=60)
     finally:
         f.cleanup()
+
+
+@pytest.mark.slow
+def test_a_follower_cache_promoted_to_writer_continues_the_history(tmp_path: Path, remote: RemoteConfig) -> None:
+    a = writer(tmp_path, remote, {"f": b"v1"})
+    publish(a, {"f": b"v2"}, snapshot="s1")
+    cache = tmp_path / "cache"
+    open_follower_store(remote, cache).close()  # what `vfs mount --follow` keeps
+    vfs("lease", "release", a)  # the writer hands over (a clean unmount does the same)
+    vfs("lease", "take", cache)
+    write_files(cache, {"f": b"v3 from the follower"})
+    vfs("sync", "--wait", "--store", cache)
+    vfs("pull", a)  # the old writer, which wrote nothing since, follows the new one
+    assert content(a, "f@1") == b"v1" and content(a, "f@2") == b"v2" and content(a, "f@s1") == b"v2"
+    assert content(a, "f@3") == b"v3 from the follower" and content(a, "f") == b"v3 from the follower"
+    one_line(vfs("lease", "take", a, check=False), 8, cache)  # the new writer's lease is live

@@ -195,8 +195,7 @@ def apply(repo: Repository, prepared: Prepared) -> int:
     """Install `prepared` into the open `repo` (mounted or not); returns the head commit it had before.
 
     Slow-ish (a file replaced, fsyncs): call from a thread. The chunk locations resolved from the old
-    catalog are dropped, and so are local packs whose number now names another remote object (the
-    writer's gc may reuse numbers).
+    catalog are dropped, and so are local pack files whose number now names another remote object.
     """
     catalog = repo.catalog
     old_head = catalog.head().no
@@ -204,8 +203,11 @@ def apply(repo: Repository, prepared: Prepared) -> int:
     install(repo.path, prepared, catalog.replace_file)
     repo.reader.forget_layouts()
     after = catalog.remote_packs()
-    for pack, row in before.items():
-        if after.get(pack) != row:
+    # A local pack file of a number that now names another remote object is not that object: one the
+    # writer's gc removed and a new pack reused the number of, or this store's own open pack, which
+    # holds nothing committed (a store with unpublished commits is never pulled into).
+    for pack in repo.chunks.local_packs():
+        if pack in after and before.get(pack) != after[pack]:
             repo.chunks.forget_pack(pack)
             repo.chunks.pack_file(pack).unlink(missing_ok=True)
     return old_head
