@@ -117,6 +117,7 @@ def prepare(backend: Backend, store: Path, catalog: Catalog, manifest: Manifest 
     next_catalog = store / (CATALOG_FILE + NEXT)
     replace_file(next_catalog, db)
     new_manifest.head_commit = _localize(next_catalog, catalog, new_manifest)
+    new_manifest.remote_packs = len(copies.remote_pack_sizes(next_catalog))  # as a clone's: nothing to upload
     return Prepared(pointer, new_manifest, fetched, next_catalog, pulled)
 
 
