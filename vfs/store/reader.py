@@ -177,13 +177,15 @@ class ContentReader:
             self._read_ends.move_to_end(key)
             if len(self._read_ends) > 64:
                 self._read_ends.popitem(last=False)
-        for loc in layout.locs[start:stop]:
-            cid = loc.chunk_id
-            with self._cache_lock:
-                if cid in self._decoded or cid in self._decoding:
-                    continue
-                self._decoding[cid] = future = self._chunks.read_chunk_soon(loc)
-            future.add_done_callback(functools.partial(self._decoded_soon, cid))
+        with self._cache_lock:
+            todo = list({loc.chunk_id: loc for loc in layout.locs[start:stop]
+                         if loc.chunk_id not in self._decoded and loc.chunk_id not in self._decoding}.values())
+            # All at once: chunks of a pack on the remote are then fetched with few ranged reads, in parallel.
+            started = self._chunks.read_chunks_soon(todo) if todo else []
+            for loc, future in zip(todo, started, strict=True):
+                self._decoding[loc.chunk_id] = future
+        for loc, future in zip(todo, started, strict=True):
+            future.add_done_callback(functools.partial(self._decoded_soon, loc.chunk_id))
 
     def _decoded_soon(self, cid: ChunkId, future: Future[bytes]) -> None:
         """A background decode finished: keep its bytes (a failure is left to a reader to meet)."""
