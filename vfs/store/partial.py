@@ -149,8 +149,13 @@ class PartialPacks:
             future.set_result(plain)
 
     def _fill(self, pack: PackNo, locs: list[ChunkLocation]) -> None:
-        """Serve claimed entries of one pack: from the partial file, the rest fetched, checked and kept."""
+        """Serve claimed entries of one pack: from the partial file, the rest fetched, checked and kept.
+
+        Fetched entries are settled only after the cache is trimmed, so that a reader that got them
+        finds the cache within its size.
+        """
         f = self._acquire(pack, create=False)
+        fetched: list[tuple[ChunkLocation, bytes | None, BaseException | None]] = []
         wrote = False
         try:
             missing = []
@@ -165,36 +170,30 @@ class PartialPacks:
                 try:
                     data, where = self._fetch_range(pack, start, run[-1].offset + run[-1].entry_size - start)
                 except Exception as e:  # the remote's failure is each waiter's (MissingChunk, BackendError)
-                    for loc in run:
-                        self._settle(loc, None, e)
+                    fetched.extend((loc, None, e) for loc in run)
                     continue
                 for loc in run:
                     piece = data[loc.offset - start : loc.offset - start + loc.entry_size]
                     try:
                         plain = self._check(loc, piece, f"pack {pack} from {where}")
                     except CorruptChunk as e:  # never kept, never served
-                        log.debug("%s", e)
-                        self._settle(loc, None, e)
+                        fetched.append((loc, None, e))
                         continue
                     if f is None:
                         f = self._acquire(pack, create=True)
                     wrote = self._keep(f, piece, loc.offset) or wrote
-                    self._settle(loc, plain)
+                    fetched.append((loc, plain, None))
         except BaseException as e:
             for loc in locs:
                 self._settle(loc, None, e)  # (a settled one is left as it is)
             raise
         finally:
             if f is not None:
-                if wrote:
-                    try:
-                        st = os.fstat(f.fd)
-                        f.allocated, f.mtime = st.st_blocks * 512, st.st_mtime
-                    except OSError:
-                        pass
-                self._release(f)
+                self._release(f, wrote)
         if wrote:
             self.trim()
+        for loc, plain, error in fetched:
+            self._settle(loc, plain, error)
 
     def _keep(self, f: _File | None, piece: bytes, offset: int) -> bool:
         """Write checked bytes at their offset; False if they could not be (a cache: the read goes on)."""
@@ -251,8 +250,16 @@ class PartialPacks:
             f.last_use = time.monotonic()
             return f
 
-    def _release(self, f: _File) -> None:
+    def _release(self, f: _File, wrote: bool = False) -> None:
+        """Done with `f`; after writes, count the blocks it takes now (under the lock: the last count
+        taken is the newest)."""
         with self._lock:
+            if wrote:
+                try:
+                    st = os.fstat(f.fd)
+                    f.allocated, f.mtime = st.st_blocks * 512, st.st_mtime
+                except OSError:
+                    pass
             f.busy -= 1
 
     def usage(self) -> dict[PackNo, tuple[int, float]]:
