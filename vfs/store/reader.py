@@ -14,10 +14,11 @@ the move is committed, through `ChunkStore.delete`, which bumps `ChunkStore.gene
 file goes. A read resolves the layout again when the generation changed since it was resolved, and a
 read that raced the deletion (it took the old location just before) fails on the missing pack (or
 on the descriptor closed under it), sees the generation changed, and is retried once with fresh
-locations; with a remote, the old pack may instead be fetched back, which still gives the right bytes
-(the file is garbage for the next gc). Until the deletion the old entry is intact, so a stale
+locations; with a remote, the old entry may instead be fetched back from the remote's pack object,
+which still gives the right bytes. Until the deletion the old entry is intact, so a stale
 location read before it gives the right bytes too (verified against the chunk id, as every read is).
-Evicting an uploaded pack changes no location: it is fetched back when read.
+Evicting an uploaded pack changes no location: its entries are fetched back when read
+(`vfs.store.partial`).
 """
 
 from __future__ import annotations
