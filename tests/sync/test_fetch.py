@@ -22,11 +22,14 @@ from vfs.config import MiB, RemoteConfig, StoreConfig
 from vfs.errors import CorruptChunk, MissingChunk
 from vfs.repository import Repository
 from vfs.store import ChunkLocation, codec
+from vfs.store.keys import VolumeKeys
 from vfs.store.packs import partial_path
+from vfs.sync import layout
 from vfs.sync.backlog import evict
 from vfs.sync.clone import clone
 from vfs.sync.fetch import PackFetcher, remote_fetcher
 from vfs.sync.layout import pack_key
+from vfs.sync.sealed import SealedBackend
 from vfs.sync.uploader import Uploader
 from vfs.types import ROOT_INO, PackNo
 
@@ -89,6 +92,18 @@ def test_a_range_of_a_remote_pack_is_read_as_it_is_and_named(tmp_path: Path) -> 
     with pytest.raises(MissingChunk, match="remote does not hold it"):
         fetch.read_range(PackNo(2), 0, 10)
     assert not (tmp_path / "packs").exists()  # nothing written: the store keeps what it checked
+
+
+def test_the_sealing_wrapper_passes_ranges_of_packs_through_and_opens_sealed_objects_whole() -> None:
+    inner = MemoryBackend()
+    sealed = SealedBackend(inner, VolumeKeys.generate())
+    key = pack_key(codec.chunk_id(PACK))
+    sealed.put(key, PACK)  # packs are sealed entry by entry by the store, not by the wrapper
+    assert inner.get(key) == PACK and sealed.get_range(key, 10, 20) == PACK[10:30]
+    other = layout.wrap(b"a checkpoint's payload")
+    sealed.put("catalog/0000000000000001-base", other)
+    assert inner.get("catalog/0000000000000001-base") != other  # sealed in the bucket
+    assert sealed.get_range("catalog/0000000000000001-base", 6, 9) == other[6:15]  # opened, then the range
 
 
 # -- a lazy clone against moto, through the fault proxy ----------------------------------------------

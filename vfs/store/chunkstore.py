@@ -423,6 +423,10 @@ class ChunkStore:
             return self._partials.read(loc, fetch=fetch)
         return codec.decode(loc.stored_codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
 
+    def is_local(self, pack: PackNo) -> bool:
+        """Whether reading from `pack` needs no fetch (its whole file is here, or the store has no remote)."""
+        return self._partials is None or self._reader.is_local(pack)
+
     def read_chunks_soon(self, locs: list[ChunkLocation]) -> list[Future[bytes]]:
         """`read_chunk` of each of `locs` in the background (read-ahead), in order.
 
@@ -434,7 +438,7 @@ class ChunkStore:
         out: list[Future[bytes] | None] = [None] * len(locs)
         remote: list[int] = []
         for i, loc in enumerate(locs):
-            if self._partials is not None and not self._reader.is_local(loc.pack):
+            if not self.is_local(loc.pack):
                 remote.append(i)
             else:
                 self._reader.prefetch(loc)
