@@ -161,9 +161,9 @@ class Repository:
             raise
 
     def close(self) -> None:
+        self.chunks.close()  # first: its read-ahead may still be fetching through the fetcher
         if self.fetcher is not None:
             self.fetcher.close()
-        self.chunks.close()
         self.catalog.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
