@@ -46,9 +46,11 @@ log = logging.getLogger(__name__)
 
 
 class PackFetch(Protocol):
-    """Where a store with a remote gets the packs it lacks locally (a lazy clone's, evicted ones)."""
+    """Where a store with a remote gets the packs it lacks locally (a lazy clone's, evicted ones): whole
+    (`vfs fetch`, moving to another remote) or a range at a time (reads)."""
 
-    def __call__(self, pack: PackNo) -> Path: ...  # the local pack file, fetched if it was missing
+    def __call__(self, pack: PackNo) -> Path: ...  # the local pack file, fetched whole if it was missing
+    def read_range(self, pack: PackNo, offset: int, length: int) -> tuple[bytes, str]: ...  # see RemoteRange
     @property
     def backend(self) -> Backend: ...  # the remote, opened on first use (`vfs fetch` prefetches through it)
     def close(self) -> None: ...
@@ -88,9 +90,13 @@ class Repository:
             if fetcher is not None:
                 # A store with a remote reads the packs it lacks (lazy clone, evicted) from there.
                 self.fetcher = fetcher(self.remote, functools.partial(pack_path, path / "packs"), catalog.remote_pack)
+        cache_size = catalog.meta_or_none("cache_size")
+        # Packs the store lacks are read entry by entry, through partial packs (vfs.store.partial).
         self.chunks = ChunkStore(path / "packs", self.config, threads=threads,
-                                 sealed_upto=catalog.max_remote_pack(), fetch_pack=self.fetcher,
-                                 keys=keys, encrypted=self.encryption is not None)
+                                 sealed_upto=catalog.max_remote_pack(),
+                                 fetch_range=None if self.fetcher is None else self.fetcher.read_range,
+                                 keys=keys, encrypted=self.encryption is not None,
+                                 cache_size=int(cache_size) if cache_size else None)
         self.staging = path / "staging"
         private_dir(self.staging)
         self.reader = ContentReader(self.chunks, catalog.locate_all)
@@ -155,9 +161,9 @@ class Repository:
             raise
 
     def close(self) -> None:
+        self.chunks.close()  # first: its read-ahead may still be fetching through the fetcher
         if self.fetcher is not None:
             self.fetcher.close()
-        self.chunks.close()
         self.catalog.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

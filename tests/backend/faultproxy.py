@@ -79,6 +79,8 @@ class FaultProxy:
         self.fault_paths = fault_paths
         self.stats: collections.Counter[str] = collections.Counter()
         self.forwarded: list[tuple[str, str, int]] = []  # (method, path, upstream status) of each forwarded request
+        # (method, path, its Range header or None, body bytes of the answer) of each forwarded request
+        self.answered: list[tuple[str, str, str | None, int]] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -276,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.close()
         with proxy._lock:
             proxy.forwarded.append((self.command, self.path, status))
+            proxy.answered.append((self.command, self.path, self.headers.get("Range"),
+                                   0 if self.command == "HEAD" else len(payload)))
 
         if fault == "reset_after" or (fault == "truncate" and len(payload) < 2):
             self._reset()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vfs.config import StoreConfig
-from vfs.errors import KeyRequired, VfsError
+from vfs.errors import KeyRequired, MissingChunk, VfsError
 from vfs.fsutil import fsync_path
 from vfs.store import codec
 from vfs.store.chunking import Chunker
@@ -34,6 +35,7 @@ from vfs.store.packs import (
     scan_pack,
     write_header,
 )
+from vfs.store.partial import PartialPacks, RemoteRange
 from vfs.store.verify import EntryProblem, PackFile, verify_pack_bytes
 from vfs.types import ChunkId, PackNo
 
@@ -43,6 +45,8 @@ _WINDOW = 16
 _READ_WINDOW = 8 * 1024 * 1024
 # Chunk reads announced to the kernel ahead of the caller (page cache only, no process memory).
 _READ_AHEAD = 64
+# Seconds for which the bytes of whole pack files, counted against the cache size, are taken as known.
+_PACK_BYTES_TTL = 1.0
 
 
 @dataclass
@@ -81,9 +85,16 @@ class _Work:
 class ChunkStore:
     def __init__(
         self, root: Path, config: StoreConfig, threads: int | None = None, *, sealed_upto: int = 0,
-        fetch_pack: Callable[[PackNo], Path] | None = None, keys: VolumeKeys | None = None, encrypted: bool = False,
+        fetch_range: RemoteRange | None = None, keys: VolumeKeys | None = None, encrypted: bool = False,
+        cache_size: int | None = None,
     ) -> None:
-        """`sealed_upto` and `fetch_pack`: see PackWriter and PackReader.
+        """`sealed_upto`: see PackWriter.
+
+        `fetch_range`: reads ranges of the remote's pack objects; a pack missing locally is then read
+        through its partial pack (`vfs.store.partial`), else it is MissingChunk. `cache_size`: bytes of
+        pack data (whole and partial packs) to keep at most; after each fetch, partial packs are evicted
+        to stay within it (whole packs are evicted by the uploader, which knows which ones the remote
+        holds). It may be changed at any time.
 
         `keys`: an encrypted volume's (its entries are sealed, its cut points seeded); `encrypted` without
         `keys` is such a volume opened without its passphrase: reading a sealed entry or writing any is
@@ -97,7 +108,11 @@ class ChunkStore:
         self._root = root
         self._pack_writer: PackWriter | None = None  # made on the first write: see _writer
         self._writer_lock = threading.Lock()
-        self._reader = PackReader(root, fetch_pack, keys=keys)
+        self.cache_size = cache_size
+        self._partials = (None if fetch_range is None else
+                          PartialPacks(root, fetch_range, keys=keys, budget=self._partial_budget))
+        self._reader = PackReader(root, keys=keys, opened=None if self._partials is None else self._partials.drop)
+        self._pack_bytes: tuple[float, int] | None = None  # (when, bytes of whole pack files): see _partial_budget
         self._pool = ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 2, thread_name_prefix="chunk")
         # Whole-file hashes, beside the chunk work: one thread, so a file's windows are hashed in order.
         self._file_hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-hash")
@@ -107,6 +122,8 @@ class ChunkStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self._partials is not None:
+            self._partials.close()
         self._file_hasher.shutdown(wait=True)
         if self._pack_writer is not None:
             self._pack_writer.close()
@@ -255,6 +272,25 @@ class ChunkStore:
         """pack -> time.monotonic() of its last read in this process."""
         return dict(self._reader.last_use)
 
+    def partial_packs(self) -> dict[PackNo, tuple[int, float]]:
+        """pack -> (bytes on disk, time.monotonic() of its last read or 0) of each partial pack."""
+        return {} if self._partials is None else self._partials.usage()
+
+    def evict_partial(self, pack: PackNo) -> int:
+        """Remove a partial pack unless it is in use; the bytes freed."""
+        return 0 if self._partials is None else self._partials.drop(pack)
+
+    def _partial_budget(self) -> int | None:
+        """Bytes partial packs may take: the cache size less the whole pack files (counted again at most
+        once a second: a fetch asks after each ranged read)."""
+        cap = self.cache_size
+        if cap is None:
+            return None
+        now = time.monotonic()
+        if self._pack_bytes is None or now - self._pack_bytes[0] > _PACK_BYTES_TTL:
+            self._pack_bytes = (now, sum(self.pack_size(p) or 0 for p in list_packs(self._root)))
+        return max(cap - self._pack_bytes[1], 0)
+
     def evict_pack(self, pack: int) -> int:
         """Remove a sealed pack's local file (it must be safe elsewhere); the bytes freed."""
         if pack >= self.open_pack:
@@ -359,6 +395,8 @@ class ChunkStore:
         """Remove a local pack file durably (nothing may point into it any more)."""
         self.generation += 1  # before the file goes: a read that then fails sees the change (reader.py)
         self._reader.forget(pack)  # a cached descriptor would keep the file's blocks allocated
+        if self._partials is not None:
+            self._partials.drop(PackNo(pack))
         path = pack_path(self._root, pack)
         try:
             path.unlink()
@@ -372,22 +410,56 @@ class ChunkStore:
 
     # -- reading -------------------------------------------------------------------------------
     def read_chunk(self, loc: ChunkLocation, *, fetch: bool = True) -> bytes:
-        """The plain bytes of a chunk, verified against its id (CorruptChunk otherwise); without
-        `fetch`, MissingChunk if its pack is not local."""
-        stored = self._reader.read_entry(loc, fetch=fetch)
+        """The plain bytes of a chunk, verified against its id (CorruptChunk otherwise).
+
+        A chunk whose pack is not local is read through its partial pack (fetched from the remote if it
+        is not there yet); without `fetch`, it is MissingChunk unless the partial pack holds it already.
+        """
+        try:
+            stored = self._reader.read_entry(loc)
+        except MissingChunk:
+            if self._partials is None:
+                raise
+            return self._partials.read(loc, fetch=fetch)
         return codec.decode(loc.stored_codec, stored, loc.plain_len, loc.chunk_id, f"pack {loc.pack}")
 
+    def is_local(self, pack: PackNo) -> bool:
+        """Whether reading from `pack` needs no fetch (its whole file is here, or the store has no remote)."""
+        return self._partials is None or self._reader.is_local(pack)
+
+    def read_chunks_soon(self, locs: list[ChunkLocation]) -> list[Future[bytes]]:
+        """`read_chunk` of each of `locs` in the background (read-ahead), in order.
+
+        Chunks of local packs are read in the store's pool, the kernel told at once, so that the disk
+        reads of all chunks asked for run in parallel while the pool decodes them in turn. The others
+        are fetched by the partial packs' pool, neighbouring entries with one ranged read. Returns at
+        once.
+        """
+        out: list[Future[bytes] | None] = [None] * len(locs)
+        remote: list[int] = []
+        for i, loc in enumerate(locs):
+            if not self.is_local(loc.pack):
+                remote.append(i)
+            else:
+                self._reader.prefetch(loc)
+                out[i] = self._pool.submit(self.read_chunk, loc)
+        if remote:
+            assert self._partials is not None
+            for i, future in zip(remote, self._partials.read_soon([locs[i] for i in remote]), strict=True):
+                out[i] = future
+        return [f for f in out if f is not None]
+
     def read_chunk_soon(self, loc: ChunkLocation) -> Future[bytes]:
-        """`read_chunk` in the store's thread pool (read-ahead). The kernel is told at once, so that the
-        disk reads of all chunks asked for run in parallel while the pool decodes them in turn."""
-        self._reader.prefetch(loc)
-        return self._pool.submit(self.read_chunk, loc)
+        """`read_chunks_soon` of one chunk."""
+        return self.read_chunks_soon([loc])[0]
 
     def read_chunks(self, locs: Iterable[ChunkLocation]) -> Iterator[bytes]:
         """`read_chunk` over many locations, decoded in parallel, yielded in order.
 
-        `locs` is consumed lazily, up to `_READ_AHEAD` locations ahead of the caller; each one taken is
-        announced to the kernel at once, so disk reads run ahead of decoding instead of waiting for it.
+        `locs` is consumed lazily, up to `_READ_AHEAD` locations ahead of the caller (each one taken is
+        announced to the kernel at once, so disk reads run ahead of decoding instead of waiting for
+        it), and up to `_WINDOW` chunks are read at once; chunks of a pack on the remote are handed
+        over together, so that neighbouring ones are fetched with one ranged read.
         """
         it = iter(locs)
         ahead: deque[ChunkLocation] = deque()
@@ -398,9 +470,11 @@ class ChunkStore:
                 ahead.append(loc)
             if not ahead:
                 break
-            pending.append(self._pool.submit(self.read_chunk, ahead.popleft()))
-            if len(pending) >= _WINDOW:
+            batch = [ahead.popleft()]
+            while ahead and ahead[0].pack == batch[0].pack and len(pending) + len(batch) < _WINDOW:
+                batch.append(ahead.popleft())
+            pending.extend(self.read_chunks_soon(batch))
+            while len(pending) >= _WINDOW:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-

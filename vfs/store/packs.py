@@ -127,6 +127,15 @@ def pack_path(root: Path, pack: int) -> Path:
     return root / f"{pack // 1000:04d}" / f"{pack:08d}.pack"
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(root: Path, pack: int) -> Path:
+    """The partial copy of a pack the store lacks (`vfs.store.partial`): never a `.pack`, so that nothing
+    that takes a pack file for a whole pack (fsck, uploads, eviction, `vfs fetch`) meets it."""
+    return pack_path(root, pack).with_suffix(PARTIAL_SUFFIX)
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
@@ -258,20 +267,28 @@ class PackWriter:
 class PackReader:
     """Reads entries back by location, with a cache of read-only descriptors. Thread-safe.
 
-    A pack missing locally (a lazily cloned or evicted one) is asked of `fetch` when one is set: it
-    must place the whole, verified pack at its path (or raise) and return that path.
+    Only whole local pack files: a pack missing locally is MissingChunk here (the chunk store then reads
+    it through its partial pack, `vfs.store.partial`). `opened(pack)` is called when a pack file is
+    opened for the first time (a whole pack that arrived makes its partial copy moot).
     """
 
-    def __init__(self, root: Path, fetch: Callable[[PackNo], Path] | None = None, *,
-                 keys: VolumeKeys | None = None) -> None:
+    def __init__(self, root: Path, *, keys: VolumeKeys | None = None,
+                 opened: Callable[[PackNo], object] | None = None) -> None:
         self._root = root
         self._keys = keys
         self._lock = threading.Lock()
         self._fds: dict[int, int] = {}
-        self.fetch = fetch
+        self._opened = opened
         self.last_use: dict[int, float] = {}  # pack -> time.monotonic() of its last read (for LRU eviction)
 
-    def _fd(self, loc: ChunkLocation, *, fetch: bool = True) -> int:
+    def is_local(self, pack: PackNo) -> bool:
+        """Whether the whole pack file is here (it may be evicted right after: a read still falls back)."""
+        with self._lock:
+            if pack in self._fds:
+                return True
+        return pack_path(self._root, pack).exists()
+
+    def _fd(self, loc: ChunkLocation) -> int:
         with self._lock:
             self.last_use[loc.pack] = time.monotonic()
             fd = self._fds.get(loc.pack)
@@ -281,14 +298,13 @@ class PackReader:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            if self.fetch is None or not fetch:
-                raise MissingChunk(f"chunk {loc.chunk_id.hex()}: its pack {loc.pack} is missing ({path})") from None
-            # Outside the lock: a fetch takes a while, and reads of other packs must go on meanwhile.
-            fd = os.open(self.fetch(loc.pack), os.O_RDONLY | os.O_CLOEXEC)
+            raise MissingChunk(f"chunk {loc.chunk_id.hex()}: its pack {loc.pack} is missing ({path})") from None
         with self._lock:
             old = self._fds.setdefault(loc.pack, fd)
         if old != fd:
             os.close(fd)
+        elif self._opened is not None:
+            self._opened(loc.pack)
         return old
 
     def forget(self, pack: int) -> None:
@@ -299,16 +315,14 @@ class PackReader:
         if fd is not None:
             os.close(fd)
 
-    def read_entry(self, loc: ChunkLocation, *, fetch: bool = True) -> bytes:
+    def read_entry(self, loc: ChunkLocation) -> bytes:
         """The stored bytes of `loc`, after checking the entry header agrees with the location (and, for
-        a sealed entry, unsealing it).
-
-        Without `fetch`, a pack that is not local is MissingChunk, never fetched from the remote.
+        a sealed entry, unsealing it). MissingChunk if the pack file is not here.
         """
         where = f"pack {loc.pack} at offset {loc.offset}"
         if loc.sealed:
-            _need(self._keys, loc)  # before a fetch: without keys the bytes are of no use
-        fd = self._fd(loc, fetch=fetch)
+            _need(self._keys, loc)
+        fd = self._fd(loc)
         # Header and body in two reads: slicing the body out of one buffer would copy it again.
         header = os.pread(fd, loc.header_size, loc.offset)
         data = os.pread(fd, loc.stored_len, loc.offset + loc.header_size)
@@ -324,7 +338,7 @@ class PackReader:
         Only a hint: a missing pack is reported by `read_entry`, not here.
         """
         try:
-            fd = self._fd(loc, fetch=False)
+            fd = self._fd(loc)
             os.posix_fadvise(fd, loc.offset, loc.entry_size, os.POSIX_FADV_WILLNEED)
         except (MissingChunk, OSError):
             pass

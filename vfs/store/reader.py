@@ -14,10 +14,11 @@ the move is committed, through `ChunkStore.delete`, which bumps `ChunkStore.gene
 file goes. A read resolves the layout again when the generation changed since it was resolved, and a
 read that raced the deletion (it took the old location just before) fails on the missing pack (or
 on the descriptor closed under it), sees the generation changed, and is retried once with fresh
-locations; with a remote, the old pack may instead be fetched back, which still gives the right bytes
-(the file is garbage for the next gc). Until the deletion the old entry is intact, so a stale
+locations; with a remote, the old entry may instead be fetched back from the remote's pack object,
+which still gives the right bytes. Until the deletion the old entry is intact, so a stale
 location read before it gives the right bytes too (verified against the chunk id, as every read is).
-Evicting an uploaded pack changes no location: it is fetched back when read.
+Evicting an uploaded pack changes no location: its entries are fetched back when read
+(`vfs.store.partial`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from vfs.types import ChunkId
 _DECODED_CACHE_BYTES = 32 * 1024 * 1024
 _INLINE_READ_BYTES = 128 * 1024  # a stored chunk this small is read without a thread hop
 _READ_AHEAD_CHUNKS = 8  # decoded ahead of a sequential reader: about 5 MiB
+_REMOTE_READ_AHEAD_CHUNKS = 16  # the same, of chunks fetched from the remote (which takes longer) ...
+_REMOTE_READ_AHEAD_BATCH = 8  # ... asked for at least this many at a time (few, bigger ranged reads)
 _LAYOUTS = 64  # contents whose layout is kept (reads come in runs over a few open files)
 _LAYOUT_CHUNKS = 1 << 20  # and at most this many chunk locations in all (~150 MiB), but for the newest
 # Without `wait` (perhaps on an event loop), a layout not kept yet is resolved only up to this many
@@ -174,23 +177,35 @@ class ContentReader:
 
     def _read_ahead(self, key: bytes, layout: _Layout, offset: int, end: int, next_chunk: int) -> None:
         """A read that starts the content or goes on where the last one of it ended is sequential:
-        decode the next chunks in the background, so that the reads to come find them in memory."""
+        decode the next chunks in the background, so that the reads to come find them in memory.
+
+        Ahead of chunks whose pack is on the remote, further and in batches: each batch is fetched with
+        one or two ranged reads instead of one per chunk (a request costs a round trip, and money).
+        """
+        count = len(layout.locs)
+        ahead, batch = _READ_AHEAD_CHUNKS, 1
+        if next_chunk < count and not self._chunks.is_local(layout.locs[next_chunk].pack):
+            ahead, batch = _REMOTE_READ_AHEAD_CHUNKS, _REMOTE_READ_AHEAD_BATCH
         with self._cache_lock:
             last_end, announced = self._read_ends.get(key, (-1, 0))
             sequential = offset in (0, last_end)
             start = max(next_chunk, announced) if sequential else next_chunk
-            stop = next_chunk + _READ_AHEAD_CHUNKS if sequential else next_chunk
+            stop = min(next_chunk + ahead, count) if sequential else next_chunk
+            if stop - start < batch and stop < count:
+                stop = start  # not yet: wait until a whole batch is due (or the content's end is reached)
             self._read_ends[key] = (end, max(stop, announced if sequential else 0))
             self._read_ends.move_to_end(key)
             if len(self._read_ends) > 64:
                 self._read_ends.popitem(last=False)
-        for loc in layout.locs[start:stop]:
-            cid = loc.chunk_id
-            with self._cache_lock:
-                if cid in self._decoded or cid in self._decoding:
-                    continue
-                self._decoding[cid] = future = self._chunks.read_chunk_soon(loc)
-            future.add_done_callback(functools.partial(self._decoded_soon, cid))
+        with self._cache_lock:
+            todo = list({loc.chunk_id: loc for loc in layout.locs[start:stop]
+                         if loc.chunk_id not in self._decoded and loc.chunk_id not in self._decoding}.values())
+            # All at once: chunks of a pack on the remote are then fetched with few ranged reads, in parallel.
+            started = self._chunks.read_chunks_soon(todo) if todo else []
+            for loc, future in zip(todo, started, strict=True):
+                self._decoding[loc.chunk_id] = future
+        for loc, future in zip(todo, started, strict=True):
+            future.add_done_callback(functools.partial(self._decoded_soon, loc.chunk_id))
 
     def _decoded_soon(self, cid: ChunkId, future: Future[bytes]) -> None:
         """A background decode finished: keep its bytes (a failure is left to a reader to meet)."""

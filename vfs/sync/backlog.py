@@ -2,7 +2,7 @@
 
 The *backlog* is what a sync would upload now: sealed packs without a `remote_packs` row, the open
 pack's data, and catalog changes the newest checkpoint lacks. *Eviction* (`--cache-size`) drops local
-packs the published checkpoint names, least recently read first.
+packs the published checkpoint names and partial packs, least recently read first.
 """
 
 from __future__ import annotations
@@ -78,25 +78,30 @@ def lease_status(repo: Repository) -> dict[str, Any]:
 
 
 def evict(repo: Repository, cap: int, now: Callable[[], float] = time.monotonic) -> str | None:
-    """Remove least recently read packs that the remote holds until local pack bytes are at most `cap`.
+    """Remove least recently read packs that the remote holds until local pack data is at most `cap` bytes.
 
-    Packs read in the last few seconds are kept (a read may be using them). Returns a note when the
-    cap cannot be honoured (data not yet uploaded exceeds it), else None.
+    Local pack data is the whole pack files and the disk blocks of the partial packs (entries fetched
+    one by one, `vfs.store.partial`); both kinds are evicted in one least-recently-read order. Whole
+    packs read in the last few seconds are kept (a read may be using them); a partial pack is kept
+    only while in use. Returns a note when the cap cannot be honoured (data not yet uploaded exceeds
+    it), else None.
     """
     remote = repo.catalog.remote_packs()
     packs = repo.chunks.sealed_packs()
-    total = sum(n for _, n in packs)
+    partial = repo.chunks.partial_packs()
+    total = sum(n for _, n in packs) + sum(n for n, _ in partial.values())
     open_file = repo.chunks.pack_file(repo.chunks.open_pack)
     total += open_file.stat().st_size if open_file.exists() else 0
     if total <= cap:
         return None
     used = repo.chunks.pack_last_use()
     recent = now() - 5.0
-    candidates = sorted((used.get(p, 0.0), p) for p, _ in packs if p in remote and used.get(p, 0.0) < recent)
-    for _, pack in candidates:
+    candidates = sorted([(used.get(p, 0.0), False, p) for p, _ in packs if p in remote and used.get(p, 0.0) < recent]
+                        + [(last, True, p) for p, (_, last) in partial.items()])
+    for _, is_partial, pack in candidates:
         if total <= cap:
             break
-        total -= repo.chunks.evict_pack(pack)
+        total -= repo.chunks.evict_partial(pack) if is_partial else repo.chunks.evict_pack(pack)
     if total > cap:
         return (f"cache size {cap} bytes cannot be honoured: {total} bytes of packs are local"
                 " (not yet uploaded, or in use)")

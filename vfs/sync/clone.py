@@ -1,7 +1,7 @@
 """Clone: make a new store from a remote's newest checkpoint, with all packs or (lazy) none.
 
-A lazy clone fetches each pack on the first read of a chunk in it (`vfs.sync.fetch`); `prefetch`
-fetches the packs some versions need ahead of time.
+A lazy clone fetches the entries a read needs when it is made, with ranged reads (`vfs.sync.fetch`,
+`vfs.store.partial`); `prefetch` fetches whole the packs some versions need, ahead of time.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from vfs.backend import Backend
 from vfs.errors import CorruptChunk, StoreError
 from vfs.fsutil import PRIVATE_FILE, private_dir, replace_file
 from vfs.store import codec
-from vfs.store.packs import PACK_HEADER_SEALED
+from vfs.store.packs import PACK_HEADER_SEALED, PARTIAL_SUFFIX
 from vfs.sync.layout import pack_key
 
 
@@ -47,6 +47,8 @@ def download_pack(backend: Backend, key: str, size: int, dest: Path) -> int:
         )
     private_dir(dest.parent, parents=True)
     replace_file(dest, data)
+    # The whole pack makes its partial copy (entries fetched one by one, vfs.store.partial) moot.
+    dest.with_suffix(PARTIAL_SUFFIX).unlink(missing_ok=True)
     return len(data)
 
 
