@@ -196,7 +196,8 @@ def apply(repo: Repository, prepared: Prepared) -> int:
     """Install `prepared` into the open `repo` (mounted or not); returns the head commit it had before.
 
     Slow-ish (a file replaced, fsyncs): call from a thread. The chunk locations resolved from the old
-    catalog are dropped, and so are local pack files whose number now names another remote object.
+    catalog are dropped, and so are local pack files (whole or partial) whose number now names another
+    remote object.
     """
     catalog = repo.catalog
     old_head = catalog.head().no
@@ -207,10 +208,10 @@ def apply(repo: Repository, prepared: Prepared) -> int:
     # A local pack file of a number that now names another remote object is not that object: one the
     # writer's gc removed and a new pack reused the number of, or this store's own open pack, which
     # holds nothing committed (a store with unpublished commits is never pulled into).
-    for pack in repo.chunks.local_packs():
+    # (A partial pack in use as this runs stays; its stale entries fail their checks and are fetched again.)
+    for pack in {*repo.chunks.local_packs(), *repo.chunks.partial_packs()}:
         if pack in after and before.get(pack) != after[pack]:
-            repo.chunks.forget_pack(pack)
-            repo.chunks.pack_file(pack).unlink(missing_ok=True)
+            repo.chunks.delete(pack)
     return old_head
 
 
