@@ -197,6 +197,13 @@ class Operations(pyfuse3.Operations):
         return await self.fs.write(fh, off, buf)
 
     @_errno
+    async def flush(self, fh: int) -> None:
+        if self.fs.read_only is None:
+            # A writer's mount has nothing to do at close(2): ENOSYS, and the kernel asks no more.
+            raise pyfuse3.FUSEError(errno.ENOSYS)
+        await self.fs.flush(fh)
+
+    @_errno
     async def release(self, fh: int) -> None:
         self._own_handles.discard(fh)
         await self.fs.release(fh)
