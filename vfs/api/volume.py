@@ -30,7 +30,7 @@ from vfs.api.writer import writer_for
 from vfs.catalog import LIVE, Version
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import IsADirectory, NoSuchPath, NotWritable, UsageError
+from vfs.errors import IsADirectory, KeyRequired, NoSuchPath, NotWritable, UsageError
 from vfs.fs import snapshots
 from vfs.fs.diff import Difference, diff
 from vfs.fs.history import parse_spec
@@ -39,8 +39,13 @@ from vfs.fs.restore import Change
 from vfs.fs.snapshots import SnapshotInfo
 from vfs.fs.times import commit_named, time_option
 from vfs.maintenance.put import PutItem, PutResult
+from vfs.passwords import Wording, get_passphrase
+from vfs.repository import PassphraseSource
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
+LocalPath = str | os.PathLike[str]
+# How a Python user gives a passphrase, for the message when none is found (vfs.passwords).
+_WORDING = Wording("password_file=", "key_file=", "password=, password_file= or key_file= to vfs.open")
 GET_THREADS = 4  # files written at once by `get` of a tree
 
 
@@ -56,14 +61,17 @@ class Volume:
     Args:
         store: the store directory.
         writable: allow changes (put, write_*, snapshot, restore, ...); without it they raise NotWritable.
-        password: the passphrase of an encrypted volume (unused by volumes that are not encrypted).
+        password, password_file, key_file: how an encrypted volume is unlocked (see `vfs.open`).
     """
 
-    def __init__(self, store: Path, *, writable: bool = False, password: str | None = None) -> None:
+    def __init__(self, store: Path, *, writable: bool = False, password: str | bytes | None = None,
+                 password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> None:
         self.store = store
         self.writable = writable
-        self._passphrase = None if password is None else (lambda: password.encode())
-        self._repo = open_repository(store, lock=False, passphrase=self._passphrase)
+        passphrase = _passphrase_source(store, password, password_file, key_file)
+        self._repo = open_repository(store, lock=False, passphrase=passphrase)
+        # An encrypted volume's keys, unlocked once: each write without a daemon reopens the store with them.
+        self._keys = self._repo.keys
 
     def close(self) -> None:
         """Close the store (the volume cannot be used after)."""
@@ -335,7 +343,7 @@ class Volume:
         if exact and is_dir:
             raise IsADirectory(f"{dest} is a directory in the volume")
         plan = _plan(local, names, is_dir)
-        writer = writer_for(self.store, self._passphrase)
+        writer = writer_for(self.store, self._keys)
         total = sum(plan.sizes)
         with bar(f"put {local.name or local}", total, sum(not i.is_dir for i in plan.items), progress) as advance:
             return writer.put(plan.items, plan.sizes, checksum=checksum, advance=advance)
@@ -355,24 +363,24 @@ class Volume:
     def mkdir(self, path: str) -> None:
         """Make the directory PATH (and those above it); nothing if it exists."""
         names = self._check_writable(path)
-        writer_for(self.store, self._passphrase).put([PutItem("", names, is_dir=True)], [0], checksum=False,
+        writer_for(self.store, self._keys).put([PutItem("", names, is_dir=True)], [0], checksum=False,
                                    advance=lambda *_: None)
 
     def remove(self, path: str, *, recursive: bool = False) -> list[str]:
         """Remove PATH from the volume (a directory only with `recursive`); its history stays reachable
         (`PATH@SPEC`, `versions`). Returns the paths removed."""
         names = self._check_writable(path)
-        return writer_for(self.store, self._passphrase).remove(names, recursive=recursive)
+        return writer_for(self.store, self._keys).remove(names, recursive=recursive)
 
     def snapshot(self, name: str | None = None) -> str:
         """Name the current tree (default name: the UTC time); returns the name."""
         self._check_writable("")
-        return writer_for(self.store, self._passphrase).snapshot(name)
+        return writer_for(self.store, self._keys).snapshot(name)
 
     def delete_snapshot(self, name: str) -> None:
         """Delete a snapshot's name; the history it named stays."""
         self._check_writable("")
-        writer_for(self.store, self._passphrase).delete_snapshot(name)
+        writer_for(self.store, self._keys).delete_snapshot(name)
 
     def restore(self, path: str, to: str | None = None, *, delete: bool = False, dry_run: bool = False) -> list[Change]:
         """Bring `PATH[@SPEC]` back as it was, as new versions (at `to` instead, when given); see `vfs restore`."""
@@ -381,7 +389,7 @@ class Volume:
         names, spec = reading.split(path)
         dest = None if to is None else self._check_writable(to)
         try:
-            return writer_for(self.store, self._passphrase).restore(names, spec, dest, delete=delete, dry_run=dry_run)
+            return writer_for(self.store, self._keys).restore(names, spec, dest, delete=delete, dry_run=dry_run)
         except UsageError as e:
             if "version" in str(e) or "snapshot" in str(e) or "time" in str(e):
                 raise NoSuchPath(f"{path}: {e}") from None
@@ -398,7 +406,7 @@ class Volume:
 
         from vfs.maintenance.service import Maintenance
 
-        with open_repository(self.store, passphrase=self._passphrase) as repo:
+        with open_repository(self.store, keys=self._keys) as repo:
             service = Maintenance(repo)
             with bar("sync", 0, 0, progress) as advance:
                 seen = [0]
@@ -409,6 +417,27 @@ class Volume:
 
                 left = trio.run(lambda: service.sync_now(limit=timeout, progress=show))
             return left if left is not None else service.status()
+
+
+def _passphrase_source(store: Path, password: str | bytes | None, password_file: LocalPath | None,
+                       key_file: LocalPath | None) -> PassphraseSource:
+    """What unlocks `store` if it is encrypted (called only then): `password`, else the sources the CLI
+    reads (vfs.passwords: `password_file`, `key_file`, the environment, a prompt on a terminal only)."""
+    if password is not None:
+        if password_file is not None or key_file is not None:
+            raise UsageError("give one of password, password_file and key_file")
+        secret = password.encode() if isinstance(password, str) else bytes(password)
+        return lambda: secret
+
+    def find() -> bytes:
+        try:
+            return get_passphrase(password_file=None if password_file is None else Path(password_file).expanduser(),
+                                  key_file=None if key_file is None else Path(key_file).expanduser(),
+                                  wording=_WORDING).secret
+        except KeyRequired as e:
+            raise KeyRequired(f"{store} is an encrypted volume and {e}") from None
+
+    return find
 
 
 def _is_history(catalog: Any, spec: str) -> bool:
@@ -451,7 +480,8 @@ def _plan(local: Path, dest: tuple[bytes, ...], dest_is_dir: bool) -> _Plan:
 
 
 def open(location: str | os.PathLike[str] | None = None, *, writable: bool = False, endpoint_url: str | None = None,
-         cache_dir: str | os.PathLike[str] | None = None, password: str | None = None) -> Volume:
+         cache_dir: str | os.PathLike[str] | None = None, password: str | bytes | None = None,
+         password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> Volume:
     """Open a vfs volume: `with vfs.open("~/stores/work", writable=True) as vol: vol.put("data", "./data")`.
 
     Args:
@@ -460,26 +490,37 @@ def open(location: str | os.PathLike[str] | None = None, *, writable: bool = Fal
         writable: allow changes; a mounted store is changed through its daemon, an unmounted one with
             its lock held for each change.
         endpoint_url, cache_dir: for `s3://` locations (the S3 endpoint, where fetched data is kept).
-        password: the passphrase of an encrypted volume; volumes that are not encrypted ignore it.
+        password: the passphrase (or a key file's content) of an encrypted volume; volumes that are not
+            encrypted ignore it, as they ignore the rest.
+        password_file, key_file: a file holding the passphrase; a key file (`vfs key add --new-key-file`).
+            Without any of these three, an encrypted volume's passphrase comes from where the CLI finds
+            it: $VFS_PASSWORD_FILE, $VFS_PASSWORD_COMMAND, $VFS_PASSWORD, the systemd credential
+            vfs-password, else a prompt, but only when standard input is a terminal.
 
     Raises:
         NotAStore: no store there. UsageError: a location of another kind.
+        KeyRequired: an encrypted volume and no passphrase found (the message says where to give one).
+        WrongPassphrase: the passphrase opens none of the volume's keys.
     """
     if endpoint_url is not None or cache_dir is not None:
         store_directory(location)  # a remote location says it is not supported yet
         raise UsageError("endpoint_url and cache_dir apply to s3:// locations only")
-    return Volume(store_directory(location), writable=writable, password=password)
+    return Volume(store_directory(location), writable=writable, password=password, password_file=password_file,
+                  key_file=key_file)
 
 
-def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | None = None) -> bytes:
+def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | bytes | None = None,
+         password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> bytes:
     """The content a reference from `Volume.url` names (`blake3://HEX/NAME`), from the store at `location`
-    (None: $VFS_HOME or ~/.local/share/vfs/default), which must hold that content.
+    (None: $VFS_HOME or ~/.local/share/vfs/default), which must hold that content; an encrypted one is
+    unlocked as `vfs.open` does.
 
     Raises:
         UsageError: not such a reference. NoSuchPath: the store does not hold that content.
     """
     content_hash, _ = parse_url(url)
-    with Volume(store_directory(location), password=password) as vol:
+    with Volume(store_directory(location), password=password, password_file=password_file,
+                key_file=key_file) as vol:
         return vol.read_bytes(content_hash)
 
 
