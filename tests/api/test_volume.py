@@ -172,6 +172,9 @@ def test_a_reference_loads_from_the_store_and_through_vfs_cat(store: Path) -> No
 def test_a_missing_store_says_so(tmp_path: Path) -> None:
     with pytest.raises(NotAStore, match=r"no store at .*nowhere: the directory does not exist"):
         vfs.open(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("not a store")
+    with pytest.raises(NotAStore, match=r"a-file is not a vfs store"):
+        vfs.open(tmp_path / "a-file")
     (tmp_path / "empty").mkdir()
     with pytest.raises(NotAStore, match=r"empty is not a vfs store \(no catalog.db\); create one with 'vfs init"):
         vfs.open(tmp_path / "empty")
@@ -213,12 +216,53 @@ def test_a_write_to_history_or_a_read_only_volume_is_a_permission_error(store: P
         vol.write_text("user@host.txt", "a name with an '@' that names no history is a name")
         assert vol.ls() == ["f", "user@host.txt"]
     with vfs.open(store) as ro:
-        with pytest.raises(PermissionError, match="opened read-only: open it with writable=True"):
+        with pytest.raises(PermissionError, match="opened read-only: open it with writable=True") as e:
             ro.write_text("f", "z")
-        with pytest.raises(PermissionError):
-            ro.snapshot("s2")
+        assert isinstance(e.value, NotWritable) and e.value.errno == errno.EROFS
+        for change in (lambda: ro.snapshot("s2"), lambda: ro.delete_snapshot("snap"), lambda: ro.remove("f"),
+                       lambda: ro.restore("f@1"), lambda: ro.mkdir("d"), lambda: ro.open("g", "wb")):
+            with pytest.raises(NotWritable):
+                change()
     with vfs.open(store) as vol:
         assert vol.read_text("f") == "x" and [s.name for s in vol.snapshots()] == ["snap"]
+
+
+def test_a_write_inside_a_history_view_is_a_permission_error(store: Path) -> None:
+    """`d@snap/x` and `/.snapshots/...` are views in the mount: a write there must not make a real `d@snap`
+    or `.snapshots` directory (which would hide the view) but fail as history does."""
+    with vfs.open(store, writable=True) as vol:
+        vol.write_text("d/x", "1")
+        vol.snapshot("snap")
+        for path, view in [("d@snap/x", "d@snap"), ("d@1970-01-02/new/y", "d@1970-01-02"),
+                           (".snapshots/snap/d/x", ".snapshots"), (".snapshots", ".snapshots")]:
+            with pytest.raises(PermissionError, match=re.escape(f"{path}: {view} is history, which is read-only")):
+                vol.write_text(path, "2")
+            with pytest.raises(NotWritable):
+                vol.mkdir(path)
+        with pytest.raises(NotWritable):
+            vol.put("d@snap", b"3")
+        assert vol.ls() == ["d"] and vol.read_text("d/x") == "1"
+        vol.write_text("d/.snapshots", "only the root's is a view")
+        vol.write_text("user@host/x", "a directory whose '@' names no history is a directory")
+        assert vol.ls() == ["d", "user@host"] and vol.ls("d") == ["d/.snapshots", "d/x"]
+
+
+def test_what_names_nothing_is_a_file_not_found_error(store: Path) -> None:
+    with vfs.open(store, writable=True) as vol:
+        vol.write_text("f", "x")
+        for call, message in [(lambda: vol.remove("missing"), "missing does not exist in the volume"),
+                              (lambda: vol.delete_snapshot("nosuch"), "no snapshot named 'nosuch'"),
+                              (lambda: vol.restore("missing@-1s"), "missing"),
+                              (lambda: vol.restore("f@7"), "f has no version 7"),
+                              (lambda: vol.diff("nosuch"), "no snapshot named 'nosuch'"),
+                              (lambda: vol.diff("-1s", "2026-13-45"), "is not a snapshot name or a valid time"),
+                              (lambda: vol.fetch(["missing"]), "missing does not exist"),
+                              (lambda: vol.versions("missing"), "missing does not exist and never did")]:
+            with pytest.raises(FileNotFoundError, match=re.escape(message)) as e:
+                call()
+            assert isinstance(e.value, NoSuchPath), message
+        with pytest.raises(UsageError, match="a list of paths"):
+            vol.fetch("f")
 
 
 def test_an_unmounted_store_is_locked_while_written_and_free_between_writes(store: Path) -> None:

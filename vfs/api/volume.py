@@ -10,6 +10,7 @@ was written in the mount before it. Writes: see `vfs.api.writer`.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import shutil
 import stat
@@ -30,17 +31,18 @@ from vfs.api.writer import writer_for
 from vfs.catalog import LIVE, Version
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import IsADirectory, KeyRequired, NoSuchPath, NotWritable, UsageError
+from vfs.errors import IsADirectory, KeyRequired, NoSuchPath, NotFound, NotWritable, UsageError, WrongPassphrase
 from vfs.fs import snapshots
 from vfs.fs.diff import Difference, diff
 from vfs.fs.history import parse_spec
-from vfs.fs.locate import joined, lookup_at
+from vfs.fs.locate import joined, lookup_at, show
 from vfs.fs.restore import Change
 from vfs.fs.snapshots import SnapshotInfo
 from vfs.fs.times import commit_named, time_option
+from vfs.fs.views import SNAPSHOTS_NAME
 from vfs.maintenance.put import PutItem, PutResult
 from vfs.passwords import Wording, get_passphrase
-from vfs.repository import PassphraseSource
+from vfs.types import ROOT_INO, InodeNo
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
 LocalPath = str | os.PathLike[str]
@@ -68,8 +70,11 @@ class Volume:
                  password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> None:
         self.store = store
         self.writable = writable
-        passphrase = _passphrase_source(store, password, password_file, key_file)
-        self._repo = open_repository(store, lock=False, passphrase=passphrase)
+        unlock = _Unlock(store, password, password_file, key_file)
+        try:
+            self._repo = open_repository(store, lock=False, passphrase=unlock)
+        except WrongPassphrase as e:
+            raise WrongPassphrase(f"{e} (the passphrase given by {unlock.source})") from None
         # An encrypted volume's keys, unlocked once: each write without a daemon reopens the store with them.
         self._keys = self._repo.keys
 
@@ -253,8 +258,11 @@ class Volume:
         """What changed from A to B (default: now): snapshot names or times, as `vfs diff` takes them."""
         self._settle()
         catalog = self._repo.catalog
-        older = commit_named(catalog, a)
-        newer = catalog.head().no if b is None else commit_named(catalog, b)
+        try:
+            older = commit_named(catalog, a)
+            newer = catalog.head().no if b is None else commit_named(catalog, b)
+        except UsageError as e:  # names no snapshot or time: as a path with a bad @SPEC is
+            raise NoSuchPath(str(e)) from None
         return diff(catalog, older, newer)
 
     def status(self) -> dict[str, Any]:
@@ -273,10 +281,10 @@ class Volume:
         without a remote: it holds all its data)."""
         from vfs.sync.clone import prefetch
 
-        if self._repo.fetcher is None:
-            return 0
+        if isinstance(paths, str):
+            raise UsageError("fetch takes a list of paths (fetch([path]))")
         wanted: list[Version] = []
-        for path in paths:
+        for path in paths:  # each must name something, even where there is nothing to fetch
             found = reading.located(self._repo.catalog, path)
             if found.is_dir:
                 catalog = self._repo.catalog
@@ -284,6 +292,8 @@ class Volume:
                            if i.has_content and (v := catalog.version_at(i.ino, found.at)) is not None]
             elif found.version is not None:
                 wanted.append(found.version)
+        if self._repo.fetcher is None:
+            return 0
         total = sum(v.size for v in wanted)
         with bar("fetch", total, len(wanted), progress) as advance:
             done = [0]
@@ -296,13 +306,25 @@ class Volume:
 
     # -- writing ---------------------------------------------------------------------------------
     def _check_writable(self, path: str) -> tuple[bytes, ...]:
-        """The volume path a write to `path` goes to (NotWritable for history or a read-only volume)."""
+        """The volume path a write to `path` goes to (NotWritable for history or a read-only volume).
+
+        History is any name the mount shows as a view rather than a real entry: `NAME@SPEC` (on the last
+        component or on a directory above it: `d@snap/x`) and `/.snapshots`, unless a real entry has that
+        name. Writing there would make a real file or directory of that name, hiding the view.
+        """
         names, spec = reading.split(path)
+        catalog = self._repo.catalog
         if spec is not None:
             full = joined(names, spec)
-            if lookup_at(self._repo.catalog, full, LIVE) is None and _is_history(self._repo.catalog, spec):
+            if lookup_at(catalog, full, LIVE) is None and _is_history(catalog, spec):
                 raise NotWritable(f"{path}: history is read-only (write to the path without @{spec})")
             names = full
+        ino: InodeNo | None = ROOT_INO
+        for i, name in enumerate(names):
+            child = None if ino is None else catalog.lookup(ino, name)
+            if child is None and _is_view(catalog, name, at_root=i == 0):
+                raise NotWritable(f"{path}: {show(names[:i + 1])} is history, which is read-only")
+            ino = child
         if not self.writable:
             raise NotWritable(f"{self.store} was opened read-only: open it with writable=True to change it")
         return names
@@ -341,7 +363,8 @@ class Volume:
         names = self._check_writable(dest)
         is_dir = self._is_volume_dir(names)
         if exact and is_dir:
-            raise IsADirectory(f"{dest} is a directory in the volume")
+            raise IsADirectory(f"{show(names)} is a directory in the volume" if names
+                               else "the volume's root is a directory: put a file at a path inside it")
         plan = _plan(local, names, is_dir)
         writer = writer_for(self.store, self._keys)
         total = sum(plan.sizes)
@@ -370,7 +393,8 @@ class Volume:
         """Remove PATH from the volume (a directory only with `recursive`); its history stays reachable
         (`PATH@SPEC`, `versions`). Returns the paths removed."""
         names = self._check_writable(path)
-        return writer_for(self.store, self._keys).remove(names, recursive=recursive)
+        with _no_such_path():
+            return writer_for(self.store, self._keys).remove(names, recursive=recursive)
 
     def snapshot(self, name: str | None = None) -> str:
         """Name the current tree (default name: the UTC time); returns the name."""
@@ -380,7 +404,8 @@ class Volume:
     def delete_snapshot(self, name: str) -> None:
         """Delete a snapshot's name; the history it named stays."""
         self._check_writable("")
-        writer_for(self.store, self._keys).delete_snapshot(name)
+        with _no_such_path():
+            writer_for(self.store, self._keys).delete_snapshot(name)
 
     def restore(self, path: str, to: str | None = None, *, delete: bool = False, dry_run: bool = False) -> list[Change]:
         """Bring `PATH[@SPEC]` back as it was, as new versions (at `to` instead, when given); see `vfs restore`."""
@@ -389,7 +414,8 @@ class Volume:
         names, spec = reading.split(path)
         dest = None if to is None else self._check_writable(to)
         try:
-            return writer_for(self.store, self._keys).restore(names, spec, dest, delete=delete, dry_run=dry_run)
+            with _no_such_path():
+                return writer_for(self.store, self._keys).restore(names, spec, dest, delete=delete, dry_run=dry_run)
         except UsageError as e:
             if "version" in str(e) or "snapshot" in str(e) or "time" in str(e):
                 raise NoSuchPath(f"{path}: {e}") from None
@@ -419,25 +445,50 @@ class Volume:
             return left if left is not None else service.status()
 
 
-def _passphrase_source(store: Path, password: str | bytes | None, password_file: LocalPath | None,
-                       key_file: LocalPath | None) -> PassphraseSource:
-    """What unlocks `store` if it is encrypted (called only then): `password`, else the sources the CLI
-    reads (vfs.passwords: `password_file`, `key_file`, the environment, a prompt on a terminal only)."""
-    if password is not None:
-        if password_file is not None or key_file is not None:
+class _Unlock:
+    """What unlocks a store if it is encrypted (called only then): `password`, else the sources the CLI
+    reads (vfs.passwords: `password_file`, `key_file`, the environment, a prompt on a terminal only).
+    Remembers where the passphrase came from, for the message when it is wrong."""
+
+    def __init__(self, store: Path, password: str | bytes | None, password_file: LocalPath | None,
+                 key_file: LocalPath | None) -> None:
+        if password is not None and (password_file is not None or key_file is not None):
             raise UsageError("give one of password, password_file and key_file")
-        secret = password.encode() if isinstance(password, str) else bytes(password)
-        return lambda: secret
+        self._store = store
+        self._password = password
+        self._password_file = None if password_file is None else Path(password_file).expanduser()
+        self._key_file = None if key_file is None else Path(key_file).expanduser()
+        self.source = "password="
 
-    def find() -> bytes:
+    def __call__(self) -> bytes:
+        if self._password is not None:
+            return self._password.encode() if isinstance(self._password, str) else bytes(self._password)
         try:
-            return get_passphrase(password_file=None if password_file is None else Path(password_file).expanduser(),
-                                  key_file=None if key_file is None else Path(key_file).expanduser(),
-                                  wording=_WORDING).secret
+            found = get_passphrase(password_file=self._password_file, key_file=self._key_file, wording=_WORDING)
         except KeyRequired as e:
-            raise KeyRequired(f"{store} is an encrypted volume and {e}") from None
+            raise KeyRequired(f"{self._store} is an encrypted volume and {e}") from None
+        self.source = found.source
+        return found.secret
 
-    return find
+
+@contextlib.contextmanager
+def _no_such_path() -> Iterator[None]:
+    """The core's NotFound (a path, or a snapshot, that names nothing) as NoSuchPath, the
+    FileNotFoundError a Python user catches (the daemon's answers included)."""
+    try:
+        yield
+    except NoSuchPath:
+        raise
+    except NotFound as e:
+        raise NoSuchPath(str(e)) from None
+
+
+def _is_view(catalog: Any, name: bytes, *, at_root: bool) -> bool:
+    """Whether the name `name`, which no real entry has, is one the mount shows as history."""
+    if at_root and name == SNAPSHOTS_NAME:
+        return True
+    base, at, spec = name.rpartition(b"@")
+    return bool(at and base) and _is_history(catalog, os.fsdecode(spec))
 
 
 def _is_history(catalog: Any, spec: str) -> bool:
