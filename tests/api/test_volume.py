@@ -90,6 +90,63 @@ def test_get_a_tree_as_it_was_and_a_file_by_hash(store: Path, tmp_path: Path) ->
         assert vol.read_bytes(digest[:7 + 16]) == b"v1"  # a unique prefix will do
 
 
+def local_tree(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    """path -> (content, mode, mtime in ns) of every regular file under `root`; an empty file's mtime is
+    left out (0): it has no version, and the put that made it keeps no time for it."""
+    return {str(f.relative_to(root)): (f.read_bytes(), f.stat().st_mode & 0o7777, f.stat().st_size and
+                                       f.stat().st_mtime_ns) for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+@pytest.fixture
+def mixed_tree(tmp_path: Path) -> Path:
+    """Small, empty and multi-chunk files (one past the writers' small-file size), in nested directories."""
+    files = {f"d{i % 3}/e{i % 2}/f{i:03d}": os.urandom(i * 37) for i in range(40)}  # f000 is empty
+    files["big/one.bin"] = os.urandom(5 << 20)
+    files["d0/empty-last"] = b""
+    root = tree(tmp_path, files)
+    (root / "d1" / "e1" / "f001").chmod(0o600)
+    (root / "d2" / "e0" / "f002").chmod(0o755)
+    os.utime(root / "d1" / "e1" / "f037", ns=(10**18, 10**18))
+    return root
+
+
+@pytest.mark.parametrize("batch_files", [1, 7, 256])
+def test_get_of_a_tree_writes_every_file_with_its_mode_and_time(store: Path, tmp_path: Path, mixed_tree: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 batch_files: int) -> None:
+    from vfs.api import download
+
+    monkeypatch.setattr(download, "BATCH_FILES", batch_files)
+    with vfs.open(store, writable=True) as vol:
+        vol.put("t", mixed_tree, progress=False)
+        out = vol.get("t", tmp_path / "out", progress=False)
+    assert local_tree(out) == local_tree(mixed_tree)
+
+
+def test_get_of_a_tree_resolves_again_when_a_location_goes_stale(store: Path, tmp_path: Path, mixed_tree: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk repacked (by a mounted volume's gc) after the stream resolved its location: the files not
+    written yet are read again with fresh locations, not reported as damage."""
+    from vfs.errors import MissingChunk
+
+    with vfs.open(store, writable=True) as vol:
+        vol.put("t", mixed_tree, progress=False)
+        real = ChunkStore.read_chunks
+        streams = []
+
+        def stale_after_ten(self: ChunkStore, locs: object) -> object:
+            streams.append(locs)
+            for n, data in enumerate(real(self, locs)):  # type: ignore[arg-type]
+                if n == 10:
+                    raise MissingChunk("pack 1 is gone")
+                yield data
+
+        monkeypatch.setattr(ChunkStore, "read_chunks", stale_after_ten)
+        out = vol.get("t", tmp_path / "out", progress=False)
+        assert len(streams) >= 2  # the stream, then file by file (iter_content reads through read_chunks too)
+    assert local_tree(out) == local_tree(mixed_tree)
+
+
 def test_open_reads_at_any_offset_and_only_the_chunks_it_needs(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom(24 << 20)
     with vfs.open(store, writable=True) as vol:

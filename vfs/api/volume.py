@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vfs.api import reading
+from vfs.api.download import write_file, write_tree
 from vfs.api.files import NewVersionWriter, reader
 from vfs.api.location import store_directory
 from vfs.api.progress import bar
@@ -45,10 +46,10 @@ from vfs.passwords import Wording, get_passphrase
 from vfs.types import ROOT_INO, InodeNo
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
+SCAN_THREADS = 8  # directories of a folder being put that are read at once (disk reads when not cached)
 LocalPath = str | os.PathLike[str]
 # How a Python user gives a passphrase, for the message when none is found (vfs.passwords).
 _WORDING = Wording("password_file=", "key_file=", "password=, password_file= or key_file= to vfs.open")
-GET_THREADS = 4  # files written at once by `get` of a tree
 
 
 @dataclass(frozen=True)
@@ -194,52 +195,24 @@ class Volume:
         target = Path(dest)
         if reading.is_hash(path):
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._write_local(reading.by_hash(catalog, path), target, 0o644, None)
+            write_file(self._repo, reading.by_hash(catalog, path), target, 0o644, None)
             return target
         found = reading.located(catalog, path)
         if not found.is_dir:
             if target.is_dir():
                 target = target / os.fsdecode(found.names[-1] if found.names else b"file")
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._write_local(found.version, target, stat.S_IMODE(found.mode), None)
+            write_file(self._repo, found.version, target, found.mode, None)
             return target
         items = list(reading.tree(catalog, found))
-        files = [i for i in items if stat.S_ISREG(i.mode)]
+        files = [i for i in items if stat.S_ISREG(i.mode)]  # symlinks and special files are not written out
         target.mkdir(parents=True, exist_ok=True)
-        with bar(f"get {path or '/'}", sum(i.size for i in files), len(files), progress) as advance, \
-                ThreadPoolExecutor(GET_THREADS, thread_name_prefix="vfs-get") as pool:
-            for item in items:  # parents first: a directory exists before what it holds is written
-                if stat.S_ISDIR(item.mode):
-                    target.joinpath(*map(os.fsdecode, item.names)).mkdir(exist_ok=True)
-            # Small files are one chunk each: several at once keep the disk and both cores busy.
-            done = [pool.submit(self._get_file, i, found.at, target.joinpath(*map(os.fsdecode, i.names)), advance)
-                    for i in files]
-            for future in done:
-                future.result()  # symlinks and special files are not written out
+        for item in items:  # parents first: a directory exists before what it holds is written
+            if stat.S_ISDIR(item.mode):
+                target.joinpath(*map(os.fsdecode, item.names)).mkdir(exist_ok=True)
+        with bar(f"get {path or '/'}", sum(i.size for i in files), len(files), progress) as advance:
+            write_tree(self._repo, files, found.at, target, advance)
         return target
-
-    def _get_file(self, item: reading.TreeItem, at: int, local: Path, advance: Any) -> None:
-        version = self._repo.catalog.version_at(item.ino, at) if item.has_content else None
-        self._write_local(version, local, stat.S_IMODE(item.mode), advance)
-
-    def _write_local(self, version: Version | None, local: Path, mode: int, advance: Any) -> None:
-        """Write `version` (None: empty) to the local file `local` with `mode` and the version's mtime."""
-        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            if version is not None:
-                for data in self._repo.iter_content(version):
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    if advance is not None:
-                        advance(len(data), 0)
-            os.fchmod(fd, mode & 0o7777 or 0o644)
-            if version is not None:
-                os.utime(fd, ns=(version.mtime_ns, version.mtime_ns))
-        finally:
-            os.close(fd)
-        if advance is not None:
-            advance(0, 1)
 
     def versions(self, path: str = "", since: str | None = None, until: str | None = None) -> list[FileVersion]:
         """The versions of the file PATH, oldest first, or of every file that is or was under the
@@ -513,21 +486,34 @@ def _plan(local: Path, dest: tuple[bytes, ...], dest_is_dir: bool) -> _Plan:
     if not local.is_dir():
         raise UsageError(f"{local} is neither a regular file nor a directory")
     items, sizes = [PutItem(str(local), dest, is_dir=True)], [0]
-    todo = [(os.fspath(local), dest)]
-    while todo:  # os.scandir: kinds from the directory itself, one lstat per file (pathlib costs more)
-        top, base = todo.pop()
-        with os.scandir(top) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            names = (*base, os.fsencode(e.name))
-            if e.is_dir(follow_symlinks=False):
-                items.append(PutItem(e.path, names, is_dir=True))
-                sizes.append(0)
-                todo.append((e.path, names))
-            elif e.is_file(follow_symlinks=False):
-                items.append(PutItem(e.path, names))
-                sizes.append(e.stat(follow_symlinks=False).st_size)
+    # A directory not in the page cache is a disk read, and so is each file's inode: the pool scans
+    # directories (and stats their files) ahead, as soon as they are found, while they are put in
+    # order here, depth first (the order the catalog lists a tree in, so `get` reads packs front to back).
+    with ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="vfs-scan") as pool:
+        todo = [(pool.submit(_scan, os.fspath(local)), dest)]
+        while todo:
+            found, base = todo.pop()
+            for entry, path, is_dir, size in found.result():
+                names = (*base, os.fsencode(entry))
+                items.append(PutItem(path, names, is_dir=is_dir))
+                sizes.append(size)
+                if is_dir:
+                    todo.append((pool.submit(_scan, path), names))
     return _Plan(items, sizes)
+
+
+def _scan(top: str) -> list[tuple[str, str, bool, int]]:
+    """(name, path, is a directory, size) of the directories and regular files in `top`, by name; symlinks
+    and special files are left out. os.scandir: kinds from the directory itself, one lstat per file."""
+    with os.scandir(top) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    out = []
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            out.append((e.name, e.path, True, 0))
+        elif e.is_file(follow_symlinks=False):
+            out.append((e.name, e.path, False, e.stat(follow_symlinks=False).st_size))
+    return out
 
 
 def open(location: str | os.PathLike[str] | None = None, *, writable: bool = False, endpoint_url: str | None = None,

@@ -15,7 +15,8 @@ Items go in batches (BATCH_BYTES, BATCH_FILES): the event loop looks the destina
 missing directories; a thread checks, hashes and ingests the batch's files and makes their chunks durable
 with one fsync; back on the loop, the new files of each directory are created in one transaction
 (`vfs.catalog.bulk`) and the batch's versions committed in one more (each version still a commit of its
-own), while the thread goes on with the next batch. So the chunks are durable before any version
+own). The three overlap: while the thread ingests a batch, the loop looks the next one up and commits
+the one before. So the chunks are durable before any version
 points to them, and the loop never waits on a file's bytes.
 """
 
@@ -141,22 +142,26 @@ async def put(
 
     result = PutResult()
     dirs: dict[tuple[bytes, ...], InodeNo] = {}  # directories of this put, looked up or made once
-    send, receive = trio.open_memory_channel[list[_File]](1)
+    to_ingest, ingest_receive = trio.open_memory_channel[list[_File]](1)
+    to_commit, commit_receive = trio.open_memory_channel[list[_File]](1)
+
+    async def ingest_in_order() -> None:
+        # The thread reads and stores one batch while the loop looks the next one up and commits the last.
+        async with to_commit:
+            async for batch in ingest_receive:
+                await trio.to_thread.run_sync(_ingest_batch, repo, batch, checksum, progress)
+                await to_commit.send(batch)
 
     async def commit_in_order() -> None:
-        # Commits a batch on the loop while the next one is read and stored in a thread.
-        async for ingested in receive:
+        async for ingested in commit_receive:
             _commit(repo.catalog, ingested, uid, gid, being_written, changed, result)
             await trio.lowlevel.checkpoint()
-
-    async def ingest(batch: list[_File]) -> None:
-        await trio.to_thread.run_sync(_ingest_batch, repo, batch, checksum, progress)
-        await send.send(batch)
 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(commit_in_order)
-            await _produce(repo, items, uid, gid, changed, result, dirs, ingest, send)
+            nursery.start_soon(ingest_in_order)
+            await _produce(repo, items, uid, gid, changed, result, dirs, to_ingest.send, to_ingest)
     except BaseExceptionGroup as group:  # one error in one line for the caller, as everywhere
         raise _sole(group) from None
     return result
