@@ -15,6 +15,7 @@ the stream with the pack missing or changed; the files not yet written are then 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections import deque
@@ -42,24 +43,45 @@ Advance = Callable[[int, int], None]  # (bytes, files) written: progress
 @dataclass
 class _File:
     item: TreeItem
-    local: Path
+    local: bytes  # its local path (bytes: a Path per file cost as much as writing a small one)
     version: Version | None = None  # None: an empty file
 
 
-def write_tree(repo: Repository, files: list[TreeItem], at: int, target: Path, advance: Advance) -> None:
-    """Write the regular files `files` (paths below `target`, whose directories exist) as they were at
-    commit `at`: content, mode and modification time."""
-    todo = deque(_File(i, target.joinpath(*map(os.fsdecode, i.names))) for i in files)
-    queued: deque[_File] = deque()  # files whose chunks are in the stream, in order
-    try:
-        with ThreadPoolExecutor(WRITERS, thread_name_prefix="vfs-get") as writers:
+def write_tree(repo: Repository, items: list[TreeItem], at: int, target: Path, advance: Advance) -> None:
+    """Write the tree `items` (paths below the existing directory `target`, parents first) as it was at
+    commit `at`: its directories, and its regular files with their content, mode and modification time
+    (symlinks and special files are not written out)."""
+    top = os.fsencode(target)
+    with ThreadPoolExecutor(WRITERS, thread_name_prefix="vfs-get") as writers:
+        _make_directories(writers, [os.path.join(top, *i.names) for i in items if stat.S_ISDIR(i.mode)])
+        todo = deque(_File(i, os.path.join(top, *i.names)) for i in items if stat.S_ISREG(i.mode))
+        queued: deque[_File] = deque()  # files whose chunks are in the stream, in order
+        try:
             _stream(repo, todo, queued, at, writers, advance)
-    except (MissingChunk, CorruptChunk):
-        # A location went stale under the stream: resolve afresh, file by file, from the one it was at
-        # (a real fault fails there again, and is raised from there).
-        for f in [*queued, *todo]:
-            version = f.version if f.version is not None else repo.catalog.version_at(f.item.ino, at)
-            write_file(repo, version, f.local, f.item.mode, advance)
+            return
+        except (MissingChunk, CorruptChunk):
+            pass
+    # A location went stale under the stream: resolve afresh, file by file, from the one it was at (a
+    # real fault fails there again, and is raised from there).
+    for f in [*queued, *todo]:
+        version = f.version if f.version is not None else repo.catalog.version_at(f.item.ino, at)
+        write_file(repo, version, f.local, f.item.mode, advance)
+
+
+def _make_directories(pool: ThreadPoolExecutor, paths: list[bytes]) -> None:
+    """Make `paths` (parents first), those of one depth at once: a directory is a disk write, and the
+    file system makes those of different parents in parallel."""
+    by_depth: dict[int, list[bytes]] = {}
+    for path in paths:
+        by_depth.setdefault(path.count(b"/"), []).append(path)
+    for depth in sorted(by_depth):
+        for _ in pool.map(_mkdir, by_depth[depth]):
+            pass
+
+
+def _mkdir(path: bytes) -> None:
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
 
 
 def _stream(repo: Repository, todo: deque[_File], queued: deque[_File], at: int, writers: ThreadPoolExecutor,
@@ -138,7 +160,7 @@ def _write_whole(f: _File, parts: list[bytes], advance: Advance) -> None:
     _finish(fd, f, advance)
 
 
-def _create(local: Path) -> int:
+def _create(local: bytes | Path) -> int:
     return os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
 
 
@@ -159,7 +181,8 @@ def _finish(fd: int, f: _File, advance: Advance) -> None:
     advance(0, 1)
 
 
-def write_file(repo: Repository, version: Version | None, local: Path, mode: int, advance: Advance | None) -> None:
+def write_file(repo: Repository, version: Version | None, local: bytes | Path, mode: int,
+               advance: Advance | None) -> None:
     """Write `version` (None: empty) to the local file `local` with `mode` and the version's mtime."""
     fd = _create(local)
     try:

@@ -205,13 +205,10 @@ class Volume:
             write_file(self._repo, found.version, target, found.mode, None)
             return target
         items = list(reading.tree(catalog, found))
-        files = [i for i in items if stat.S_ISREG(i.mode)]  # symlinks and special files are not written out
+        files = [i for i in items if stat.S_ISREG(i.mode)]
         target.mkdir(parents=True, exist_ok=True)
-        for item in items:  # parents first: a directory exists before what it holds is written
-            if stat.S_ISDIR(item.mode):
-                target.joinpath(*map(os.fsdecode, item.names)).mkdir(exist_ok=True)
         with bar(f"get {path or '/'}", sum(i.size for i in files), len(files), progress) as advance:
-            write_tree(self._repo, files, found.at, target, advance)
+            write_tree(self._repo, items, found.at, target, advance)
         return target
 
     def versions(self, path: str = "", since: str | None = None, until: str | None = None) -> list[FileVersion]:
