@@ -123,6 +123,14 @@ def test_get_of_a_tree_writes_every_file_with_its_mode_and_time(store: Path, tmp
     assert local_tree(out) == local_tree(mixed_tree)
 
 
+def test_get_of_a_tree_reports_a_file_it_cannot_write(store: Path, tmp_path: Path, mixed_tree: Path) -> None:
+    with vfs.open(store, writable=True) as vol:
+        vol.put("t", mixed_tree, progress=False)
+        (tmp_path / "out" / "d0" / "e1" / "f003").mkdir(parents=True)  # a small file's place, taken
+        with pytest.raises(IsADirectoryError):
+            vol.get("t", tmp_path / "out", progress=False)
+
+
 def test_get_of_a_tree_resolves_again_when_a_location_goes_stale(store: Path, tmp_path: Path, mixed_tree: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A chunk repacked (by a mounted volume's gc) after the stream resolved its location: the files not

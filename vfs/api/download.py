@@ -5,8 +5,9 @@ version and another for its chunks' locations, a wait on the store's decoding po
 So the files' chunks go as one *stream*: versions and locations are resolved for a batch of files at a
 time (BATCH_FILES), and every chunk of every file is read by the chunk store's `read_chunks` in tree
 order (the order `put` stored them in, so packs are read front to back), its disk reads announced ahead
-and its decoding spread over the pool, while this thread writes each file as its chunks arrive. Nothing
-waits per file.
+and its decoding spread over the pool. Files are written as their chunks arrive: small ones (whose
+creation costs more than their bytes) by a few writer threads at once, big ones by the stream's thread.
+Nothing waits per file.
 
 A chunk that moved after its location was resolved (a mounted volume's gc repacked it meanwhile) fails
 the stream with the pack missing or changed; the files not yet written are then written one by one
@@ -140,12 +141,12 @@ def _stream(repo: Repository, todo: deque[_File], queued: deque[_File], at: int,
                 parts = []
         write_empty()  # the stream pulled every batch: what is left has no chunks
         assert not queued and not todo
-        for future, _ in written:
-            future.result()
     finally:
         if fd >= 0:
             os.close(fd)
         getattr(chunks, "close", lambda: None)()  # a generator: let go of the reads still under way
+        for future, _ in written:  # those files left the queue: a failure to write one is raised here
+            future.result()
 
 
 def _write_whole(f: _File, parts: list[bytes], advance: Advance) -> None:
