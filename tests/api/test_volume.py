@@ -90,6 +90,71 @@ def test_get_a_tree_as_it_was_and_a_file_by_hash(store: Path, tmp_path: Path) ->
         assert vol.read_bytes(digest[:7 + 16]) == b"v1"  # a unique prefix will do
 
 
+def local_tree(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    """path -> (content, mode, mtime in ns) of every regular file under `root`; an empty file's mtime is
+    left out (0): it has no version, and the put that made it keeps no time for it."""
+    return {str(f.relative_to(root)): (f.read_bytes(), f.stat().st_mode & 0o7777, f.stat().st_size and
+                                       f.stat().st_mtime_ns) for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+@pytest.fixture
+def mixed_tree(tmp_path: Path) -> Path:
+    """Small, empty and multi-chunk files (one past the writers' small-file size), in nested directories."""
+    files = {f"d{i % 3}/e{i % 2}/f{i:03d}": os.urandom(i * 37) for i in range(40)}  # f000 is empty
+    files["big/one.bin"] = os.urandom(5 << 20)
+    files["d0/empty-last"] = b""
+    root = tree(tmp_path, files)
+    (root / "d1" / "e1" / "f001").chmod(0o600)
+    (root / "d2" / "e0" / "f002").chmod(0o755)
+    os.utime(root / "d1" / "e1" / "f037", ns=(10**18, 10**18))
+    return root
+
+
+@pytest.mark.parametrize("batch_files", [1, 7, 256])
+def test_get_of_a_tree_writes_every_file_with_its_mode_and_time(store: Path, tmp_path: Path, mixed_tree: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 batch_files: int) -> None:
+    from vfs.api import download
+
+    monkeypatch.setattr(download, "BATCH_FILES", batch_files)
+    with vfs.open(store, writable=True) as vol:
+        vol.put("t", mixed_tree, progress=False)
+        out = vol.get("t", tmp_path / "out", progress=False)
+    assert local_tree(out) == local_tree(mixed_tree)
+
+
+def test_get_of_a_tree_reports_a_file_it_cannot_write(store: Path, tmp_path: Path, mixed_tree: Path) -> None:
+    with vfs.open(store, writable=True) as vol:
+        vol.put("t", mixed_tree, progress=False)
+        (tmp_path / "out" / "d0" / "e1" / "f003").mkdir(parents=True)  # a small file's place, taken
+        with pytest.raises(IsADirectoryError):
+            vol.get("t", tmp_path / "out", progress=False)
+
+
+def test_get_of_a_tree_resolves_again_when_a_location_goes_stale(store: Path, tmp_path: Path, mixed_tree: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk repacked (by a mounted volume's gc) after the stream resolved its location: the files not
+    written yet are read again with fresh locations, not reported as damage."""
+    from vfs.errors import MissingChunk
+
+    with vfs.open(store, writable=True) as vol:
+        vol.put("t", mixed_tree, progress=False)
+        real = ChunkStore.read_chunks
+        streams = []
+
+        def stale_after_ten(self: ChunkStore, locs: object) -> object:
+            streams.append(locs)
+            for n, data in enumerate(real(self, locs)):  # type: ignore[arg-type]
+                if n == 10:
+                    raise MissingChunk("pack 1 is gone")
+                yield data
+
+        monkeypatch.setattr(ChunkStore, "read_chunks", stale_after_ten)
+        out = vol.get("t", tmp_path / "out", progress=False)
+        assert len(streams) >= 2  # the stream, then file by file (iter_content reads through read_chunks too)
+    assert local_tree(out) == local_tree(mixed_tree)
+
+
 def test_open_reads_at_any_offset_and_only_the_chunks_it_needs(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom(24 << 20)
     with vfs.open(store, writable=True) as vol:
@@ -172,6 +237,9 @@ def test_a_reference_loads_from_the_store_and_through_vfs_cat(store: Path) -> No
 def test_a_missing_store_says_so(tmp_path: Path) -> None:
     with pytest.raises(NotAStore, match=r"no store at .*nowhere: the directory does not exist"):
         vfs.open(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("not a store")
+    with pytest.raises(NotAStore, match=r"a-file is not a vfs store"):
+        vfs.open(tmp_path / "a-file")
     (tmp_path / "empty").mkdir()
     with pytest.raises(NotAStore, match=r"empty is not a vfs store \(no catalog.db\); create one with 'vfs init"):
         vfs.open(tmp_path / "empty")
@@ -213,12 +281,53 @@ def test_a_write_to_history_or_a_read_only_volume_is_a_permission_error(store: P
         vol.write_text("user@host.txt", "a name with an '@' that names no history is a name")
         assert vol.ls() == ["f", "user@host.txt"]
     with vfs.open(store) as ro:
-        with pytest.raises(PermissionError, match="opened read-only: open it with writable=True"):
+        with pytest.raises(PermissionError, match="opened read-only: open it with writable=True") as e:
             ro.write_text("f", "z")
-        with pytest.raises(PermissionError):
-            ro.snapshot("s2")
+        assert isinstance(e.value, NotWritable) and e.value.errno == errno.EROFS
+        for change in (lambda: ro.snapshot("s2"), lambda: ro.delete_snapshot("snap"), lambda: ro.remove("f"),
+                       lambda: ro.restore("f@1"), lambda: ro.mkdir("d"), lambda: ro.open("g", "wb")):
+            with pytest.raises(NotWritable):
+                change()
     with vfs.open(store) as vol:
         assert vol.read_text("f") == "x" and [s.name for s in vol.snapshots()] == ["snap"]
+
+
+def test_a_write_inside_a_history_view_is_a_permission_error(store: Path) -> None:
+    """`d@snap/x` and `/.snapshots/...` are views in the mount: a write there must not make a real `d@snap`
+    or `.snapshots` directory (which would hide the view) but fail as history does."""
+    with vfs.open(store, writable=True) as vol:
+        vol.write_text("d/x", "1")
+        vol.snapshot("snap")
+        for path, view in [("d@snap/x", "d@snap"), ("d@1970-01-02/new/y", "d@1970-01-02"),
+                           (".snapshots/snap/d/x", ".snapshots"), (".snapshots", ".snapshots")]:
+            with pytest.raises(PermissionError, match=re.escape(f"{path}: {view} is history, which is read-only")):
+                vol.write_text(path, "2")
+            with pytest.raises(NotWritable):
+                vol.mkdir(path)
+        with pytest.raises(NotWritable):
+            vol.put("d@snap", b"3")
+        assert vol.ls() == ["d"] and vol.read_text("d/x") == "1"
+        vol.write_text("d/.snapshots", "only the root's is a view")
+        vol.write_text("user@host/x", "a directory whose '@' names no history is a directory")
+        assert vol.ls() == ["d", "user@host"] and vol.ls("d") == ["d/.snapshots", "d/x"]
+
+
+def test_what_names_nothing_is_a_file_not_found_error(store: Path) -> None:
+    with vfs.open(store, writable=True) as vol:
+        vol.write_text("f", "x")
+        for call, message in [(lambda: vol.remove("missing"), "missing does not exist in the volume"),
+                              (lambda: vol.delete_snapshot("nosuch"), "no snapshot named 'nosuch'"),
+                              (lambda: vol.restore("missing@-1s"), "missing"),
+                              (lambda: vol.restore("f@7"), "f has no version 7"),
+                              (lambda: vol.diff("nosuch"), "no snapshot named 'nosuch'"),
+                              (lambda: vol.diff("-1s", "2026-13-45"), "is not a snapshot name or a valid time"),
+                              (lambda: vol.fetch(["missing"]), "missing does not exist"),
+                              (lambda: vol.versions("missing"), "missing does not exist and never did")]:
+            with pytest.raises(FileNotFoundError, match=re.escape(message)) as e:
+                call()
+            assert isinstance(e.value, NoSuchPath), message
+        with pytest.raises(UsageError, match="a list of paths"):
+            vol.fetch("f")
 
 
 def test_an_unmounted_store_is_locked_while_written_and_free_between_writes(store: Path) -> None:

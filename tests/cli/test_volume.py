@@ -169,3 +169,72 @@ def test_remote_unset_refuses_a_mounted_store(mount: Mount) -> None:
     done = run("remote", "unset", mount.store, check=False)
     err = done.stderr.decode()
     assert done.returncode == 4 and "unmount it first" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def store_commands() -> list[tuple[str, ...]]:
+    """Every command (with its subcommand) whose parser takes a store (--store or a STORE argument)."""
+    import argparse
+
+    from vfs.cli.main import build_parser
+
+    def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs:
+            return [c for name, sp in subs[0].choices.items() for c in walk(sp, (*path, name))]
+        return [path] if any(a.dest == "store" for a in p._actions) else []
+
+    return walk(build_parser(), ())
+
+
+# Commands that name the store they act on, never the current directory's: they create one (init,
+# clone) or change a store's remote, which only an unmounted store may do.
+NAMED_STORE_ONLY = {("init",), ("clone",), ("remote", "set"), ("remote", "unset")}
+
+
+@pytest.mark.fuse
+def test_every_store_command_finds_the_mount_holding_the_current_directory(mount: Mount, tmp_path: Path) -> None:
+    """Run from a subdirectory of a mount, with the default store missing: each command acts on the
+    mount's store (it succeeds, or its error names that store), never on the default."""
+    sub = mount.path / "sub"
+    sub.mkdir()
+    (sub / "f").write_bytes(b"first")
+    (sub / "f").write_bytes(b"second")
+    local = tmp_path / "local.txt"
+    local.write_text("local")
+    default = tmp_path / "no-default-store"
+    env = {"VFS_HOME": str(default)}
+    runs: list[tuple[tuple[str, ...], tuple[str | Path, ...]]] = [
+        (("snapshot", "create"), ("s1",)),
+        (("snapshot", "list"), ()),
+        (("log",), ("f",)),
+        (("ls",), ("-l",)),
+        (("put",), (local, "h")),
+        (("get",), ("f@1", tmp_path / "f1")),
+        (("cat",), ("h",)),
+        (("diff",), ("s1",)),
+        (("restore",), ("f@1",)),
+        (("status",), ()),
+        (("sync",), ()),
+        (("fetch",), ("f",)),
+        (("remote", "show"), ()),
+        (("lease", "status"), ()),
+        (("lease", "take"), ()),
+        (("lease", "release"), ()),
+        (("prune",), ("--keep-last", "1", "--dry-run")),
+        (("gc",), ()),
+        (("fsck",), ()),
+        (("key", "list"), ()),
+        (("key", "add"), ()),
+        (("key", "passwd"), ()),
+        (("key", "remove"), ("0",)),
+        (("snapshot", "delete"), ("s1",)),
+    ]
+    assert {c for c, _ in runs} == set(store_commands()) - NAMED_STORE_ONLY  # a new command belongs here
+    for command, args in runs:
+        done = vfs_in(sub, *command, *args, env=env)
+        said = done.stdout + done.stderr
+        assert "Traceback" not in said and str(default) not in said, (command, said)
+        assert done.returncode == 0 or str(mount.store) in done.stderr, (command, done.returncode, said)
+    assert (tmp_path / "f1").read_bytes() == b"first"
+    assert (sub / "h").read_text() == "local" and (sub / "f").read_bytes() == b"first"
+    assert not (mount.path / ".snapshots" / "s1").exists() and not default.exists()

@@ -186,9 +186,9 @@ def test_a_wrong_passphrase_is_exit_7_and_writes_nothing(tmp_path: Path, remote:
     mnt.mkdir()
     one_line_error(vfs("mount", store, mnt, passphrase="wrong", check=False), WRONG, "wrong passphrase")
     assert not os.path.ismount(mnt)
-    # No source at all, and no terminal: says where a passphrase can come from.
+    # No source at all, and no terminal: KeyRequired (exit 7), saying where a passphrase can come from.
     one_line_error(vfs("cat", "--store", store, "/secret-folder-name/marker-name-small.txt", passphrase=None,
-                       check=False), 2, "VFS_PASSWORD")
+                       check=False), WRONG, "VFS_PASSWORD")
     assert bucket_objects(remote) == before
 
 

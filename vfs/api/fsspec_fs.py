@@ -6,8 +6,9 @@
 Registered through the `fsspec.specs` entry point (pyproject.toml). A path is a path inside the volume,
 with the `@SPEC` of the mount on its last component where it reads; storage options are those of
 `vfs.open`: `location` (the store directory), `writable` (False unless given: then writes raise
-PermissionError), `password`. Writing a file puts it as a new version when it is closed; removing a
-path is a new commit (its history stays).
+PermissionError), `password`, `password_file`, `key_file` (else the environment's passphrase sources).
+Writing a file puts it as a new version when it is closed; removing a path is a new commit (its
+history stays).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ class VfsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is unty
     root_marker = ""
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *, writable: bool = False,
-                 password: str | None = None, **kwargs: Any) -> None:
+                 password: str | None = None, password_file: str | None = None, key_file: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.volume: Volume = open(location, writable=writable, password=password)
+        self.volume: Volume = open(location, writable=writable, password=password, password_file=password_file,
+                                   key_file=key_file)
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> str:

@@ -10,6 +10,7 @@ was written in the mount before it. Writes: see `vfs.api.writer`.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import shutil
 import stat
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vfs.api import reading
+from vfs.api.download import write_file, write_tree
 from vfs.api.files import NewVersionWriter, reader
 from vfs.api.location import store_directory
 from vfs.api.progress import bar
@@ -30,18 +32,24 @@ from vfs.api.writer import writer_for
 from vfs.catalog import LIVE, Version
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.errors import IsADirectory, NoSuchPath, NotWritable, UsageError
+from vfs.errors import IsADirectory, KeyRequired, NoSuchPath, NotFound, NotWritable, UsageError, WrongPassphrase
 from vfs.fs import snapshots
 from vfs.fs.diff import Difference, diff
 from vfs.fs.history import parse_spec
-from vfs.fs.locate import joined, lookup_at
+from vfs.fs.locate import joined, lookup_at, show
 from vfs.fs.restore import Change
 from vfs.fs.snapshots import SnapshotInfo
 from vfs.fs.times import commit_named, time_option
+from vfs.fs.views import SNAPSHOTS_NAME
 from vfs.maintenance.put import PutItem, PutResult
+from vfs.passwords import Wording, get_passphrase
+from vfs.types import ROOT_INO, InodeNo
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
-GET_THREADS = 4  # files written at once by `get` of a tree
+SCAN_THREADS = 8  # directories of a folder being put that are read at once (disk reads when not cached)
+LocalPath = str | os.PathLike[str]
+# How a Python user gives a passphrase, for the message when none is found (vfs.passwords).
+_WORDING = Wording("password_file=", "key_file=", "password=, password_file= or key_file= to vfs.open")
 
 
 @dataclass(frozen=True)
@@ -56,14 +64,20 @@ class Volume:
     Args:
         store: the store directory.
         writable: allow changes (put, write_*, snapshot, restore, ...); without it they raise NotWritable.
-        password: the passphrase of an encrypted volume (unused by volumes that are not encrypted).
+        password, password_file, key_file: how an encrypted volume is unlocked (see `vfs.open`).
     """
 
-    def __init__(self, store: Path, *, writable: bool = False, password: str | None = None) -> None:
+    def __init__(self, store: Path, *, writable: bool = False, password: str | bytes | None = None,
+                 password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> None:
         self.store = store
         self.writable = writable
-        self._passphrase = None if password is None else (lambda: password.encode())
-        self._repo = open_repository(store, lock=False, passphrase=self._passphrase)
+        unlock = _Unlock(store, password, password_file, key_file)
+        try:
+            self._repo = open_repository(store, lock=False, passphrase=unlock)
+        except WrongPassphrase as e:
+            raise WrongPassphrase(f"{e} (the passphrase given by {unlock.source})") from None
+        # An encrypted volume's keys, unlocked once: each write without a daemon reopens the store with them.
+        self._keys = self._repo.keys
 
     def close(self) -> None:
         """Close the store (the volume cannot be used after)."""
@@ -181,52 +195,21 @@ class Volume:
         target = Path(dest)
         if reading.is_hash(path):
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._write_local(reading.by_hash(catalog, path), target, 0o644, None)
+            write_file(self._repo, reading.by_hash(catalog, path), target, 0o644, None)
             return target
         found = reading.located(catalog, path)
         if not found.is_dir:
             if target.is_dir():
                 target = target / os.fsdecode(found.names[-1] if found.names else b"file")
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._write_local(found.version, target, stat.S_IMODE(found.mode), None)
+            write_file(self._repo, found.version, target, found.mode, None)
             return target
         items = list(reading.tree(catalog, found))
         files = [i for i in items if stat.S_ISREG(i.mode)]
         target.mkdir(parents=True, exist_ok=True)
-        with bar(f"get {path or '/'}", sum(i.size for i in files), len(files), progress) as advance, \
-                ThreadPoolExecutor(GET_THREADS, thread_name_prefix="vfs-get") as pool:
-            for item in items:  # parents first: a directory exists before what it holds is written
-                if stat.S_ISDIR(item.mode):
-                    target.joinpath(*map(os.fsdecode, item.names)).mkdir(exist_ok=True)
-            # Small files are one chunk each: several at once keep the disk and both cores busy.
-            done = [pool.submit(self._get_file, i, found.at, target.joinpath(*map(os.fsdecode, i.names)), advance)
-                    for i in files]
-            for future in done:
-                future.result()  # symlinks and special files are not written out
+        with bar(f"get {path or '/'}", sum(i.size for i in files), len(files), progress) as advance:
+            write_tree(self._repo, items, found.at, target, advance)
         return target
-
-    def _get_file(self, item: reading.TreeItem, at: int, local: Path, advance: Any) -> None:
-        version = self._repo.catalog.version_at(item.ino, at) if item.has_content else None
-        self._write_local(version, local, stat.S_IMODE(item.mode), advance)
-
-    def _write_local(self, version: Version | None, local: Path, mode: int, advance: Any) -> None:
-        """Write `version` (None: empty) to the local file `local` with `mode` and the version's mtime."""
-        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            if version is not None:
-                for data in self._repo.iter_content(version):
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    if advance is not None:
-                        advance(len(data), 0)
-            os.fchmod(fd, mode & 0o7777 or 0o644)
-            if version is not None:
-                os.utime(fd, ns=(version.mtime_ns, version.mtime_ns))
-        finally:
-            os.close(fd)
-        if advance is not None:
-            advance(0, 1)
 
     def versions(self, path: str = "", since: str | None = None, until: str | None = None) -> list[FileVersion]:
         """The versions of the file PATH, oldest first, or of every file that is or was under the
@@ -245,8 +228,11 @@ class Volume:
         """What changed from A to B (default: now): snapshot names or times, as `vfs diff` takes them."""
         self._settle()
         catalog = self._repo.catalog
-        older = commit_named(catalog, a)
-        newer = catalog.head().no if b is None else commit_named(catalog, b)
+        try:
+            older = commit_named(catalog, a)
+            newer = catalog.head().no if b is None else commit_named(catalog, b)
+        except UsageError as e:  # names no snapshot or time: as a path with a bad @SPEC is
+            raise NoSuchPath(str(e)) from None
         return diff(catalog, older, newer)
 
     def status(self) -> dict[str, Any]:
@@ -265,10 +251,10 @@ class Volume:
         without a remote: it holds all its data)."""
         from vfs.sync.clone import prefetch
 
-        if self._repo.fetcher is None:
-            return 0
+        if isinstance(paths, str):
+            raise UsageError("fetch takes a list of paths (fetch([path]))")
         wanted: list[Version] = []
-        for path in paths:
+        for path in paths:  # each must name something, even where there is nothing to fetch
             found = reading.located(self._repo.catalog, path)
             if found.is_dir:
                 catalog = self._repo.catalog
@@ -276,6 +262,8 @@ class Volume:
                            if i.has_content and (v := catalog.version_at(i.ino, found.at)) is not None]
             elif found.version is not None:
                 wanted.append(found.version)
+        if self._repo.fetcher is None:
+            return 0
         total = sum(v.size for v in wanted)
         with bar("fetch", total, len(wanted), progress) as advance:
             done = [0]
@@ -288,13 +276,25 @@ class Volume:
 
     # -- writing ---------------------------------------------------------------------------------
     def _check_writable(self, path: str) -> tuple[bytes, ...]:
-        """The volume path a write to `path` goes to (NotWritable for history or a read-only volume)."""
+        """The volume path a write to `path` goes to (NotWritable for history or a read-only volume).
+
+        History is any name the mount shows as a view rather than a real entry: `NAME@SPEC` (on the last
+        component or on a directory above it: `d@snap/x`) and `/.snapshots`, unless a real entry has that
+        name. Writing there would make a real file or directory of that name, hiding the view.
+        """
         names, spec = reading.split(path)
+        catalog = self._repo.catalog
         if spec is not None:
             full = joined(names, spec)
-            if lookup_at(self._repo.catalog, full, LIVE) is None and _is_history(self._repo.catalog, spec):
+            if lookup_at(catalog, full, LIVE) is None and _is_history(catalog, spec):
                 raise NotWritable(f"{path}: history is read-only (write to the path without @{spec})")
             names = full
+        ino: InodeNo | None = ROOT_INO
+        for i, name in enumerate(names):
+            child = None if ino is None else catalog.lookup(ino, name)
+            if child is None and _is_view(catalog, name, at_root=i == 0):
+                raise NotWritable(f"{path}: {show(names[:i + 1])} is history, which is read-only")
+            ino = child
         if not self.writable:
             raise NotWritable(f"{self.store} was opened read-only: open it with writable=True to change it")
         return names
@@ -333,9 +333,10 @@ class Volume:
         names = self._check_writable(dest)
         is_dir = self._is_volume_dir(names)
         if exact and is_dir:
-            raise IsADirectory(f"{dest} is a directory in the volume")
+            raise IsADirectory(f"{show(names)} is a directory in the volume" if names
+                               else "the volume's root is a directory: put a file at a path inside it")
         plan = _plan(local, names, is_dir)
-        writer = writer_for(self.store, self._passphrase)
+        writer = writer_for(self.store, self._keys)
         total = sum(plan.sizes)
         with bar(f"put {local.name or local}", total, sum(not i.is_dir for i in plan.items), progress) as advance:
             return writer.put(plan.items, plan.sizes, checksum=checksum, advance=advance)
@@ -355,24 +356,26 @@ class Volume:
     def mkdir(self, path: str) -> None:
         """Make the directory PATH (and those above it); nothing if it exists."""
         names = self._check_writable(path)
-        writer_for(self.store, self._passphrase).put([PutItem("", names, is_dir=True)], [0], checksum=False,
+        writer_for(self.store, self._keys).put([PutItem("", names, is_dir=True)], [0], checksum=False,
                                    advance=lambda *_: None)
 
     def remove(self, path: str, *, recursive: bool = False) -> list[str]:
         """Remove PATH from the volume (a directory only with `recursive`); its history stays reachable
         (`PATH@SPEC`, `versions`). Returns the paths removed."""
         names = self._check_writable(path)
-        return writer_for(self.store, self._passphrase).remove(names, recursive=recursive)
+        with _no_such_path():
+            return writer_for(self.store, self._keys).remove(names, recursive=recursive)
 
     def snapshot(self, name: str | None = None) -> str:
         """Name the current tree (default name: the UTC time); returns the name."""
         self._check_writable("")
-        return writer_for(self.store, self._passphrase).snapshot(name)
+        return writer_for(self.store, self._keys).snapshot(name)
 
     def delete_snapshot(self, name: str) -> None:
         """Delete a snapshot's name; the history it named stays."""
         self._check_writable("")
-        writer_for(self.store, self._passphrase).delete_snapshot(name)
+        with _no_such_path():
+            writer_for(self.store, self._keys).delete_snapshot(name)
 
     def restore(self, path: str, to: str | None = None, *, delete: bool = False, dry_run: bool = False) -> list[Change]:
         """Bring `PATH[@SPEC]` back as it was, as new versions (at `to` instead, when given); see `vfs restore`."""
@@ -381,7 +384,8 @@ class Volume:
         names, spec = reading.split(path)
         dest = None if to is None else self._check_writable(to)
         try:
-            return writer_for(self.store, self._passphrase).restore(names, spec, dest, delete=delete, dry_run=dry_run)
+            with _no_such_path():
+                return writer_for(self.store, self._keys).restore(names, spec, dest, delete=delete, dry_run=dry_run)
         except UsageError as e:
             if "version" in str(e) or "snapshot" in str(e) or "time" in str(e):
                 raise NoSuchPath(f"{path}: {e}") from None
@@ -398,7 +402,7 @@ class Volume:
 
         from vfs.maintenance.service import Maintenance
 
-        with open_repository(self.store, passphrase=self._passphrase) as repo:
+        with open_repository(self.store, keys=self._keys) as repo:
             service = Maintenance(repo)
             with bar("sync", 0, 0, progress) as advance:
                 seen = [0]
@@ -409,6 +413,52 @@ class Volume:
 
                 left = trio.run(lambda: service.sync_now(limit=timeout, progress=show))
             return left if left is not None else service.status()
+
+
+class _Unlock:
+    """What unlocks a store if it is encrypted (called only then): `password`, else the sources the CLI
+    reads (vfs.passwords: `password_file`, `key_file`, the environment, a prompt on a terminal only).
+    Remembers where the passphrase came from, for the message when it is wrong."""
+
+    def __init__(self, store: Path, password: str | bytes | None, password_file: LocalPath | None,
+                 key_file: LocalPath | None) -> None:
+        if password is not None and (password_file is not None or key_file is not None):
+            raise UsageError("give one of password, password_file and key_file")
+        self._store = store
+        self._password = password
+        self._password_file = None if password_file is None else Path(password_file).expanduser()
+        self._key_file = None if key_file is None else Path(key_file).expanduser()
+        self.source = "password="
+
+    def __call__(self) -> bytes:
+        if self._password is not None:
+            return self._password.encode() if isinstance(self._password, str) else bytes(self._password)
+        try:
+            found = get_passphrase(password_file=self._password_file, key_file=self._key_file, wording=_WORDING)
+        except KeyRequired as e:
+            raise KeyRequired(f"{self._store} is an encrypted volume and {e}") from None
+        self.source = found.source
+        return found.secret
+
+
+@contextlib.contextmanager
+def _no_such_path() -> Iterator[None]:
+    """The core's NotFound (a path, or a snapshot, that names nothing) as NoSuchPath, the
+    FileNotFoundError a Python user catches (the daemon's answers included)."""
+    try:
+        yield
+    except NoSuchPath:
+        raise
+    except NotFound as e:
+        raise NoSuchPath(str(e)) from None
+
+
+def _is_view(catalog: Any, name: bytes, *, at_root: bool) -> bool:
+    """Whether the name `name`, which no real entry has, is one the mount shows as history."""
+    if at_root and name == SNAPSHOTS_NAME:
+        return True
+    base, at, spec = name.rpartition(b"@")
+    return bool(at and base) and _is_history(catalog, os.fsdecode(spec))
 
 
 def _is_history(catalog: Any, spec: str) -> bool:
@@ -433,25 +483,39 @@ def _plan(local: Path, dest: tuple[bytes, ...], dest_is_dir: bool) -> _Plan:
     if not local.is_dir():
         raise UsageError(f"{local} is neither a regular file nor a directory")
     items, sizes = [PutItem(str(local), dest, is_dir=True)], [0]
-    todo = [(os.fspath(local), dest)]
-    while todo:  # os.scandir: kinds from the directory itself, one lstat per file (pathlib costs more)
-        top, base = todo.pop()
-        with os.scandir(top) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            names = (*base, os.fsencode(e.name))
-            if e.is_dir(follow_symlinks=False):
-                items.append(PutItem(e.path, names, is_dir=True))
-                sizes.append(0)
-                todo.append((e.path, names))
-            elif e.is_file(follow_symlinks=False):
-                items.append(PutItem(e.path, names))
-                sizes.append(e.stat(follow_symlinks=False).st_size)
+    # A directory not in the page cache is a disk read, and so is each file's inode: the pool scans
+    # directories (and stats their files) ahead, as soon as they are found, while they are put in
+    # order here, depth first (the order the catalog lists a tree in, so `get` reads packs front to back).
+    with ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="vfs-scan") as pool:
+        todo = [(pool.submit(_scan, os.fspath(local)), dest)]
+        while todo:
+            found, base = todo.pop()
+            for entry, path, is_dir, size in found.result():
+                names = (*base, os.fsencode(entry))
+                items.append(PutItem(path, names, is_dir=is_dir))
+                sizes.append(size)
+                if is_dir:
+                    todo.append((pool.submit(_scan, path), names))
     return _Plan(items, sizes)
 
 
+def _scan(top: str) -> list[tuple[str, str, bool, int]]:
+    """(name, path, is a directory, size) of the directories and regular files in `top`, by name; symlinks
+    and special files are left out. os.scandir: kinds from the directory itself, one lstat per file."""
+    with os.scandir(top) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    out = []
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            out.append((e.name, e.path, True, 0))
+        elif e.is_file(follow_symlinks=False):
+            out.append((e.name, e.path, False, e.stat(follow_symlinks=False).st_size))
+    return out
+
+
 def open(location: str | os.PathLike[str] | None = None, *, writable: bool = False, endpoint_url: str | None = None,
-         cache_dir: str | os.PathLike[str] | None = None, password: str | None = None) -> Volume:
+         cache_dir: str | os.PathLike[str] | None = None, password: str | bytes | None = None,
+         password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> Volume:
     """Open a vfs volume: `with vfs.open("~/stores/work", writable=True) as vol: vol.put("data", "./data")`.
 
     Args:
@@ -460,26 +524,37 @@ def open(location: str | os.PathLike[str] | None = None, *, writable: bool = Fal
         writable: allow changes; a mounted store is changed through its daemon, an unmounted one with
             its lock held for each change.
         endpoint_url, cache_dir: for `s3://` locations (the S3 endpoint, where fetched data is kept).
-        password: the passphrase of an encrypted volume; volumes that are not encrypted ignore it.
+        password: the passphrase (or a key file's content) of an encrypted volume; volumes that are not
+            encrypted ignore it, as they ignore the rest.
+        password_file, key_file: a file holding the passphrase; a key file (`vfs key add --new-key-file`).
+            Without any of these three, an encrypted volume's passphrase comes from where the CLI finds
+            it: $VFS_PASSWORD_FILE, $VFS_PASSWORD_COMMAND, $VFS_PASSWORD, the systemd credential
+            vfs-password, else a prompt, but only when standard input is a terminal.
 
     Raises:
         NotAStore: no store there. UsageError: a location of another kind.
+        KeyRequired: an encrypted volume and no passphrase found (the message says where to give one).
+        WrongPassphrase: the passphrase opens none of the volume's keys.
     """
     if endpoint_url is not None or cache_dir is not None:
         store_directory(location)  # a remote location says it is not supported yet
         raise UsageError("endpoint_url and cache_dir apply to s3:// locations only")
-    return Volume(store_directory(location), writable=writable, password=password)
+    return Volume(store_directory(location), writable=writable, password=password, password_file=password_file,
+                  key_file=key_file)
 
 
-def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | None = None) -> bytes:
+def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | bytes | None = None,
+         password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> bytes:
     """The content a reference from `Volume.url` names (`blake3://HEX/NAME`), from the store at `location`
-    (None: $VFS_HOME or ~/.local/share/vfs/default), which must hold that content.
+    (None: $VFS_HOME or ~/.local/share/vfs/default), which must hold that content; an encrypted one is
+    unlocked as `vfs.open` does.
 
     Raises:
         UsageError: not such a reference. NoSuchPath: the store does not hold that content.
     """
     content_hash, _ = parse_url(url)
-    with Volume(store_directory(location), password=password) as vol:
+    with Volume(store_directory(location), password=password, password_file=password_file,
+                key_file=key_file) as vol:
         return vol.read_bytes(content_hash)
 
 

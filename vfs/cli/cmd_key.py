@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.output import emit
-from vfs.cli.passwords import get_new_passphrase
 from vfs.compose import open_repository
 from vfs.config import RemoteConfig
 from vfs.errors import UsageError
+from vfs.passwords import get_new_passphrase
 
 if TYPE_CHECKING:
     from vfs.backend import Backend

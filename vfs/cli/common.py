@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from vfs.api.location import default_store as default_store  # commands find it here
-from vfs.cli.passwords import get_passphrase, key_file_or_new
 from vfs.errors import UsageError
 from vfs.fs.locate import joined, split_spec, volume_names
+from vfs.passwords import get_passphrase, key_file_or_new
 
 log = logging.getLogger(__name__)
 

@@ -16,17 +16,18 @@ from pathlib import Path
 
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.repository import PassphraseSource, Repository
-from vfs.store.keys import KdfParams
+from vfs.store.keys import KdfParams, VolumeKeys
 from vfs.sync.fetch import remote_fetcher
 
 log = logging.getLogger(__name__)
 
 
 def open_repository(path: Path | str, *, lock: bool = True, threads: int | None = None,
-                    passphrase: PassphraseSource | None = None) -> Repository:
+                    passphrase: PassphraseSource | None = None, keys: VolumeKeys | None = None) -> Repository:
     """Open an existing store (see Repository.open); one with a remote fetches the packs it lacks, an
-    encrypted one is unlocked with `passphrase()` when given."""
-    return Repository.open(path, lock=lock, threads=threads, fetcher=remote_fetcher, passphrase=passphrase)
+    encrypted one is unlocked with `passphrase()` when given, or given the `keys` unlocked before."""
+    return Repository.open(path, lock=lock, threads=threads, fetcher=remote_fetcher, passphrase=passphrase,
+                           keys=keys)
 
 
 def init_repository(path: Path | str, config: StoreConfig | None = None, *, passphrase: bytes | None = None,

@@ -12,10 +12,11 @@ anything is stored). A file being written in the mount is *skipped* (its staging
 over the put) and reported.
 
 Items go in batches (BATCH_BYTES, BATCH_FILES): the event loop looks the destinations up and creates
-missing directories; a thread checks, hashes and ingests the batch's files and makes their chunks durable
-with one fsync; back on the loop, the new files of each directory are created in one transaction
+missing directories; a thread checks, hashes and ingests the batch's files, and another makes their
+chunks durable with one fsync; back on the loop, the new files of each directory are created in one transaction
 (`vfs.catalog.bulk`) and the batch's versions committed in one more (each version still a commit of its
-own), while the thread goes on with the next batch. So the chunks are durable before any version
+own). These overlap: while a batch is ingested, the loop looks the next one up, the one before is
+synced and the one before that committed. So the chunks are durable before any version
 points to them, and the loop never waits on a file's bytes.
 """
 
@@ -141,22 +142,37 @@ async def put(
 
     result = PutResult()
     dirs: dict[tuple[bytes, ...], InodeNo] = {}  # directories of this put, looked up or made once
-    send, receive = trio.open_memory_channel[list[_File]](1)
+    to_ingest, ingest_receive = trio.open_memory_channel[list[_File]](1)
+    to_sync, sync_receive = trio.open_memory_channel[tuple[list[_File], bool]](1)
+    to_commit, commit_receive = trio.open_memory_channel[list[_File]](1)
+
+    async def ingest_in_order() -> None:
+        # A thread reads and stores one batch while the loop looks the next one up and commits the last.
+        async with to_sync:
+            async for batch in ingest_receive:
+                wrote = await trio.to_thread.run_sync(_ingest_batch, repo, batch, checksum, progress)
+                await to_sync.send((batch, wrote))
+
+    async def sync_in_order() -> None:
+        # Another thread makes a batch's chunks durable while the next one is stored: a sync covers
+        # every entry appended before it (PackWriter.sync), and only then may the catalog point to them.
+        async with to_commit:
+            async for batch, wrote in sync_receive:
+                if wrote:
+                    await trio.to_thread.run_sync(repo.chunks.sync)
+                await to_commit.send(batch)
 
     async def commit_in_order() -> None:
-        # Commits a batch on the loop while the next one is read and stored in a thread.
-        async for ingested in receive:
+        async for ingested in commit_receive:
             _commit(repo.catalog, ingested, uid, gid, being_written, changed, result)
             await trio.lowlevel.checkpoint()
-
-    async def ingest(batch: list[_File]) -> None:
-        await trio.to_thread.run_sync(_ingest_batch, repo, batch, checksum, progress)
-        await send.send(batch)
 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(commit_in_order)
-            await _produce(repo, items, uid, gid, changed, result, dirs, ingest, send)
+            nursery.start_soon(sync_in_order)
+            nursery.start_soon(ingest_in_order)
+            await _produce(repo, items, uid, gid, changed, result, dirs, to_ingest.send, to_ingest)
     except BaseExceptionGroup as group:  # one error in one line for the caller, as everywhere
         raise _sole(group) from None
     return result
@@ -302,9 +318,9 @@ def _commit(
             changed(ino)
 
 
-def _ingest_batch(repo: Repository, batch: list[_File], checksum: bool, progress: Advance) -> None:
-    """In a thread: decide which files changed (size and mtime, else hash) and ingest those; their
-    chunks are durable when this returns."""
+def _ingest_batch(repo: Repository, batch: list[_File], checksum: bool, progress: Advance) -> bool:
+    """In a thread: decide which files changed (size and mtime, else hash) and ingest those; whether new
+    chunks were written (not yet durable: the caller syncs the store before committing)."""
     wrote = False
     for f in batch:
         try:
@@ -319,8 +335,7 @@ def _ingest_batch(repo: Repository, batch: list[_File], checksum: bool, progress
         f.ingested = repo.chunks.ingest(f.item.source, repo.catalog.has_chunk, sync=False)
         wrote = wrote or bool(f.ingested.new)
         progress(f.st.st_size, 1)
-    if wrote:
-        repo.chunks.sync()  # data durable before the catalog points to it
+    return wrote
 
 
 def _unchanged(catalog: Catalog, f: _File, checksum: bool) -> bool:

@@ -9,7 +9,10 @@ a passphrase vfs generated (`vfs-key-1:` and 32 random bytes in base64url), mode
 without a human; it opens its own key object like any passphrase, so it can be revoked alone.
 
 A passphrase is never logged, echoed or put in an error message; a failing command's output is not
-shown. The CLI asks for one through `vfs.cli.common.passphrase_of`, only when a store is encrypted.
+shown. Both faces read the sources here, and only when a store turns out encrypted: the CLI through
+`vfs.cli.common.passphrase_of` (its flags), the Python API through `vfs.open` (its `password_file=`
+and `key_file=` arguments). Where no source gives one and there is no terminal to ask on (a notebook,
+a service), the error is `KeyRequired` naming the ways to give it, in the caller's words (`Wording`).
 """
 
 from __future__ import annotations
@@ -27,12 +30,24 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vfs.errors import UsageError
+from vfs.errors import KeyRequired, UsageError
 from vfs.fsutil import PRIVATE_FILE, fsync_path
 
 KEY_FILE_PREFIX = b"vfs-key-1:"
 CREDENTIAL = "vfs-password"
 _MAX_LEN = 4096  # bytes: longer is not a passphrase but a wrong file
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """What the caller's user calls the ways to give a passphrase, for messages."""
+
+    password_file: str  # the option or argument naming a file that holds the passphrase
+    key_file: str  # the one naming a key file
+    ways: str  # every direct way, for the message when no source gives one
+
+
+CLI = Wording("--password-file", "--key-file", "--password-file or --key-file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,24 +58,26 @@ class Passphrase:
     source: str
 
 
-def get_passphrase(*, password_file: Path | None = None, key_file: Path | None = None, new: bool = False) -> Passphrase:
+def get_passphrase(*, password_file: Path | None = None, key_file: Path | None = None, new: bool = False,
+                   wording: Wording = CLI) -> Passphrase:
     """The passphrase from the first source that gives one (see the module docstring).
 
     Args:
-        password_file: `--password-file`.
-        key_file: `--key-file`.
+        password_file: `--password-file` (the API's `password_file=`).
+        key_file: `--key-file` (the API's `key_file=`).
         new: a passphrase is being set (`vfs init --encrypt`, `vfs key add`): a prompt asks twice.
+        wording: what messages call the flags (the API names its arguments instead).
 
     Raises:
-        UsageError: both flags given, a source is unreadable, empty or failing, or there is no source
-            and no terminal.
+        UsageError: both files given, a source is unreadable, empty or failing.
+        KeyRequired: no source gives one and there is no terminal to ask on.
     """
     if password_file is not None and key_file is not None:
-        raise UsageError("give --password-file or --key-file, not both")
+        raise UsageError(f"give {wording.password_file} or {wording.key_file}, not both")
     if key_file is not None:
         return read_key_file(key_file)
     if password_file is not None:
-        return _from_file(password_file, "--password-file")
+        return _from_file(password_file, wording.password_file)
     env = os.environb
     if path := env.get(b"VFS_PASSWORD_FILE"):
         return _from_file(Path(os.fsdecode(path)), "VFS_PASSWORD_FILE")
@@ -70,6 +87,11 @@ def get_passphrase(*, password_file: Path | None = None, key_file: Path | None =
         return _checked(value, "VFS_PASSWORD")
     if (creds := env.get(b"CREDENTIALS_DIRECTORY")) and (Path(os.fsdecode(creds)) / CREDENTIAL).exists():
         return _from_file(Path(os.fsdecode(creds)) / CREDENTIAL, f"systemd credential {CREDENTIAL}")
+    if not sys.stdin.isatty():
+        raise KeyRequired(
+            f"no passphrase: give {wording.ways}, set VFS_PASSWORD_FILE, VFS_PASSWORD_COMMAND or VFS_PASSWORD, "
+            f"pass the systemd credential {CREDENTIAL}, or run on a terminal"
+        )
     return _prompt(new)
 
 
@@ -84,6 +106,8 @@ def get_new_passphrase(*, password_file: Path | None = None, key_file: Path | No
         return key_file_or_new(key_file)
     if password_file is not None:
         return _from_file(password_file, "--new-password-file")
+    if not sys.stdin.isatty():
+        raise UsageError("no new passphrase: give --new-password-file or --new-key-file, or run on a terminal")
     return _prompt(True)
 
 
@@ -138,11 +162,6 @@ def _from_command(command: str) -> Passphrase:
 
 
 def _prompt(new: bool) -> Passphrase:
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "no passphrase: give --password-file or --key-file, set VFS_PASSWORD_FILE, VFS_PASSWORD_COMMAND "
-            f"or VFS_PASSWORD, pass the systemd credential {CREDENTIAL}, or run on a terminal"
-        )
     first = getpass.getpass("New passphrase: " if new else "Passphrase: ").encode()
     if new:
         again = getpass.getpass("Repeat the passphrase: ").encode()

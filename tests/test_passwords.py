@@ -1,4 +1,4 @@
-"""Passphrase sources and key files: vfs.cli.passwords."""
+"""Passphrase sources and key files: vfs.passwords."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vfs.cli import passwords
-from vfs.cli.passwords import get_passphrase
-from vfs.errors import UsageError
+from vfs import passwords
+from vfs.errors import KeyRequired, UsageError
+from vfs.passwords import get_passphrase
 
 ENV = ("VFS_PASSWORD_FILE", "VFS_PASSWORD_COMMAND", "VFS_PASSWORD", "CREDENTIALS_DIRECTORY")
 
@@ -64,7 +64,7 @@ def test_sources_in_issue_order(every_source: Path, monkeypatch: pytest.MonkeyPa
         got = get_passphrase()
         assert got.secret == secret
         monkeypatch.delenv(name)
-    with pytest.raises(UsageError, match="no passphrase"):
+    with pytest.raises(KeyRequired, match="no passphrase: give --password-file or --key-file"):
         get_passphrase()
 
 
@@ -72,7 +72,7 @@ def test_credentials_directory_without_the_credential_is_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    with pytest.raises(UsageError, match="no passphrase"):
+    with pytest.raises(KeyRequired, match="no passphrase: give --password-file or --key-file"):
         get_passphrase()
 
 
