@@ -17,7 +17,8 @@ refuses us for good). With `fault_paths` set, only requests whose path contains 
 set, `If-None-Match` and `If-Match` are removed from every request before it is forwarded: an
 endpoint that accepts conditional writes and ignores them (Garage). The proxy serves at most
 `max_connections` connections at once, closes idle ones after `idle_timeout` seconds and stops itself
-after `lifetime` seconds whatever happens.
+after `lifetime` seconds whatever happens. `body_bytes` counts the bytes of the bodies it forwarded:
+"sent" of requests to the endpoint, "received" of the endpoint's answers (what a client downloaded).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class FaultProxy:
         self.fault_paths = fault_paths
         self.stats: collections.Counter[str] = collections.Counter()
         self.forwarded: list[tuple[str, str, int]] = []  # (method, path, upstream status) of each forwarded request
+        self.body_bytes: collections.Counter[str] = collections.Counter()  # "sent", "received": see the docstring
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -276,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.close()
         with proxy._lock:
             proxy.forwarded.append((self.command, self.path, status))
+            proxy.body_bytes["sent"] += len(body)
+            proxy.body_bytes["received"] += len(payload)
 
         if fault == "reset_after" or (fault == "truncate" and len(payload) < 2):
             self._reset()
