@@ -179,12 +179,14 @@ def read_or_none(path: Path) -> bytes | None:
         return None
 
 
-def listing_and_reads(args: argparse.Namespace, work: Path, mounts: Mounts, store: Path) -> dict[str, Any]:
+def listing_and_reads(args: argparse.Namespace, work: Path, mounts: Mounts, store: Path,
+                      proxy: FaultProxy) -> dict[str, Any]:
+    """The follower reads the remote through `proxy`, which counts what it downloads."""
     local_mnt, follow_mnt, cache = work / "local-mnt", work / "follow-mnt", work / "follow-cache"
     out: dict[str, Any] = {"ls_cold": {"local": [], "follower": []}, "ls_warm": {"local": [], "follower": []}}
     for r in range(args.ls_rounds):  # each round in fresh mounts: the kernel has nothing cached
         mounts.local(store, local_mnt)
-        mounts.follow("tree", follow_mnt, cache, 10)
+        mounts.follow("tree", follow_mnt, cache, 10, endpoint=proxy.url)
         order = [("local", local_mnt), ("follower", follow_mnt)][:: 1 if r % 2 == 0 else -1]
         listings = {}
         for kind in ("ls_cold", "ls_warm"):
@@ -197,11 +199,13 @@ def listing_and_reads(args: argparse.Namespace, work: Path, mounts: Mounts, stor
         mounts.umount(local_mnt)
 
     mounts.local(store, local_mnt)
-    mounts.follow("tree", follow_mnt, cache, 10)
+    mounts.follow("tree", follow_mnt, cache, 10, endpoint=proxy.url)
     paths = {"local": files_of(local_mnt), "follower": files_of(follow_mnt)}
     out["files"] = len(paths["local"])
     # The first read of the follower fetches the packs from the remote into its cache.
+    received = proxy.body_bytes["received"]
     out["fill_s"], out["bytes"] = read_all(paths["follower"])
+    out["fill_downloaded"] = proxy.body_bytes["received"] - received
     read_all(paths["local"])  # the local mount's first read, so that both read from the page cache next
     out["page_cache"] = {"local": [], "follower": []}
     for r in range(args.read_rounds):
@@ -212,13 +216,15 @@ def listing_and_reads(args: argparse.Namespace, work: Path, mounts: Mounts, stor
     mounts.umount(follow_mnt)
     mounts.umount(local_mnt)
     out["fresh_mount"] = {"local": [], "follower": []}
+    received = proxy.body_bytes["received"]
     for r in range(args.read_rounds):  # fresh mounts: the follower reads its cache directory, local its packs
         mounts.local(store, local_mnt)
-        mounts.follow("tree", follow_mnt, cache, 10)
+        mounts.follow("tree", follow_mnt, cache, 10, endpoint=proxy.url)
         for who in (("local", "follower") if r % 2 == 0 else ("follower", "local")):
             out["fresh_mount"][who].append(read_all(paths[who])[0])
         mounts.umount(follow_mnt)
         mounts.umount(local_mnt)
+    out["fresh_downloaded"] = proxy.body_bytes["received"] - received  # only pointers if the cache held
     return out
 
 
@@ -328,7 +334,8 @@ def report(args: argparse.Namespace, res: dict[str, Any]) -> None:
         print(f"   {label:34} {mb / loc:5.0f}MB/s  {mb / fol:5.0f}MB/s  {loc / fol:6.2f}x")
         print(f"   {'':34} {lr['files'] / loc:6.0f}/s   {lr['files'] / fol:6.0f}/s    (files)")
     print(f"   (the follower's first read, fetching from moto: {mb / lr['fill_s']:.0f} MB/s,"
-          f" {lr['files'] / lr['fill_s']:.0f} files/s)")
+          f" {lr['files'] / lr['fill_s']:.0f} files/s, {lr['fill_downloaded'] / 1e6:.0f} MB downloaded;"
+          f" in the {args.read_rounds} fresh mounts after it: {lr['fresh_downloaded']:,} bytes)")
     lat = res["latency"]
     print(f"2. from `vfs sync --wait` returning to the follower showing the change, over {args.rounds} rounds"
           f" (the sync itself: median {median(lat['sync_s']):.2f} s, max {max(lat['sync_s']):.2f} s)")
@@ -392,7 +399,7 @@ def main() -> int:
         vfs("sync", "--wait", "--quiet", "--store", store)
         print(f"built and synced a tree of {args.files} files in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         with timed("listing and reads"):
-            res["listing"] = listing_and_reads(args, work, mounts, store)
+            res["listing"] = listing_and_reads(args, work, mounts, store, proxy)
         with timed("sync-to-follower latency"):
             res["latency"] = latency(args, work, mounts, store)
         with timed("bytes per refresh"):
