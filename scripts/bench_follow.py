@@ -255,7 +255,7 @@ def latency(args: argparse.Namespace, work: Path, mounts: Mounts, store: Path) -
                     return
                 time.sleep(0.01)
 
-        threads = [threading.Thread(target=poll, args=(i, m)) for i, m in followers.items()]
+        threads = [threading.Thread(target=poll, args=(i, m), daemon=True) for i, m in followers.items()]
         for th in threads:
             th.start()
         for th in threads:
