@@ -134,6 +134,11 @@ class FaultProxy:
         with self._lock:
             return self._rng.uniform(*self.delay)
 
+    def received_bytes(self) -> int:
+        """Body bytes of the endpoint's answers forwarded so far (what clients downloaded)."""
+        with self._lock:
+            return sum(n for *_, n in self.answered)
+
     def count(self, what: str) -> None:
         with self._lock:
             self.stats[what] += 1
