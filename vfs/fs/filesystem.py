@@ -20,12 +20,13 @@ import logging
 import os
 import stat
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import trio
 
-from vfs.catalog import NAME_MAX
+from vfs.catalog import NAME_MAX, Version
 from vfs.catalog.wal import checkpoint_wal
 from vfs.errors import (
     InvalidArgument,
@@ -49,6 +50,7 @@ from vfs.repository import Repository
 from vfs.types import ROOT_INO, InodeNo
 
 log = logging.getLogger(__name__)
+_PINNED_VERSIONS = 65536  # a follower's cache of pinned versions (a few hundred bytes each)
 
 
 def _nothing_cached(ino: InodeNo) -> None:
@@ -89,6 +91,9 @@ class FileSystem:
         # Read-only: inodes a refresh changed while handles of their old version were open; the kernel
         # forgets them when the last of those closes (see `changed_by_refresh`).
         self._forget_on_close: set[InodeNo] = set()
+        # Read-only: the versions opens pinned, by (inode, number), until the next refresh: an open then
+        # costs no query (a follower's reads of cached data are opens and releases).
+        self._pinned: OrderedDict[tuple[InodeNo, int], Version] = OrderedDict()
         # Read-only: the version whose pages the kernel may cache, by inode (see `page_cache_use`).
         self._cached_versions: dict[InodeNo, bytes] = {}
         self.catalog = repo.catalog
@@ -122,11 +127,27 @@ class FileSystem:
         """Make the kernel write back the dirty pages it caches of files open for writing, to us."""
         await self._write_back(self.paths_open_for_writing())
 
+    def _version_to_pin(self, ino: InodeNo, vno: int) -> Version | None:
+        if not vno:
+            return None
+        version = self._pinned.get((ino, vno))
+        if version is None:
+            version = self.catalog.version(ino, vno)
+            if version is None:
+                raise NotFound(f"version {vno} of inode {ino} is gone")
+            self._pinned[(ino, vno)] = version
+            if len(self._pinned) > _PINNED_VERSIONS:
+                self._pinned.popitem(last=False)
+        else:
+            self._pinned.move_to_end((ino, vno))
+        return version
+
     def changed_by_refresh(self, inos: set[InodeNo]) -> list[InodeNo]:
         """A follower's refresh changed `inos`: those whose cached pages and attributes the kernel must drop
         now. An inode with handles open keeps them until the last one closes: the kernel keeps one size
         and one page cache per inode, which those handles read their old version through, while new
         opens read the new one past the cache (`page_cache_use`)."""
+        self._pinned.clear()  # a rename over a file renumbers versions: (inode, number) may name others now
         open_now = {h.ino for h in self._files.handles.values()}
         self._forget_on_close |= inos & open_now
         return [ino for ino in inos if ino not in open_now]
@@ -407,8 +428,7 @@ class FileSystem:
             if writable or flags & os.O_TRUNC:
                 raise ReadOnly(self.read_only)
             # Pinned: a refresh that lands while it is open does not change what it reads.
-            return self._files.add(Handle(ino, False, self.catalog.version(ino, attr.vno) if attr.vno else None,
-                                          pinned=True))
+            return self._files.add(Handle(ino, False, self._version_to_pin(ino, attr.vno), pinned=True))
         live = self._files.get_live(ino)
         if writable:
             live.busy += 1  # keeps `live` while a settling commit runs
