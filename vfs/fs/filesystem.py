@@ -106,6 +106,7 @@ class FileSystem:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._committer.run)
             nursery.start_soon(self._committer.interval_timer)
+            nursery.start_soon(self._committer.commit_deletes)
             nursery.start_soon(checkpoint_wal, self.catalog)
             nursery.start_soon(self._staging.invalidate_stale_pages)
             nursery.start_soon(self._staging.empty_spares)
@@ -306,13 +307,14 @@ class FileSystem:
         self._writable(parent)
         with self.views.hidden_names_read_only(parent, name):
             try:
-                ino = self.catalog.unlink(parent, name)
+                ino = self.catalog.unlink(parent, name, batched=True)
             except NoSpace:
                 # On a full disk the catalog cannot even record the delete: free the uncommitted
                 # content of the file being deleted (what the user asked to lose), then retry.
                 if not self._drop_doomed_staging(parent, name):
                     raise
                 ino = self.catalog.unlink(parent, name)
+        self._committer.batched_delete()
         live = self._files.live.get(ino)
         if live is not None and self.catalog.attr(ino).nlink == 0:
             live.deleted = True  # deleted, not replaced: its unsaved content goes with it
@@ -333,7 +335,13 @@ class FileSystem:
             return
         self._writable(parent)
         with self.views.hidden_names_read_only(parent, name):
-            self.catalog.unlink(parent, name, rmdir=True)
+            self.catalog.unlink(parent, name, rmdir=True, batched=True)
+        self._committer.batched_delete()
+
+    async def fsyncdir(self) -> None:
+        """Make every change of the tree so far survive a power loss (it already survives a killed daemon)."""
+        self.catalog.commit_batch()
+        await trio.to_thread.run_sync(self.catalog.sync, limiter=self._threads)
 
     def rename(
         self, old_parent: InodeNo, old_name: bytes, new_parent: InodeNo, new_name: bytes, *,
