@@ -190,6 +190,11 @@ class FileSystem:
         size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
     ) -> Attr:
         self._writable(ino)
+        if ino not in self._files.live and self.catalog.attr(ino).nlink == 0:
+            # Deleted and open nowhere: nobody can see its attributes again. The kernel writes back the
+            # times it cached of every file it forgets (writeback cache), deleted ones too: a
+            # transaction per `rm` for nothing, which also ended each batch of deletes.
+            return self.getattr(ino)
         if size is not None:
             attr = self.catalog.attr(ino)
             if attr.is_dir:
