@@ -316,9 +316,9 @@ class FileSystem:
                 ino = self.catalog.unlink(parent, name, batched=True)
             except NoSpace:
                 # On a full disk the catalog cannot even record the delete: free the uncommitted
-                # content of the file being deleted (what the user asked to lose), then retry.
-                if not self._drop_doomed_staging(parent, name):
-                    raise
+                # content of the file being deleted (what the user asked to lose), then retry,
+                # unbatched (the batch's journal may be what found no room).
+                self._drop_doomed_staging(parent, name)
                 ino = self.catalog.unlink(parent, name)
         self._committer.batched_delete()
         live = self._files.live.get(ino)
@@ -341,7 +341,10 @@ class FileSystem:
             return
         self._writable(parent)
         with self.views.hidden_names_read_only(parent, name):
-            self.catalog.unlink(parent, name, rmdir=True, batched=True)
+            try:
+                self.catalog.unlink(parent, name, rmdir=True, batched=True)
+            except NoSpace:  # the batch's journal may be what found no room
+                self.catalog.unlink(parent, name, rmdir=True)
         self._committer.batched_delete()
 
     async def fsyncdir(self) -> None:

@@ -466,8 +466,9 @@ class IngestStream:
             if self._abandoned:
                 raise StreamAbandoned("the file stopped being appended to")
             size = self._size
-        data = os.pread(self._fd, n if size is None else min(n, size - offset), offset)
-        if len(data) < (n if size is None else size - offset):
+        want = n if size is None else min(n, size - offset)
+        data = os.pread(self._fd, want, offset)
+        if len(data) < want:
             raise StreamAbandoned("the file shrank while it was streamed")  # (its truncate abandons it too)
         return data, size is not None and offset + len(data) >= size
 
