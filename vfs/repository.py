@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
@@ -36,7 +36,7 @@ from vfs.catalog.catalog import CATALOG_FILE
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import NotAStore, StoreError, StoreLocked
 from vfs.fsutil import PRIVATE_DIR, PRIVATE_FILE, private_dir, tighten
-from vfs.store import ChunkStore, ContentReader, Ingested, IngestStream
+from vfs.store import ChunkStore, ContentReader, Ingested
 from vfs.store.keyring import save_key_object, unlock
 from vfs.store.keys import KdfParams, VolumeKeys
 from vfs.store.packs import pack_path
@@ -184,27 +184,14 @@ class Repository:
 
     def commit_files(
         self, items: list[tuple[InodeNo, Path | str, int | None, int | None]], *, origin: str = "write",
-        durable: bool = False, streams: Mapping[InodeNo, IngestStream] | None = None,
+        durable: bool = False,
     ) -> list[Version]:
         """Commit many staging files (inode, path, mtime, time saved; see Catalog.commit_versions) as new
-        versions: one pack fsync and one catalog transaction. `streams`: of some of them, their ingest
-        while they were written (finished here)."""
-        ingested = [(ino, self._ingest_staged(path, (streams or {}).get(ino)), mtime, saved)
+        versions: one pack fsync and one catalog transaction."""
+        ingested = [(ino, self.chunks.ingest(path, self.catalog.has_chunk, sync=False), mtime, saved)
                     for ino, path, mtime, saved in items]
         self.chunks.sync()  # data durable before the catalog points to it
         return self.catalog.commit_versions(ingested, origin=origin, durable=durable)
-
-    def _ingest_staged(self, path: Path | str, stream: IngestStream | None) -> Ingested:
-        """A staging file's chunks, from its stream if it has a whole one, else ingested now (not synced)."""
-        if stream is not None:
-            try:
-                result = stream.finish(os.stat(path).st_size)
-                if stream.generation == self.chunks.generation:
-                    return result
-                # A pack was deleted meanwhile (gc): it may have held chunks the stream counted on.
-            except Exception:  # ingested below: a failure that is not the stream's shows there again
-                log.debug("the ingest stream of %s was given up; ingesting it whole", path, exc_info=True)
-        return self.chunks.ingest(path, self.catalog.has_chunk, sync=False)
 
     def commit_bytes(self, ino: InodeNo, data: bytes, *, origin: str = "write") -> Version:
         ingested = self.chunks.ingest_bytes(data, self.catalog.has_chunk)

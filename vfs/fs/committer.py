@@ -31,7 +31,6 @@ from vfs.fs.handles import Live, OpenFiles
 from vfs.fs.staging import StagingFiles
 from vfs.fs.views import VersionList, Views, is_synthetic
 from vfs.repository import Repository
-from vfs.store import IngestStream
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
@@ -162,15 +161,11 @@ class Committer:
             st.dirty = False
             items.append((live.ino, st.path, st.mtime_ns, st.changed_ns))
         committed = False
-        streams: dict[InodeNo, IngestStream] = {}
         try:
             # Content someone fsync'd must stay durable once its staging file is gone.
             durable = any(live.staging is not None and live.staging.fsynced for live in batch)
-            streams = {live.ino: stream for live in batch
-                       if live.staging is not None and (stream := self._staging.take_stream(live.staging))}
             await trio.to_thread.run_sync(
-                functools.partial(self.repo.commit_files, items, durable=durable, streams=streams),
-                limiter=self._threads)
+                functools.partial(self.repo.commit_files, items, durable=durable), limiter=self._threads)
             committed = True
         except Exception:
             # The staging files hold everything written (a failed write is another matter: see
@@ -178,8 +173,6 @@ class Committer:
             # the staged content, which survives a killed daemon and commits once this succeeds.
             log.exception("committing %d file(s) failed; they stay dirty and will be retried", len(items))
         finally:
-            for stream in streams.values():
-                stream.abandon()  # (one not finished, the batch having failed before it, ends its thread)
             for live in batch:
                 assert live.staging is not None and live.committing is not None
                 if not committed:  # also when cancelled: nothing may be forgotten
@@ -215,7 +208,6 @@ class Committer:
         for live in list(self._files.live.values()):
             live.opens = live.writers = 0
             if live.staging is not None and live.staging.dirty:
-                self._staging.stop_stream(live.staging)
                 os.close(live.staging.fd)  # keep the file: it is the journal of that content
                 del self._files.live[live.ino]
             else:

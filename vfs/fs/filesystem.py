@@ -209,7 +209,6 @@ class FileSystem:
                 await self._committer.settle(live)
                 st = await self._staging.get(live, empty=size == 0)
                 os_call(os.ftruncate, st.fd, size)
-                self._staging.truncated(st, size)
                 st.size = size
                 mark_dirty(live, mtime_ns if mtime_ns is not None else time.time_ns())
                 if live.writers == 0:
@@ -433,7 +432,6 @@ class FileSystem:
         except Exception:
             self._staging.write_failed(h.ino, live, offset + len(data), n)
             raise
-        self._staging.wrote(st, offset, offset + n)
         st.size = max(st.size, offset + n)
         mark_dirty(live, time.time_ns())
         return n

@@ -14,7 +14,6 @@ from pathlib import Path
 import trio
 
 from vfs.catalog import Version
-from vfs.store import IngestStream
 from vfs.types import InodeNo
 
 
@@ -31,8 +30,6 @@ class Staging:
     fsynced_dir: bool = False
     fsynced: bool = False  # fsync(2) was asked: its version must commit durably (WAL fsync'd)
     changed_ns: int = 0  # when the content last changed (now_ns's clock): the time of its version
-    appending: bool = False  # every write so far was at the end of what was written from empty
-    stream: IngestStream | None = None  # its content ingested while it is written (see StagingFiles.wrote)
 
 
 @dataclass

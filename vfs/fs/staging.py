@@ -11,11 +11,6 @@ WAL, which makes the data survive a power loss as well.
 
 A write that fails (a full disk) leaves the kernel caching pages that are in no staging file: this
 module also has them dropped (`write_failed`, `invalidate_stale_pages`).
-
-Streams. A file written from empty by appends only (a copy, a download, a build output) is ingested
-while it is written, once it is big enough to matter (`vfs.store.IngestStream`: chunked, hashed,
-compressed and packed in a thread), so that its commit does not read it all back. The first write
-that is not at the end, or a truncate, gives the stream up: the commit then ingests the file whole.
 """
 
 from __future__ import annotations
@@ -35,14 +30,9 @@ from vfs.fs.handles import Live, Staging
 from vfs.fs.spares import Spares
 from vfs.fsutil import fsync_path
 from vfs.repository import Repository
-from vfs.store import IngestStream
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
-# A file appended to from empty is streamed once it reaches this size (smaller ones commit fast anyway),
-# and at most this many at once (each has a thread).
-_STREAM_FROM = 16 * 1024 * 1024
-_STREAMS = 2
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -67,7 +57,6 @@ class StagingFiles:
         self._stale_pages: dict[InodeNo, int] = {}
         self._stale_wakeup = trio.Event()
         self._spares_wakeup = trio.Event()
-        self._streams = 0  # staging files with a stream now
 
     async def get(self, live: Live, *, empty: bool = False) -> Staging:
         """The inode's staging file, made on first need (a copy of its content unless `empty`)."""
@@ -94,42 +83,8 @@ class StagingFiles:
                 os.close(fd)
                 work.unlink(missing_ok=True)
                 raise
-            live.staging = Staging(fd, path, 0 if version is None else version.size, attr.mtime_ns,
-                                   appending=version is None)
+            live.staging = Staging(fd, path, 0 if version is None else version.size, attr.mtime_ns)
             return live.staging
-
-    def wrote(self, st: Staging, offset: int, end: int) -> None:
-        """Bytes [offset, end) were written into `st` (its size not yet updated): feed its stream, start
-        one, or give it up."""
-        if offset != st.size or not st.appending:
-            self.stop_stream(st)
-        elif st.stream is not None:
-            st.stream.advance(end)
-        elif end >= _STREAM_FROM and self._streams < _STREAMS:
-            st.stream = self.repo.chunks.stream(os.dup(st.fd), self.catalog.has_chunk)
-            self._streams += 1
-            st.stream.advance(end)
-
-    def truncated(self, st: Staging, size: int) -> None:
-        """`st` was truncated to `size`: a stream is given up; from empty, appends may start another."""
-        self.stop_stream(st)
-        st.appending = size == 0
-
-    def stop_stream(self, st: Staging) -> None:
-        """Give up `st`'s stream, if any; it is not streamed again until it is truncated to empty."""
-        st.appending = False
-        if st.stream is not None:
-            st.stream.abandon()
-            st.stream = None
-            self._streams -= 1
-
-    def take_stream(self, st: Staging) -> IngestStream | None:
-        """`st`'s stream, for its commit (which finishes it); None if it has none."""
-        stream, st.stream = st.stream, None
-        st.appending = False  # (its next version would have to be streamed from the start)
-        if stream is not None:
-            self._streams -= 1
-        return stream
 
     def _copy_version(self, version: Version, fd: int) -> None:
         offset = 0
@@ -140,7 +95,6 @@ class StagingFiles:
 
     def discard(self, st: Staging) -> None:
         """Close and remove a staging file nothing needs any more (kept as a spare for the next one)."""
-        self.stop_stream(st)
         if self._spares.discard(st.fd, st.path):
             self._spares_wakeup.set()
 
@@ -177,7 +131,6 @@ class StagingFiles:
         """
         st = live.staging
         if st is not None:
-            self.stop_stream(st)
             if end > st.size:
                 os_call(os.ftruncate, st.fd, end)
             if end > st.size or stored:

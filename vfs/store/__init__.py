@@ -9,8 +9,8 @@ The store alone knows the pack format: maintenance asks it to verify, scan, rewr
 (`ChunkStore`, `vfs.store.verify`), and reads of a version go through its `ContentReader`.
 """
 
-from vfs.store.chunkstore import ChunkStore, Ingested, IngestStream, StreamAbandoned
+from vfs.store.chunkstore import ChunkStore, Ingested
 from vfs.store.packs import ChunkLocation
 from vfs.store.reader import ContentReader
 
-__all__ = ["ChunkLocation", "ChunkStore", "ContentReader", "IngestStream", "Ingested", "StreamAbandoned"]
+__all__ = ["ChunkLocation", "ChunkStore", "ContentReader", "Ingested"]

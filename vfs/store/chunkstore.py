@@ -129,7 +129,7 @@ class ChunkStore:
                 result = self._ingest_small(f.read(), known)
             else:
                 fd = f.fileno()
-                result = self._ingest_read(_sized(lambda offset, n: os.pread(fd, n, offset), size), known)
+                result = self._ingest_read(lambda offset, n: os.pread(fd, n, offset), size, known)
         if sync:
             self._writer.sync()
         return result
@@ -146,20 +146,16 @@ class ChunkStore:
     def ingest_bytes(self, data: bytes, known: Callable[[ChunkId], bool]) -> Ingested:
         """As `ingest`, for content already in memory."""
         view = memoryview(data)
-        result = (self._ingest_read(_sized(lambda offset, n: view[offset : offset + n], len(data)), known) if data
+        result = (self._ingest_read(lambda offset, n: view[offset : offset + n], len(data), known) if data
                   else Ingested(0, codec.file_hasher().digest(), []))
         self._writer.sync()
         return result
 
-    def stream(self, fd: int, known: Callable[[ChunkId], bool]) -> IngestStream:
-        """Start ingesting the file open as `fd` while it is still being appended to (see IngestStream)."""
-        return IngestStream(self, fd, known)
-
-    def _ingest_read(self, read: Callable[[int, int], tuple[bytes | memoryview, bool]],
-                     known: Callable[[ChunkId], bool]) -> Ingested:
-        """Ingest content got a window at a time by `read(offset, length)`, which returns the bytes and
-        whether they reach the content's end; on return, whether it succeeded or raised, no task of it is
-        left queued or running.
+    def _ingest_read(
+        self, read: Callable[[int, int], bytes | memoryview], size: int, known: Callable[[ChunkId], bool],
+    ) -> Ingested:
+        """Ingest `size` bytes, got a window at a time by `read(offset, length)`; on return, whether it
+        succeeded or raised, no task of it is left queued or running.
 
         A window's chunks are final but for its last one, which the window's end may have cut short:
         the next window starts there. The others are the chunks of the whole content, since FastCDC
@@ -198,8 +194,8 @@ class ChunkStore:
         start = hashed = 0  # offsets in the content: of the window, of the first byte not hashed yet
         try:
             while True:
-                data, last = read(start, window_len)
-                window = memoryview(data)
+                window = memoryview(read(start, window_len))
+                last = len(window) < window_len or start + len(window) >= size  # (a short read: it shrank)
                 hashed_all = self._file_hasher.submit(file_hash.update, window[hashed - start :])
                 hashed = start + len(window)
                 cuts = list(self._chunker.cut(window))
@@ -224,7 +220,6 @@ class ChunkStore:
         return result
 
     def sync(self) -> None:
-        """Make every chunk appended so far durable."""
         if self._pack_writer is not None:
             self._pack_writer.sync()
 
@@ -409,90 +404,3 @@ class ChunkStore:
         while pending:
             yield pending.popleft().result()
 
-
-
-def _sized(read: Callable[[int, int], bytes | memoryview], size: int
-           ) -> Callable[[int, int], tuple[bytes | memoryview, bool]]:
-    """A reader for `_ingest_read` of content of `size` bytes (a short read: it shrank meanwhile)."""
-    def read_window(offset: int, n: int) -> tuple[bytes | memoryview, bool]:
-        data = read(offset, n)
-        return data, len(data) < n or offset + len(data) >= size
-    return read_window
-
-
-class StreamAbandoned(VfsError):
-    """The file stopped being appended to (or was dropped): its stream was given up."""
-
-
-class IngestStream:
-    """Ingest of a file while it is appended to: chunked, hashed, compressed and packed in a thread of
-    its own, so that committing it later does not read it all back.
-
-    The writer reports each append (`advance`); the thread ingests whole windows as they become
-    available, exactly as `ChunkStore.ingest` would cut the finished file. `finish(size)` ingests the
-    rest and returns what `ingest` would; `abandon()` gives it up (a write not at the end, a truncate):
-    the chunks it packed already are then garbage for gc, like those of a killed daemon. Chunks are
-    appended to the open pack but not synced: `ChunkStore.sync` makes them durable, before the
-    catalog names them, as for `ingest(sync=False)`.
-
-    `fd` is the stream's own descriptor of the file (closed when the thread ends).
-    """
-
-    def __init__(self, store: ChunkStore, fd: int, known: Callable[[ChunkId], bool]) -> None:
-        self._fd = fd
-        self._cond = threading.Condition()
-        self._end = 0  # bytes appended so far
-        self._size: int | None = None  # the final size, once finished
-        self._abandoned = False
-        self.generation = store.generation  # a pack deleted meanwhile (gc) may have held its chunks
-        self._result: Future[Ingested] = Future()
-        thread = threading.Thread(target=self._run, args=(store, known), name="ingest-stream", daemon=True)
-        thread.start()
-
-    def _run(self, store: ChunkStore, known: Callable[[ChunkId], bool]) -> None:
-        try:
-            self._result.set_result(store._ingest_read(self._read, known))
-        except BaseException as e:  # (handed to finish)
-            self._result.set_exception(e)
-        finally:
-            os.close(self._fd)
-
-    def _read(self, offset: int, n: int) -> tuple[bytes | memoryview, bool]:
-        """Wait until the window [offset, offset + n) is appended whole and more follows, or the
-        content is finished; the window's bytes, and whether they reach the end."""
-        with self._cond:
-            while not self._abandoned and self._size is None and self._end <= offset + n:
-                self._cond.wait()
-            if self._abandoned:
-                raise StreamAbandoned("the file stopped being appended to")
-            size = self._size
-        want = n if size is None else min(n, size - offset)
-        data = os.pread(self._fd, want, offset)
-        if len(data) < want:
-            raise StreamAbandoned("the file shrank while it was streamed")  # (its truncate abandons it too)
-        return data, size is not None and offset + len(data) >= size
-
-    def advance(self, end: int) -> None:
-        """Bytes up to `end` are in the file now (appended in order)."""
-        with self._cond:
-            self._end = end
-            self._cond.notify()
-
-    def abandon(self) -> None:
-        """Give the stream up (does not wait for its thread)."""
-        with self._cond:
-            self._abandoned = True
-            self._cond.notify()
-
-    def finish(self, size: int) -> Ingested:
-        """Ingest what is left of the file, now `size` bytes and no longer written; blocks.
-
-        Raises:
-            StreamAbandoned: the stream was given up, or `size` is not what was appended.
-        """
-        with self._cond:
-            if size != self._end:
-                self._abandoned = True
-            self._size = size
-            self._cond.notify()
-        return self._result.result()
