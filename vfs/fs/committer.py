@@ -93,9 +93,12 @@ class Committer:
     def batched_delete(self) -> None:
         """A delete joined the catalog's open batch (`Catalog.unlink(batched=True)`): commit it soon."""
         if self.catalog.batched >= _DELETE_BATCH:
-            self.catalog.commit_batch()
-        else:
-            self._deletes_wakeup.set()
+            try:
+                self.catalog.commit_batch()
+                return
+            except Exception:  # logged by commit_batch; the delete is journalled: retried by commit_deletes
+                pass
+        self._deletes_wakeup.set()
 
     async def commit_deletes(self) -> None:
         """Background task: commit the catalog's batch of deletes a moment after it opened. Cancel to stop.
