@@ -928,6 +928,26 @@ def test_fsynced_data_of_open_file_survives_kill9(mount: Mount) -> None:
     assert p.read_bytes() == b"fsynced line\n"
 
 
+def test_deletes_survive_kill9_before_their_batch_commits(mount: Mount) -> None:
+    d = mount.path / "d"
+    d.mkdir()
+    for i in range(20):
+        (d / f"f{i}").write_bytes(b"x")
+    (d / "sub").mkdir()
+    time.sleep(0.2)  # the creates' versions are committed: only the deletes are pending
+    pid = mount.pid
+    for i in range(20):
+        os.unlink(d / f"f{i}")
+    os.rmdir(d / "sub")
+    os.kill(pid, signal.SIGSTOP)  # before the batch's gathering window ends
+    journal = (mount.store / "catalog.db-deletes").read_bytes()
+    mount.kill9()
+    assert len(journal) > 8, "the deletes were committed already: the kill tested nothing"
+    mount.start()
+    assert os.listdir(d) == []
+    assert os.stat(d).st_nlink == 2
+
+
 def test_open_dirty_file_gets_a_version_after_interval(tmp_path: Path) -> None:
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     mnt.mkdir()

@@ -110,6 +110,8 @@ class Catalog(Restore, TreeEdits, Namespace, Versions, Xattrs, States, History, 
 
     def close(self) -> None:
         with self._lock:
+            self.commit_batch()
+            self._journal.close()
             if self._checkpointer is not None:
                 self._checkpointer.close()
             self._db.close()

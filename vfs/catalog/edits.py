@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 
+from vfs.catalog.journal import Delete
 from vfs.catalog.namespace import Namespace
 from vfs.catalog.rows import Commit
 from vfs.catalog.schema import LIVE
@@ -68,24 +69,40 @@ class TreeEdits(Namespace, States):
             self._touch_dir(c, parent)
         return self.attr(ino)
 
-    def unlink(self, parent: InodeNo, name: bytes, *, rmdir: bool = False) -> InodeNo:
-        """Remove a name (unlink, or rmdir when `rmdir`); returns the inode it pointed to."""
-        with self._write(exact=True) as c:
-            found = self._live_dirent(parent, name)
-            if found is None:
-                raise NotFound(f"{name!r} not found in directory {parent}")
-            dirent_id, ino = found
-            is_dir = stat.S_ISDIR(self._current_state(ino)["mode"])
-            if rmdir and not is_dir:
-                raise NotADirectory(f"{name!r} is not a directory")
-            if not rmdir and is_dir:
-                raise IsADirectory(f"{name!r} is a directory")
-            if is_dir and self._has_children(ino):
-                raise NotEmpty(f"directory {name!r} is not empty")
-            self._end_dirent(c, dirent_id)
-            self._change_state(c, ino, ctime_ns=c.time_ns)
-            self._touch_dir(c, parent, subdirs=-int(is_dir))
+    def unlink(self, parent: InodeNo, name: bytes, *, rmdir: bool = False, batched: bool = False) -> InodeNo:
+        """Remove a name (unlink, or rmdir when `rmdir`); returns the inode it pointed to.
+
+        `batched`: in the open batch of deletes (see `vfs.catalog.journal`), committed by the next other
+        write or `commit_batch`, and meanwhile journalled: it survives a killed process all the same.
+        """
+        if not batched:
+            with self._write(exact=True) as c:
+                return self._unlink(c, parent, name, rmdir)
+        with self._batched_write() as c:
+            ino = self._unlink(c, parent, name, rmdir)
+            self._journal_delete(Delete(parent, name, ino, rmdir))
             return ino
+
+    def _replay_delete(self, c: Commit, delete: Delete) -> None:
+        if self._live_dirent(delete.parent, delete.name) is not None:
+            self._unlink(c, delete.parent, delete.name, delete.rmdir)
+
+    def _unlink(self, c: Commit, parent: InodeNo, name: bytes, rmdir: bool) -> InodeNo:
+        found = self._live_dirent(parent, name)
+        if found is None:
+            raise NotFound(f"{name!r} not found in directory {parent}")
+        dirent_id, ino = found
+        is_dir = stat.S_ISDIR(self._current_state(ino)["mode"])
+        if rmdir and not is_dir:
+            raise NotADirectory(f"{name!r} is not a directory")
+        if not rmdir and is_dir:
+            raise IsADirectory(f"{name!r} is a directory")
+        if is_dir and self._has_children(ino):
+            raise NotEmpty(f"directory {name!r} is not empty")
+        self._end_dirent(c, dirent_id)
+        self._change_state(c, ino, ctime_ns=c.time_ns)
+        self._touch_dir(c, parent, subdirs=-int(is_dir))
+        return ino
 
     def _has_children(self, ino: InodeNo) -> bool:
         return self._db.execute(

@@ -4,10 +4,17 @@ Every mutating method is one transaction that first inserts a `commits` row (`_w
 (`CommitNo`) then names the new state of the whole tree. Bookkeeping that changes no tree (meta, remote
 packs) uses `_plain_write`. One lock guards the connection, so the trio loop may call the catalog inline
 while ingest threads call it too; transactions are short.
+
+Deletes may instead join the open *batch* (`_batched_write`, see `vfs.catalog.journal`): one transaction
+left open across calls, each delete in it a commit of its own, journalled so that it survives a killed
+process. Every other write commits the batch first (`commit_batch`), so commits land in the order they
+were made; this connection's reads see the batch, other connections see it once committed.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import sqlite3
 import threading
 import time
@@ -16,9 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vfs.catalog.journal import Delete, DeleteJournal, read_journal
 from vfs.catalog.rows import Commit
 from vfs.errors import NoSpace
 from vfs.types import Attr, CommitNo, InodeNo
+
+log = logging.getLogger(__name__)
 
 _CLOCK_REALTIME_COARSE = 5  # Linux's clock id; Python's time module does not name it
 
@@ -48,11 +58,127 @@ class Transactions:
         self._touched: set[InodeNo] | None = None
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
         self._tx_last_time_ns = self._last_time_ns  # the newest commit time in the open transaction
+        self._journal = DeleteJournal(path.with_name(path.name + "-deletes"))
+        self.batched = 0  # deletes in the open batch (0: none open)
+
+    def _last_commit_no(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(commit_no), 0) FROM commits").fetchone()[0])
+
+    @contextmanager
+    def _batched_write(self) -> Iterator[Commit]:
+        """A delete's commit in the open batch (opened if none is): `exact` as in `_write`.
+
+        The caller journals the delete (`_journal_delete`) before the block ends. A failure undoes this
+        delete only (a savepoint); a failure to commit the batch is `commit_batch`'s.
+        """
+        with self._lock:
+            db = self._db
+            if not self.batched:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._journal.begin(self._last_commit_no())
+                except OSError as e:
+                    db.execute("ROLLBACK")
+                    raise _os_error(e) from None
+                self._tx_last_time_ns = self._last_time_ns
+            self._touched = set()
+            db.execute("SAVEPOINT batched")
+            try:
+                yield self._add_commit(None)
+                db.execute("RELEASE batched")
+                self._last_time_ns = self._tx_last_time_ns
+                self.batched += 1
+            except BaseException as e:
+                if db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    db.execute("ROLLBACK TO batched")
+                    db.execute("RELEASE batched")
+                    if not self.batched:
+                        db.execute("ROLLBACK")
+                elif self.batched:  # the whole batch went with it: make it again from the journal
+                    self.batched = 0
+                    self._replay_journal(keep_open=True)
+                if isinstance(e, sqlite3.OperationalError) and "full" in str(e):
+                    raise NoSpace("no space left on the store's disk for the catalog") from None
+                raise
+            finally:
+                for ino in self._touched:
+                    self._live_attrs.pop(ino, None)
+                self._touched = None
+
+    def _journal_delete(self, delete: Delete) -> None:
+        try:
+            self._journal.add(delete)
+        except OSError as e:
+            raise _os_error(e) from None
+
+    def commit_batch(self) -> None:
+        """Commit the open batch of deletes, if any (every other write does it first).
+
+        Raises:
+            NoSpace: the disk is full. The batch stays open (its deletes were undone and made again
+                from the journal), for the next try.
+        """
+        with self._lock:
+            if not self.batched:
+                return
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                log.error("committing %d batched delete(s) failed (%s); retried from their journal", self.batched, e)
+                self.batched = 0
+                self._replay_journal(keep_open=True)
+                if "full" in str(e):
+                    raise NoSpace("no space left on the store's disk for the catalog") from None
+                raise
+            self.batched = 0
+            self._journal.clear()
+
+    def replay_deletes(self) -> int:
+        """Commit the deletes a killed process journalled but did not commit; how many (at open, by the
+        holder of the store lock only)."""
+        with self._lock:
+            self.commit_batch()
+            replayed = self._replay_journal(keep_open=False)
+            self._journal.clear()
+            return replayed
+
+    def _replay_journal(self, *, keep_open: bool) -> int:
+        """Make the journalled deletes again, if no commit recorded them, in one transaction: committed,
+        or with `keep_open` left open as the batch. Each is a commit of its own, as it was."""
+        found = read_journal(self._journal.path)
+        if found is None:
+            return 0
+        last_commit, deletes = found
+        if not deletes or self._last_commit_no() != last_commit:
+            return 0  # committed already
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._tx_last_time_ns = self._last_time_ns
+            for delete in deletes:
+                self._replay_delete(self._add_commit(None), delete)
+            if not keep_open:
+                self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._live_attrs.clear()
+        self._last_time_ns = self._tx_last_time_ns
+        if keep_open:
+            self.batched = len(deletes)
+        return len(deletes)
+
+    def _replay_delete(self, c: Commit, delete: Delete) -> None:
+        """Make a journalled delete again in commit `c` (see `TreeEdits`)."""
+        raise NotImplementedError
 
     @contextmanager
     def _plain_write(self) -> Iterator[None]:
         """A transaction that is no commit of the tree (meta, remote bookkeeping)."""
         with self._lock:
+            self.commit_batch()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -72,6 +198,7 @@ class Transactions:
         row of its inode (link counts); one that changes other rows sets `_touched` to None.
         """
         with self._lock:
+            self.commit_batch()  # commits land in the order they were made
             self._touched = set() if exact else None
             db = self._db
             if durable:
@@ -115,3 +242,9 @@ class Transactions:
     def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+
+def _os_error(e: OSError) -> Exception:
+    if e.errno == errno.ENOSPC:
+        return NoSpace("no space left on the store's disk for the delete journal")
+    return e

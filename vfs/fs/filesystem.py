@@ -118,6 +118,7 @@ class FileSystem:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._committer.run)
             nursery.start_soon(self._committer.interval_timer)
+            nursery.start_soon(self._committer.commit_deletes)
             nursery.start_soon(checkpoint_wal, self.catalog)
             nursery.start_soon(self._staging.invalidate_stale_pages)
             nursery.start_soon(self._staging.empty_spares)
@@ -248,6 +249,11 @@ class FileSystem:
         size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
     ) -> Attr:
         self._writable(ino)
+        if ino not in self._files.live and self.catalog.attr(ino).nlink == 0:
+            # Deleted and open nowhere: nobody can see its attributes again. The kernel writes back the
+            # times it cached of every file it forgets (writeback cache), deleted ones too: a
+            # transaction per `rm` for nothing, which also ended each batch of deletes.
+            return self.getattr(ino)
         if size is not None:
             attr = self.catalog.attr(ino)
             if attr.is_dir:
@@ -367,13 +373,14 @@ class FileSystem:
         self._writable(parent)
         with self.views.hidden_names_read_only(parent, name):
             try:
-                ino = self.catalog.unlink(parent, name)
+                ino = self.catalog.unlink(parent, name, batched=True)
             except NoSpace:
                 # On a full disk the catalog cannot even record the delete: free the uncommitted
-                # content of the file being deleted (what the user asked to lose), then retry.
-                if not self._drop_doomed_staging(parent, name):
-                    raise
+                # content of the file being deleted (what the user asked to lose), then retry,
+                # unbatched (the batch's journal may be what found no room).
+                self._drop_doomed_staging(parent, name)
                 ino = self.catalog.unlink(parent, name)
+        self._committer.batched_delete()
         live = self._files.live.get(ino)
         if live is not None and self.catalog.attr(ino).nlink == 0:
             live.deleted = True  # deleted, not replaced: its unsaved content goes with it
@@ -395,7 +402,16 @@ class FileSystem:
             return
         self._writable(parent)
         with self.views.hidden_names_read_only(parent, name):
-            self.catalog.unlink(parent, name, rmdir=True)
+            try:
+                self.catalog.unlink(parent, name, rmdir=True, batched=True)
+            except NoSpace:  # the batch's journal may be what found no room
+                self.catalog.unlink(parent, name, rmdir=True)
+        self._committer.batched_delete()
+
+    async def fsyncdir(self) -> None:
+        """Make every change of the tree so far survive a power loss (it already survives a killed daemon)."""
+        self.catalog.commit_batch()
+        await trio.to_thread.run_sync(self.catalog.sync, limiter=self._threads)
 
     def rename(
         self, old_parent: InodeNo, old_name: bytes, new_parent: InodeNo, new_name: bytes, *,

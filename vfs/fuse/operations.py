@@ -236,8 +236,9 @@ class Operations(pyfuse3.Operations):
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
 
+    @_errno
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        pass  # every directory change is a catalog commit already
+        await self.fs.fsyncdir()
 
     @_errno
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
