@@ -21,8 +21,9 @@ from typing import Any
 
 from fsspec.spec import AbstractFileSystem
 
+from vfs.api.opening import open
 from vfs.api.reading import Entry
-from vfs.api.volume import Volume, open
+from vfs.api.volume import Volume
 
 
 def _info(e: Entry) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`Volume`: a vfs volume from Python, without a mount, and `vfs.open`, `vfs.load`.
+"""`Volume`: a vfs volume from Python, without a mount (`vfs.open` in `vfs.api.opening` makes one).
 
 Paths are paths inside the volume ('results/run1.csv'; '' or '/' is the root). Where a method reads, a
 path may carry `@SPEC` as in the mount: `@3` (version 3), `@2026-11-21T10:15`, `@yesterday`, `@-2h`,
@@ -22,11 +22,10 @@ from typing import IO, Any
 
 from vfs.api import reading
 from vfs.api.files import NewVersionWriter, reader
-from vfs.api.location import store_directory
 from vfs.api.progress import bar
 from vfs.api.reading import Entry, FileVersion
-from vfs.api.urls import parse_url, url_of
-from vfs.api.writer import writer_for
+from vfs.api.urls import url_of
+from vfs.api.writer import Writer, writer_for
 from vfs.catalog import LIVE, Version
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
@@ -39,6 +38,7 @@ from vfs.fs.restore import Change
 from vfs.fs.snapshots import SnapshotInfo
 from vfs.fs.times import commit_named, time_option
 from vfs.maintenance.put import PutItem, PutResult
+from vfs.repository import PassphraseSource, Repository
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
 GET_THREADS = 4  # files written at once by `get` of a tree
@@ -57,13 +57,17 @@ class Volume:
         store: the store directory.
         writable: allow changes (put, write_*, snapshot, restore, ...); without it they raise NotWritable.
         password: the passphrase of an encrypted volume (unused by volumes that are not encrypted).
+        repository: the store, opened already (an `s3://` volume's cache, see `vfs.api.remote`); by
+            default it is opened here without its lock (changes take it, or go through a daemon).
     """
 
-    def __init__(self, store: Path, *, writable: bool = False, password: str | None = None) -> None:
+    def __init__(self, store: Path, *, writable: bool = False, password: str | None = None,
+                 repository: Repository | None = None) -> None:
         self.store = store
+        self.location = str(store)  # what messages name
         self.writable = writable
-        self._passphrase = None if password is None else (lambda: password.encode())
-        self._repo = open_repository(store, lock=False, passphrase=self._passphrase)
+        self._passphrase: PassphraseSource | None = None if password is None else (lambda: password.encode())
+        self._repo = repository or open_repository(store, lock=False, passphrase=self._passphrase)
 
     def close(self) -> None:
         """Close the store (the volume cannot be used after)."""
@@ -76,7 +80,7 @@ class Volume:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<vfs.Volume {self.store}{' writable' if self.writable else ''}>"
+        return f"<vfs.Volume {self.location}{' writable' if self.writable else ''}>"
 
     @property
     def mounted(self) -> bool:
@@ -296,7 +300,7 @@ class Volume:
                 raise NotWritable(f"{path}: history is read-only (write to the path without @{spec})")
             names = full
         if not self.writable:
-            raise NotWritable(f"{self.store} was opened read-only: open it with writable=True to change it")
+            raise NotWritable(f"{self.location} was opened read-only: open it with writable=True to change it")
         return names
 
     def put(self, dest: str, source: Source, *, checksum: bool = False, progress: bool | None = None) -> PutResult:
@@ -335,10 +339,14 @@ class Volume:
         if exact and is_dir:
             raise IsADirectory(f"{dest} is a directory in the volume")
         plan = _plan(local, names, is_dir)
-        writer = writer_for(self.store, self._passphrase)
+        writer = self._writer()
         total = sum(plan.sizes)
         with bar(f"put {local.name or local}", total, sum(not i.is_dir for i in plan.items), progress) as advance:
             return writer.put(plan.items, plan.sizes, checksum=checksum, advance=advance)
+
+    def _writer(self) -> Writer:
+        """What makes a change now: the daemon when the store is mounted, else this process."""
+        return writer_for(self.store, self._passphrase)
 
     def _is_volume_dir(self, names: tuple[bytes, ...]) -> bool:
         ino = lookup_at(self._repo.catalog, names, LIVE)
@@ -355,24 +363,23 @@ class Volume:
     def mkdir(self, path: str) -> None:
         """Make the directory PATH (and those above it); nothing if it exists."""
         names = self._check_writable(path)
-        writer_for(self.store, self._passphrase).put([PutItem("", names, is_dir=True)], [0], checksum=False,
-                                   advance=lambda *_: None)
+        self._writer().put([PutItem("", names, is_dir=True)], [0], checksum=False, advance=lambda *_: None)
 
     def remove(self, path: str, *, recursive: bool = False) -> list[str]:
         """Remove PATH from the volume (a directory only with `recursive`); its history stays reachable
         (`PATH@SPEC`, `versions`). Returns the paths removed."""
         names = self._check_writable(path)
-        return writer_for(self.store, self._passphrase).remove(names, recursive=recursive)
+        return self._writer().remove(names, recursive=recursive)
 
     def snapshot(self, name: str | None = None) -> str:
         """Name the current tree (default name: the UTC time); returns the name."""
         self._check_writable("")
-        return writer_for(self.store, self._passphrase).snapshot(name)
+        return self._writer().snapshot(name)
 
     def delete_snapshot(self, name: str) -> None:
         """Delete a snapshot's name; the history it named stays."""
         self._check_writable("")
-        writer_for(self.store, self._passphrase).delete_snapshot(name)
+        self._writer().delete_snapshot(name)
 
     def restore(self, path: str, to: str | None = None, *, delete: bool = False, dry_run: bool = False) -> list[Change]:
         """Bring `PATH[@SPEC]` back as it was, as new versions (at `to` instead, when given); see `vfs restore`."""
@@ -381,7 +388,7 @@ class Volume:
         names, spec = reading.split(path)
         dest = None if to is None else self._check_writable(to)
         try:
-            return writer_for(self.store, self._passphrase).restore(names, spec, dest, delete=delete, dry_run=dry_run)
+            return self._writer().restore(names, spec, dest, delete=delete, dry_run=dry_run)
         except UsageError as e:
             if "version" in str(e) or "snapshot" in str(e) or "time" in str(e):
                 raise NoSuchPath(f"{path}: {e}") from None
@@ -394,21 +401,33 @@ class Volume:
             answer = call(self.store, {"op": "sync", "wait": wait, "timeout": timeout}, timeout=timeout + 30)
             answer.pop("ok", None)
             return answer
-        import trio
-
-        from vfs.maintenance.service import Maintenance
-
         with open_repository(self.store, passphrase=self._passphrase) as repo:
-            service = Maintenance(repo)
-            with bar("sync", 0, 0, progress) as advance:
-                seen = [0]
+            return sync_store(repo, timeout=timeout, progress=progress)
 
-                def show(done: int, total: int, *_: int) -> None:
-                    advance(max(done - seen[0], 0), 0)
-                    seen[0] = done
+    def refresh(self) -> bool:
+        """Bring the volume to its remote's newest state; whether it changed. A store directory is read
+        as it is: False (a clone that writes nothing is brought up to date with `vfs pull`); see
+        `vfs.open("s3://...")` for a volume that follows its remote."""
+        return False
 
-                left = trio.run(lambda: service.sync_now(limit=timeout, progress=show))
-            return left if left is not None else service.status()
+
+def sync_store(repo: Repository, *, timeout: float, progress: bool | None) -> dict[str, Any]:
+    """Send what the remote lacks from the unmounted store `repo` (its lock held), within `timeout`
+    seconds; the sync status after."""
+    import trio
+
+    from vfs.maintenance.service import Maintenance
+
+    service = Maintenance(repo)
+    with bar("sync", 0, 0, progress) as advance:
+        seen = [0]
+
+        def show(done: int, total: int, *_: int) -> None:
+            advance(max(done - seen[0], 0), 0)
+            seen[0] = done
+
+        left = trio.run(lambda: service.sync_now(limit=timeout, progress=show))
+    return left if left is not None else service.status()
 
 
 def _is_history(catalog: Any, spec: str) -> bool:
@@ -450,37 +469,4 @@ def _plan(local: Path, dest: tuple[bytes, ...], dest_is_dir: bool) -> _Plan:
     return _Plan(items, sizes)
 
 
-def open(location: str | os.PathLike[str] | None = None, *, writable: bool = False, endpoint_url: str | None = None,
-         cache_dir: str | os.PathLike[str] | None = None, password: str | None = None) -> Volume:
-    """Open a vfs volume: `with vfs.open("~/stores/work", writable=True) as vol: vol.put("data", "./data")`.
-
-    Args:
-        location: a store directory, mounted or not (None: $VFS_HOME or ~/.local/share/vfs/default).
-            A remote (`s3://BUCKET/PREFIX`) is refused for now: clone it (`vfs clone`) and open the clone.
-        writable: allow changes; a mounted store is changed through its daemon, an unmounted one with
-            its lock held for each change.
-        endpoint_url, cache_dir: for `s3://` locations (the S3 endpoint, where fetched data is kept).
-        password: the passphrase of an encrypted volume; volumes that are not encrypted ignore it.
-
-    Raises:
-        NotAStore: no store there. UsageError: a location of another kind.
-    """
-    if endpoint_url is not None or cache_dir is not None:
-        store_directory(location)  # a remote location says it is not supported yet
-        raise UsageError("endpoint_url and cache_dir apply to s3:// locations only")
-    return Volume(store_directory(location), writable=writable, password=password)
-
-
-def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | None = None) -> bytes:
-    """The content a reference from `Volume.url` names (`blake3://HEX/NAME`), from the store at `location`
-    (None: $VFS_HOME or ~/.local/share/vfs/default), which must hold that content.
-
-    Raises:
-        UsageError: not such a reference. NoSuchPath: the store does not hold that content.
-    """
-    content_hash, _ = parse_url(url)
-    with Volume(store_directory(location), password=password) as vol:
-        return vol.read_bytes(content_hash)
-
-
-__all__ = ["Entry", "FileVersion", "Volume", "load", "open"]
+__all__ = ["Entry", "FileVersion", "Volume", "sync_store"]

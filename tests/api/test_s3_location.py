@@ -1,0 +1,209 @@
+"""`vfs.open("s3://BUCKET/PREFIX")`: a read-only view of a volume another store writes (lazy fetch into a
+cache directory, `refresh`), and a writer holding the volume's lease (S3 on a moto server on 127.0.0.1,
+through the fault proxy; no mount)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import vfs
+from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
+from tests.backend.faultproxy import FaultProxy
+from tests.sync.conftest import backend_of, encrypted, make_store, proxy, remote  # noqa: F401
+from vfs.api.remote import RemoteVolume
+from vfs.config import RemoteConfig, StoreConfig
+from vfs.errors import (
+    BackendError,
+    BackendNotFound,
+    LeaseHeld,
+    NotWritable,
+    RemoteConflict,
+    StoreError,
+    UsageError,
+    WrongPassphrase,
+)
+from vfs.sync import lease
+
+pytestmark = pytest.mark.s3
+
+
+def password() -> str | None:
+    return os.environ.get("VFS_PASSWORD")  # set when the test runs on an encrypted volume
+
+
+def writer_store(path: Path, remote: RemoteConfig, config: StoreConfig | None = None) -> Path:
+    """A store with `remote` (as `vfs init --remote` makes it), closed."""
+    (make_store(path, remote) if config is None else make_store(path, remote, config)).close()
+    return path
+
+
+def view(remote: RemoteConfig, cache: Path, **kwargs: object) -> vfs.Volume:
+    return vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache, password=password(),
+                    **kwargs)  # type: ignore[arg-type]
+
+
+def release(store: Path, remote: RemoteConfig) -> None:
+    """What `vfs lease release STORE` does."""
+    from vfs.compose import open_repository
+    from vfs.sync.remote import open_store_backend
+
+    with open_repository(store, passphrase=(lambda: (password() or "").encode())) as repo, \
+            open_store_backend(repo) as backend:
+        assert lease.WriterLease(repo.path, backend, repo.store_id).release()
+
+
+def lease_state(remote: RemoteConfig) -> str:
+    with backend_of(remote) as backend:
+        return str(lease.status(backend, lease.LocalLease())["state"])
+
+
+def test_a_read_only_view_sees_the_writers_data_and_history_and_refreshes(
+    tmp_path: Path, remote: RemoteConfig,  # noqa: F811
+) -> None:
+    origin = writer_store(tmp_path / "origin", remote)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_text("notes.txt", "first")
+        w.write_text("notes.txt", "second")
+        blob = os.urandom(200_000)
+        w.write_bytes("data/blob", blob)
+        w.snapshot("one")
+        w.sync(progress=False)
+        blob_hash, ref = w.hash("data/blob"), w.url("data/blob")
+    cache = tmp_path / "cache"
+    with view(remote, cache) as v:
+        assert isinstance(v, RemoteVolume) and not v.writable and v.store == cache
+        assert remote.url in repr(v)
+        assert v.ls("") == ["data", "notes.txt"]
+        assert v.read_text("notes.txt") == "second" and v.read_text("notes.txt@1") == "first"
+        assert [x.version for x in v.versions("notes.txt")] == [1, 2]
+        assert [s.name for s in v.snapshots()] == ["one"]
+        assert v.hash("data/blob") == blob_hash and v.url("data/blob") == ref
+        assert v.read_bytes(blob_hash) == v.read_bytes("data/blob")
+        with v.open("notes.txt@2") as f:
+            f.seek(3)
+            assert f.read() == b"ond"
+        assert v.get("notes.txt@1", tmp_path / "out.txt").read_text() == "first"
+        assert v.refresh() is False  # nothing new
+
+        with vfs.open(origin, writable=True, password=password()) as w:
+            w.write_text("notes.txt", "third")
+            w.write_text("new.txt", "new")
+            w.sync(progress=False)
+        assert v.read_text("notes.txt") == "second"  # the view shows the state it was refreshed to
+        assert v.refresh() is True
+        assert v.read_text("notes.txt") == "third" and v.read_text("new.txt") == "new"
+        assert [x.version for x in v.versions("notes.txt")] == [1, 2, 3]
+        assert [d.path for d in v.diff("one")] == ["new.txt", "notes.txt"]
+
+        for write in (lambda: v.write_text("x", "y"), lambda: v.put("x", b"y"), lambda: v.snapshot("two"),
+                      lambda: v.remove("notes.txt"), lambda: v.open("x", "wb"), lambda: v.mkdir("d"),
+                      lambda: v.sync()):
+            with pytest.raises(NotWritable, match=f"^{remote.url}"):
+                write()
+        with pytest.raises(PermissionError):
+            v.write_bytes("new.txt", b"")
+    # The cache is kept: a new view starts from it and pulls only what is newer.
+    assert vfs.load(ref, location=remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache,
+                    password=password()) == blob
+    with view(remote, cache) as again:
+        assert again.read_text("new.txt") == "new"
+
+
+def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, remote: RemoteConfig,  # noqa: F811
+                                                              ) -> None:
+    origin = writer_store(tmp_path / "origin", remote)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_text("a.txt", "from the workstation")
+        w.sync(progress=False)  # and keeps the lease, as `vfs sync` does
+    cache = tmp_path / "cache"
+    with pytest.raises(LeaseHeld, match=f"has another writer: the store {origin} on "):
+        view(remote, cache, writable=True)
+    with view(remote, cache) as v:  # the failed take left a usable read-only cache
+        assert v.read_text("a.txt") == "from the workstation"
+
+    release(origin, remote)
+    with view(remote, cache, writable=True) as w2:
+        assert w2.writable and w2.read_text("a.txt") == "from the workstation"
+        assert lease_state(remote) == "held"
+        w2.write_text("b.txt", "from the notebook")
+        left = w2.sync(progress=False)
+        assert left["backlog_objects"] == 0
+        with view(remote, tmp_path / "reader") as r:
+            assert r.read_text("b.txt") == "from the notebook"
+            w2.write_text("c.txt", "published when closed")
+            assert not r.refresh()
+    assert lease_state(remote) == "released"
+    with view(remote, tmp_path / "reader") as r:
+        assert r.read_text("c.txt") == "published when closed"
+    # The workstation's store is behind the volume now: it cannot take the lease back and publish over it.
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_text("d.txt", "late")
+        with pytest.raises(RemoteConflict):
+            w.sync(progress=False)
+
+
+def test_a_writer_cache_with_unpublished_changes_is_not_pulled_into(tmp_path: Path, remote: RemoteConfig,  # noqa: F811
+                                                                     ) -> None:
+    origin = writer_store(tmp_path / "origin", remote)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_text("a.txt", "1")
+        w.sync(progress=False)
+    release(origin, remote)
+    cache = tmp_path / "cache"
+    w2 = view(remote, cache, writable=True)
+    w2.write_text("mine.txt", "unpublished")
+    w2._repo.close()  # as if killed: nothing published, the lease kept  # noqa: SLF001
+    with pytest.raises(StoreError, match="changes its remote lacks"):
+        view(remote, cache)  # a follower would discard them
+    with view(remote, cache, writable=True) as w3:  # the writer takes over where it stopped
+        assert w3.read_text("mine.txt") == "unpublished"
+    with view(remote, tmp_path / "reader") as r:
+        assert r.read_text("mine.txt") == "unpublished"
+
+
+def test_a_range_read_fetches_only_the_packs_it_needs(
+    tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,  # noqa: F811
+) -> None:
+    origin = writer_store(tmp_path / "origin", remote, StoreConfig(pack_target=1 << 20))
+    data = os.urandom(12 << 20)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_bytes("big.bin", data)
+        w.sync(progress=False)
+    with view(remote, tmp_path / "cache") as v:
+        proxy.forwarded.clear()
+        with v.open("big.bin") as f:
+            f.seek(7 << 20)
+            assert f.read(1000) == data[7 << 20:(7 << 20) + 1000]
+        gets = [p for m, p, status in proxy.forwarded if m == "GET" and "/packs/" in p]
+        assert 1 <= len(gets) <= 2  # the pack (or two) holding those bytes, of some twelve
+        assert len(list((tmp_path / "cache" / "packs").glob("*/*.pack"))) == len(gets)
+
+
+def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s3_admin: object,  # noqa: F811
+                                         ) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(BackendNotFound, match="holds no volume"):
+        view(remote, cache)  # nothing synced there yet
+    with pytest.raises(BackendError, match="bucket no-such-bucket-here does not exist"):
+        view(RemoteConfig("s3://no-such-bucket-here/vol", remote.endpoint_url), cache)
+    assert not cache.exists()  # nothing left behind
+    with pytest.raises(UsageError, match="s3://BUCKET/PREFIX"):
+        vfs.open("https://example.com/x", endpoint_url="http://127.0.0.1:1")
+    with pytest.raises(UsageError, match="s3:// locations only"):
+        vfs.open(tmp_path, cache_dir=cache)
+    origin = writer_store(tmp_path / "origin", remote)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_text("a.txt", "1")
+        w.sync(progress=False)
+    if password() is not None:
+        with pytest.raises(WrongPassphrase):
+            vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache, password="wrong")
+        assert not cache.exists()
+    other = tmp_path / "other-cache"
+    with view(remote, other):
+        pass
+    with pytest.raises(UsageError, match="holds a store of"):
+        vfs.open(remote.url + "x", endpoint_url=remote.endpoint_url, cache_dir=other, password=password())
