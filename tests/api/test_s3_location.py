@@ -34,18 +34,18 @@ def password() -> str | None:
     return os.environ.get("VFS_PASSWORD")  # set when the test runs on an encrypted volume
 
 
-def writer_store(path: Path, remote: RemoteConfig, config: StoreConfig | None = None) -> Path:
-    """A store with `remote` (as `vfs init --remote` makes it), closed."""
-    (make_store(path, remote) if config is None else make_store(path, remote, config)).close()
+def writer_store(path: Path, to: RemoteConfig, config: StoreConfig | None = None) -> Path:
+    """A store with the remote `to` (as `vfs init --remote` makes it), closed."""
+    (make_store(path, to) if config is None else make_store(path, to, config)).close()
     return path
 
 
-def view(remote: RemoteConfig, cache: Path, **kwargs: object) -> vfs.Volume:
-    return vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache, password=password(),
+def view(of: RemoteConfig, cache: Path, **kwargs: object) -> vfs.Volume:
+    return vfs.open(of.url, endpoint_url=of.endpoint_url, cache_dir=cache, password=password(),
                     **kwargs)  # type: ignore[arg-type]
 
 
-def release(store: Path, remote: RemoteConfig) -> None:
+def release(store: Path) -> None:
     """What `vfs lease release STORE` does."""
     from vfs.compose import open_repository
     from vfs.sync.remote import open_store_backend
@@ -55,8 +55,8 @@ def release(store: Path, remote: RemoteConfig) -> None:
         assert lease.WriterLease(repo.path, backend, repo.store_id).release()
 
 
-def lease_state(remote: RemoteConfig) -> str:
-    with backend_of(remote) as backend:
+def lease_state(of: RemoteConfig) -> str:
+    with backend_of(of) as backend:
         return str(lease.status(backend, lease.LocalLease())["state"])
 
 
@@ -124,7 +124,7 @@ def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, rem
     with view(remote, cache) as v:  # the failed take left a usable read-only cache
         assert v.read_text("a.txt") == "from the workstation"
 
-    release(origin, remote)
+    release(origin)
     with view(remote, cache, writable=True) as w2:
         assert w2.writable and w2.read_text("a.txt") == "from the workstation"
         assert lease_state(remote) == "held"
@@ -151,11 +151,11 @@ def test_a_writer_cache_with_unpublished_changes_is_not_pulled_into(tmp_path: Pa
     with vfs.open(origin, writable=True, password=password()) as w:
         w.write_text("a.txt", "1")
         w.sync(progress=False)
-    release(origin, remote)
+    release(origin)
     cache = tmp_path / "cache"
     w2 = view(remote, cache, writable=True)
     w2.write_text("mine.txt", "unpublished")
-    w2._repo.close()  # as if killed: nothing published, the lease kept  # noqa: SLF001
+    w2._repo.close()  # as if killed: nothing published, the lease kept
     with pytest.raises(StoreError, match="changes its remote lacks"):
         view(remote, cache)  # a follower would discard them
     with view(remote, cache, writable=True) as w3:  # the writer takes over where it stopped

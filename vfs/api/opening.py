@@ -33,9 +33,10 @@ def open(location: str | os.PathLike[str] | None = None, *, writable: bool = Fal
         assert isinstance(location, str)
         return open_remote(location, writable=writable, endpoint_url=endpoint_url, cache_dir=cache_dir,
                            passphrase=None if password is None else (lambda: password.encode()))
+    store = store_directory(location)
     if endpoint_url is not None or cache_dir is not None:
         raise UsageError("endpoint_url and cache_dir apply to s3:// locations only")
-    return Volume(store_directory(location), writable=writable, password=password)
+    return Volume(store, writable=writable, password=password)
 
 
 def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | None = None,

@@ -44,11 +44,12 @@ log = logging.getLogger(__name__)
 TAKE_ATTEMPTS = 3  # pull and take again when a writer published between the pull and the take
 
 
-def open_remote(url: str, *, writable: bool = False, endpoint_url: str | None = None,
+def open_remote(url: str, *, writable: bool = False, endpoint_url: str | None = None, region: str | None = None,
                 cache_dir: str | os.PathLike[str] | None = None,
                 passphrase: PassphraseSource | None = None) -> RemoteVolume:
-    """The volume at `url` (`s3://BUCKET/PREFIX`), read through a lazy clone in `cache_dir` (None: the
-    follower mount's default, ~/.cache/vfs/follow/BUCKET_PREFIX); see the module docstring.
+    """The volume at `url` (`s3://BUCKET/PREFIX` at `endpoint_url`, None: AWS; in `region`, None: from the
+    environment or profile), read through a lazy clone in `cache_dir` (None: the follower mount's
+    default, ~/.cache/vfs/follow/BUCKET_PREFIX); see the module docstring.
 
     Raises:
         UsageError: a malformed URL, or `cache_dir` holds a store of another remote.
@@ -62,7 +63,7 @@ def open_remote(url: str, *, writable: bool = False, endpoint_url: str | None = 
         LeaseHeld: writable, and another store holds the volume's writer lease (it is named).
         RemoteConflict: writable, and the cache holds unpublished changes the volume moved past.
     """
-    remote = remote_config(url, endpoint_url)
+    remote = remote_config(url, endpoint_url, region)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_follow_cache(remote.url)
     cache = cache.absolute()
     if daemon_running(cache):
