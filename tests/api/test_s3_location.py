@@ -5,6 +5,8 @@ through the fault proxy; no mount)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,59 @@ def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s
         pass
     with pytest.raises(UsageError, match="holds a store of"):
         vfs.open(remote.url + "x", endpoint_url=remote.endpoint_url, cache_dir=other, password=password())
+
+
+def test_fsspec_reads_an_s3_location(tmp_path: Path, remote: RemoteConfig) -> None:  # noqa: F811
+    import fsspec
+
+    origin = writer_store(tmp_path / "origin", remote)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_text("results/run1.csv", "a,b\n1,2\n")
+        w.write_text("results/run1.csv", "a,b\n3,4\n")
+        w.sync(progress=False)
+    options = {"location": remote.url, "endpoint_url": remote.endpoint_url, "cache_dir": str(tmp_path / "cache"),
+               "password": password()}
+    with fsspec.open("vfs://results/run1.csv@1", "rb", **options) as f:
+        assert f.read() == b"a,b\n1,2\n"
+    fs = fsspec.filesystem("vfs", **options)
+    assert fs.cat_file("results/run1.csv", start=4) == b"3,4\n"
+    assert fs.ls("results", detail=False) == ["results/run1.csv"]
+    with pytest.raises(PermissionError):
+        fs.pipe_file("results/x", b"no")
+
+
+@pytest.mark.slow
+def test_put_get_ls_of_an_s3_location_as_a_user_without_fuse(
+    tmp_path: Path, remote: RemoteConfig, nobody_dir: Path,  # noqa: F811
+) -> None:
+    from tests.api.conftest import NOBODY
+    from tests.api.test_cli import NO_FUSE, ROOT
+
+    if subprocess.run([*NO_FUSE, "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a mount namespace here")
+    origin = writer_store(tmp_path / "origin", remote)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        w.write_text("exp/a.txt", "alpha")
+        w.write_text("exp/a.txt", "ALPHA")
+        w.sync(progress=False)
+    release(origin)
+    where = ["--store", remote.url, "--endpoint-url", str(remote.endpoint_url), "--cache-dir", "cache"]
+    env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "VFS_PASSWORD"))}
+    # /dev is empty there: no /dev/null for the config files the credentials fixture points at.
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = str(nobody_dir / "no-aws-config")
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*NO_FUSE, *NOBODY, sys.executable, "-m", "vfs.cli.main", *args, *where],
+                              cwd=nobody_dir, capture_output=True, text=True, timeout=120,
+                              env={**env, "PYTHONPATH": ROOT, "HOME": str(nobody_dir), "PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    assert run("ls", "exp").split() == ["a.txt"]
+    run("get", "exp/a.txt@1", "a-v1.txt")
+    assert (nobody_dir / "a-v1.txt").read_text() == "alpha"
+    subprocess.run([*NOBODY, "sh", "-c", "printf beta > b.txt"], cwd=nobody_dir, check=True)
+    assert "1 created" in run("put", "b.txt", "exp")
+    with view(remote, tmp_path / "reader") as r:
+        assert r.read_text("exp/b.txt") == "beta"  # published, and the lease released
+    assert lease_state(remote) == "released"

@@ -5,8 +5,8 @@
 
 Registered through the `fsspec.specs` entry point (pyproject.toml). A path is a path inside the volume,
 with the `@SPEC` of the mount on its last component where it reads; storage options are those of
-`vfs.open`: `location` (the store directory), `writable` (False unless given: then writes raise
-PermissionError), `password`. Writing a file puts it as a new version when it is closed; removing a
+`vfs.open`: `location` (the store directory, or a remote volume `s3://BUCKET/PREFIX` with `endpoint_url`
+and `cache_dir`), `writable` (False unless given: then writes raise PermissionError), `password`. Writing a file puts it as a new version when it is closed; removing a
 path is a new commit (its history stays).
 """
 
@@ -38,9 +38,11 @@ class VfsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is unty
     root_marker = ""
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *, writable: bool = False,
-                 password: str | None = None, **kwargs: Any) -> None:
+                 password: str | None = None, endpoint_url: str | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.volume: Volume = open(location, writable=writable, password=password)
+        self.volume: Volume = open(location, writable=writable, password=password, endpoint_url=endpoint_url,
+                                   cache_dir=cache_dir)
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> str:
