@@ -20,6 +20,7 @@ from vfs.config import RemoteConfig, StoreConfig
 from vfs.errors import (
     BackendError,
     BackendNotFound,
+    KeyRequired,
     LeaseHeld,
     NotWritable,
     RemoteConflict,
@@ -162,6 +163,8 @@ def test_a_writer_cache_with_unpublished_changes_is_not_pulled_into(tmp_path: Pa
         view(remote, cache)  # a follower would discard them
     with view(remote, cache, writable=True) as w3:  # the writer takes over where it stopped
         assert w3.read_text("mine.txt") == "unpublished"
+    with view(remote, cache) as again:  # published: the cache can follow the volume again
+        assert again.read_text("mine.txt") == "unpublished" and not again.refresh()
     with view(remote, tmp_path / "reader") as r:
         assert r.read_text("mine.txt") == "unpublished"
 
@@ -203,6 +206,8 @@ def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s
     if password() is not None:
         with pytest.raises(WrongPassphrase):
             vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache, password="wrong")
+        with pytest.raises(KeyRequired):
+            vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache)
         assert not cache.exists()
     other = tmp_path / "other-cache"
     with view(remote, other):

@@ -6,8 +6,9 @@
 Registered through the `fsspec.specs` entry point (pyproject.toml). A path is a path inside the volume,
 with the `@SPEC` of the mount on its last component where it reads; storage options are those of
 `vfs.open`: `location` (the store directory, or a remote volume `s3://BUCKET/PREFIX` with `endpoint_url`
-and `cache_dir`), `writable` (False unless given: then writes raise PermissionError), `password`. Writing a file puts it as a new version when it is closed; removing a
-path is a new commit (its history stays).
+and `cache_dir`), `writable` (False unless given: then writes raise PermissionError), `password`.
+Writing a file puts it as a new version when it is closed; removing a path is a new commit (its
+history stays).
 """
 
 from __future__ import annotations

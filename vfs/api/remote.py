@@ -31,7 +31,7 @@ from vfs.backend import Backend
 from vfs.compose import open_follower_store, open_repository
 from vfs.config import RemoteConfig
 from vfs.control.client import call, daemon_running
-from vfs.errors import BackendError, LeaseHeld, NotWritable, RemoteConflict, StoreLocked
+from vfs.errors import BackendError, LeaseHeld, NotWritable, RemoteConflict, StoreLocked, UsageError
 from vfs.repository import PassphraseSource, Repository
 from vfs.sync import pull
 from vfs.sync.backlog import backlog
@@ -54,8 +54,8 @@ def open_remote(url: str, *, writable: bool = False, endpoint_url: str | None = 
     Raises:
         UsageError: a malformed URL, or `cache_dir` holds a store of another remote.
         BackendError: the endpoint cannot be reached (for a new cache; an existing one shows its last
-            state, with a warning, when read-only), the bucket does not exist (BackendNotFound), or the
-            prefix holds no volume (BackendNotFound).
+            state, with a warning, when read-only), the bucket does not exist or cannot be read, or
+            the prefix holds no volume (BackendNotFound).
         KeyRequired, WrongPassphrase: an encrypted volume, and no passphrase or a wrong one.
         StoreLocked: another process has the cache open (give another `cache_dir`), or (writable) a
             follower mount serves it.
@@ -71,6 +71,9 @@ def open_remote(url: str, *, writable: bool = False, endpoint_url: str | None = 
             raise StoreLocked(f"{cache} is the cache of a follower mount of {remote.url}: unmount it to write"
                               " the volume, or give another cache_dir")
         mounted = open_repository(cache, lock=False, passphrase=passphrase)
+        if mounted.remote is None or mounted.remote.url != remote.url:
+            mounted.close()
+            raise UsageError(f"{cache} is a mounted store, not a cache of {remote.url}: give another cache_dir")
         return RemoteVolume(remote, mounted, writable=False, passphrase=passphrase, held=False)
     try:
         repo = open_follower_store(remote, cache, passphrase=passphrase, writer=writable)
