@@ -58,8 +58,13 @@ def release(store: Path) -> None:
         assert lease.WriterLease(repo.path, backend, repo.store_id).release()
 
 
-def lease_state(of: RemoteConfig) -> str:
-    with backend_of(of) as backend:
+def lease_state(of: RemoteConfig, store: Path) -> str:
+    """The volume's lease as `vfs lease status` shows it, read with `store` (another store of the volume,
+    which has its keys)."""
+    from vfs.compose import open_repository
+
+    with open_repository(store, lock=False, passphrase=(lambda: (password() or "").encode())) as repo, \
+            backend_of(of, repo) as backend:
         return str(lease.status(backend, lease.LocalLease())["state"])
 
 
@@ -130,7 +135,7 @@ def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, rem
     release(origin)
     with view(remote, cache, writable=True) as w2:
         assert w2.writable and w2.read_text("a.txt") == "from the workstation"
-        assert lease_state(remote) == "held"
+        assert lease_state(remote, origin) == "held"
         w2.write_text("b.txt", "from the notebook")
         left = w2.sync(progress=False)
         assert left["backlog_objects"] == 0
@@ -138,7 +143,7 @@ def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, rem
             assert r.read_text("b.txt") == "from the notebook"
             w2.write_text("c.txt", "published when closed")
             assert not r.refresh()
-    assert lease_state(remote) == "released"
+    assert lease_state(remote, origin) == "released"
     with view(remote, tmp_path / "reader") as r:
         assert r.read_text("c.txt") == "published when closed"
     # The workstation's store is behind the volume now: it cannot take the lease back and publish over it.
@@ -172,7 +177,9 @@ def test_a_writer_cache_with_unpublished_changes_is_not_pulled_into(tmp_path: Pa
 def test_a_range_read_fetches_only_the_packs_it_needs(
     tmp_path: Path, remote: RemoteConfig, proxy: FaultProxy,  # noqa: F811
 ) -> None:
-    origin = writer_store(tmp_path / "origin", remote, StoreConfig(pack_target=1 << 20))
+    # Chunks of at most 256 KiB in packs of about 1 MiB: a pack holds at most 1.25 MiB.
+    small = StoreConfig(chunk_min=64 << 10, chunk_avg=128 << 10, chunk_max=256 << 10, pack_target=1 << 20)
+    origin = writer_store(tmp_path / "origin", remote, small)
     data = os.urandom(12 << 20)
     with vfs.open(origin, writable=True, password=password()) as w:
         w.write_bytes("big.bin", data)
@@ -184,7 +191,8 @@ def test_a_range_read_fetches_only_the_packs_it_needs(
             assert f.read(1000) == data[7 << 20:(7 << 20) + 1000]
         gets = [p for m, p, status in proxy.forwarded if m == "GET" and "/packs/" in p]
         assert 1 <= len(gets) <= 2  # the pack (or two) holding those bytes, of some twelve
-        assert len(list((tmp_path / "cache" / "packs").glob("*/*.pack"))) == len(gets)
+        kept = sum(f.stat().st_size for f in (tmp_path / "cache" / "packs").rglob("*") if f.is_file())
+        assert kept <= 5 << 19  # whole packs today (two at most); single chunks once ranged reads are in
 
 
 def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s3_admin: object,  # noqa: F811
@@ -269,4 +277,4 @@ def test_put_get_ls_of_an_s3_location_as_a_user_without_fuse(
     assert "1 created" in run("put", "b.txt", "exp")
     with view(remote, tmp_path / "reader") as r:
         assert r.read_text("exp/b.txt") == "beta"  # published, and the lease released
-    assert lease_state(remote) == "released"
+    assert lease_state(remote, origin) == "released"
