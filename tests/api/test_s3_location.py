@@ -68,6 +68,7 @@ def lease_state(of: RemoteConfig, store: Path) -> str:
         return str(lease.status(backend, lease.LocalLease())["state"])
 
 
+@pytest.mark.slow
 def test_a_read_only_view_sees_the_writers_data_and_history_and_refreshes(
     tmp_path: Path, remote: RemoteConfig,  # noqa: F811
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_read_only_view_sees_the_writers_data_and_history_and_refreshes(
         assert again.read_text("new.txt") == "new"
 
 
+@pytest.mark.slow
 def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, remote: RemoteConfig,  # noqa: F811
                                                               ) -> None:
     origin = writer_store(tmp_path / "origin", remote)
@@ -153,6 +155,7 @@ def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, rem
             w.sync(progress=False)
 
 
+@pytest.mark.slow
 def test_a_writer_cache_with_unpublished_changes_is_not_pulled_into(tmp_path: Path, remote: RemoteConfig,  # noqa: F811
                                                                      ) -> None:
     origin = writer_store(tmp_path / "origin", remote)
