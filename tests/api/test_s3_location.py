@@ -25,6 +25,7 @@ from vfs.errors import (
     NotWritable,
     RemoteConflict,
     StoreError,
+    StoreLocked,
     UsageError,
     WrongPassphrase,
 )
@@ -35,6 +36,11 @@ pytestmark = pytest.mark.s3
 
 def password() -> str | None:
     return os.environ.get("VFS_PASSWORD")  # set when the test runs on an encrypted volume
+
+
+def unlock() -> bytes:
+    """`password()` as a passphrase source (asked only by an encrypted volume)."""
+    return (password() or "").encode()
 
 
 def writer_store(path: Path, to: RemoteConfig, config: StoreConfig | None = None) -> Path:
@@ -53,7 +59,7 @@ def release(store: Path) -> None:
     from vfs.compose import open_repository
     from vfs.sync.remote import open_store_backend
 
-    with open_repository(store, passphrase=(lambda: (password() or "").encode())) as repo, \
+    with open_repository(store, passphrase=unlock) as repo, \
             open_store_backend(repo) as backend:
         assert lease.WriterLease(repo.path, backend, repo.store_id).release()
 
@@ -63,7 +69,7 @@ def lease_state(of: RemoteConfig, store: Path) -> str:
     which has its keys)."""
     from vfs.compose import open_repository
 
-    with open_repository(store, lock=False, passphrase=(lambda: (password() or "").encode())) as repo, \
+    with open_repository(store, lock=False, passphrase=unlock) as repo, \
             backend_of(of, repo) as backend:
         return str(lease.status(backend, lease.LocalLease())["state"])
 
@@ -281,3 +287,49 @@ def test_put_get_ls_of_an_s3_location_as_a_user_without_fuse(
     with view(remote, tmp_path / "reader") as r:
         assert r.read_text("exp/b.txt") == "beta"  # published, and the lease released
     assert lease_state(remote, origin) == "released"
+
+
+@pytest.mark.slow
+async def test_a_cache_a_follower_daemon_serves_is_read_through_it(tmp_path: Path, remote: RemoteConfig,  # noqa: F811
+                                                                    ) -> None:
+    """As under `vfs mount --follow`, without the kernel: the daemon's control server and follower task."""
+    import trio
+
+    from vfs.compose import open_follower_store
+    from vfs.control.server import ControlServer
+    from vfs.fs.filesystem import FileSystem
+    from vfs.sync.follow import Follower
+    from vfs.sync.remote import open_store_backend
+
+    def publish(text: str) -> None:
+        with vfs.open(origin, writable=True, password=password()) as w:
+            w.write_text("a.txt", text)
+            w.sync(progress=False)
+
+    origin = writer_store(tmp_path / "origin", remote)
+    await trio.to_thread.run_sync(publish, "one")
+    cache = tmp_path / "cache"
+    repo = await trio.to_thread.run_sync(lambda: open_follower_store(remote, cache, passphrase=unlock))
+    fs = FileSystem(repo, read_only="a follower is read-only")
+    with open_store_backend(repo) as backend:
+        async with trio.open_nursery() as nursery:
+            follower = Follower(repo, backend, interval=3600)
+            await nursery.start(fs.run)
+            await nursery.start(follower.run)
+            await nursery.start(ControlServer(fs, None, follower=follower).run)
+
+            def through_the_daemon() -> None:
+                with pytest.raises(StoreLocked, match="the cache of a follower mount"):
+                    view(remote, cache, writable=True)
+                with view(remote, cache) as v:
+                    assert v.mounted and v.read_text("a.txt") == "one"
+                    publish("two")
+                    assert v.refresh() is True  # the daemon pulled
+                    assert v.read_text("a.txt") == "two"
+                    with pytest.raises(NotWritable):
+                        v.write_text("a.txt", "three")
+
+            await trio.to_thread.run_sync(through_the_daemon)
+            nursery.cancel_scope.cancel()
+    await fs.close()
+    repo.close()

@@ -28,6 +28,7 @@ from vfs.api.location import default_follow_cache
 from vfs.api.volume import Volume, sync_store
 from vfs.api.writer import HeldStoreWriter, Writer
 from vfs.backend import Backend
+from vfs.catalog.catalog import CATALOG_FILE
 from vfs.compose import open_follower_store, open_repository
 from vfs.config import RemoteConfig
 from vfs.control.client import call, daemon_running
@@ -130,6 +131,7 @@ class RemoteVolume(Volume):
         self.location = remote.url
         self._passphrase = passphrase
         self._held = held  # else a follower mount's daemon holds the cache (and refreshes it)
+        self._catalog_id = None if held else _file_id(repo.path / CATALOG_FILE)
         self._backend: Backend | None = None
         self._lease_checked = time.monotonic()  # taken just now (writable)
         self._closed = False
@@ -154,8 +156,22 @@ class RemoteVolume(Volume):
         if self.writable:
             return False
         if not self._held:
-            return bool(call(self.store, {"op": "refresh"})["changed"])
+            changed = bool(call(self.store, {"op": "refresh"})["changed"])
+            self._settle()
+            return changed
         return pull.pull_store(self._repo, self._remote_backend()) is not None
+
+    def _settle(self) -> None:
+        super()._settle()
+        if self._held:
+            return
+        # The daemon installs each refresh by renaming a new catalog file into place; this process's
+        # connection reads on from the file it opened until it reopens the store.
+        found = _file_id(self.store / CATALOG_FILE)
+        if found != self._catalog_id:
+            self._repo.close()
+            self._repo = open_repository(self.store, lock=False, passphrase=self._passphrase)
+            self._catalog_id = found
 
     def _writer(self) -> Writer:
         self._keep_lease()
@@ -213,6 +229,11 @@ class RemoteVolume(Volume):
             if self._backend is not None:
                 self._backend.close()
             super().close()
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 __all__ = ["RemoteVolume", "open_remote"]
