@@ -333,3 +333,34 @@ async def test_a_cache_a_follower_daemon_serves_is_read_through_it(tmp_path: Pat
             nursery.cancel_scope.cancel()
     await fs.close()
     repo.close()
+
+
+@pytest.mark.slow
+def test_a_writer_that_publishes_between_the_pull_and_the_take_is_caught_up_with(
+    tmp_path: Path, remote: RemoteConfig, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    import vfs.api.remote as remote_api
+
+    origin = writer_store(tmp_path / "origin", remote)
+
+    def publish(text: str) -> None:
+        with vfs.open(origin, writable=True, password=password()) as w:
+            w.write_text("a.txt", text)
+            w.sync(progress=False)
+        release(origin)
+
+    publish("one")
+    real = remote_api.open_follower_store
+
+    def then_the_workstation_publishes(*args: object, **kwargs: object) -> object:
+        repo = real(*args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(remote_api, "open_follower_store", real)  # once
+        publish("two")  # after the cache was brought up to date, before it takes the lease
+        return repo
+
+    monkeypatch.setattr(remote_api, "open_follower_store", then_the_workstation_publishes)
+    with view(remote, tmp_path / "cache", writable=True) as w:
+        assert w.read_text("a.txt") == "two"  # the first take was undone, the cache pulled again
+        w.write_text("a.txt", "three")
+    with view(remote, tmp_path / "reader") as r:
+        assert [v.version for v in r.versions("a.txt")] == [1, 2, 3]
