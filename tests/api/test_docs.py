@@ -1,4 +1,5 @@
-"""Each job docs/python.md shows is run here, as written there: as user nobody, with no mount anywhere."""
+"""Each job docs/python.md shows is run here, as written there: as user nobody, with no mount anywhere
+(the remote ones against a moto server on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import run_as_nobody
+from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "python.md"
 JOBS = [
@@ -15,6 +17,10 @@ JOBS = [
     "Store and load by content hash; share a reference",
     "`name@version`, and the latest by default",
     "Everything stored in a time range",
+]
+REMOTE_JOBS = [
+    "Clone a remote partially and fetch only what is needed, with progress",
+    "Read what a workstation writes from a notebook",
 ]
 
 PRELUDE = """
@@ -32,6 +38,20 @@ folder.mkdir()
 (folder / "readme.txt").write_text("an experiment")
 """
 
+# The workstation: a store with the remote, which has published `folder` as "experiment".
+REMOTE_PRELUDE = """
+import vfs
+from vfs.config import RemoteConfig
+
+REMOTE, ENDPOINT = os.environ["DOC_REMOTE"], os.environ["DOC_ENDPOINT"]
+WORKSTATION = str(Path("workstation").absolute())
+with init_repository(WORKSTATION) as repo:
+    repo.catalog.set_meta("remote", RemoteConfig(REMOTE, ENDPOINT).to_json())
+with vfs.open(WORKSTATION, writable=True) as ws:
+    ws.put("experiment", folder, progress=False)
+    ws.sync(progress=False)
+"""
+
 
 def blocks(heading: str) -> list[str]:
     """The ```python blocks of the section `heading` of docs/python.md."""
@@ -47,3 +67,17 @@ def test_each_job_of_the_docs_runs_as_a_user_without_a_mount(job: str, nobody_di
     done = run_as_nobody(PRELUDE + "\n".join(code) + "\nprint('JOB DONE')\n", nobody_dir)
     assert "JOB DONE" in done.stdout
     assert not (nobody_dir / "store" / "control.sock").exists()  # no daemon was involved
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+@pytest.mark.parametrize("job", REMOTE_JOBS)
+def test_each_remote_job_of_the_docs_runs_as_a_user_without_a_mount(
+    job: str, nobody_dir: Path, s3_bucket: str, moto_endpoint: str,  # noqa: F811
+) -> None:
+    code = blocks(job)
+    assert code, f"docs/python.md has no code for {job!r}"
+    env = {"DOC_REMOTE": f"s3://{s3_bucket}/volume", "DOC_ENDPOINT": moto_endpoint}
+    done = run_as_nobody(PRELUDE + REMOTE_PRELUDE + "\n".join(code) + "\nprint('JOB DONE')\n", nobody_dir, env=env)
+    assert "JOB DONE" in done.stdout
+    assert not list(nobody_dir.glob("**/control.sock"))  # no daemon was involved

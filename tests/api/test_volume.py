@@ -245,11 +245,12 @@ def test_a_missing_store_says_so(tmp_path: Path) -> None:
         vfs.open(tmp_path / "empty")
 
 
-def test_a_remote_location_is_refused_for_now(store: Path) -> None:
-    with pytest.raises(UsageError, match=r"s3://b/p: opening a remote directly is not supported yet; clone it"):
-        vfs.open("s3://b/p", endpoint_url="http://127.0.0.1:1", cache_dir="/tmp/x")
-    with pytest.raises(UsageError, match="a location is a store directory"):
+def test_a_location_of_another_kind_is_refused(store: Path) -> None:
+    # s3:// locations: tests/api/test_s3_location.py
+    with pytest.raises(UsageError, match="a location is a store directory or s3://BUCKET/PREFIX"):
         vfs.open("http://example.com/x")
+    with pytest.raises(UsageError, match="endpoint_url and cache_dir apply to s3:// locations only"):
+        vfs.open(store, endpoint_url="http://127.0.0.1:1")
     with vfs.open(store, password="secret") as vol:  # accepted: used by encrypted volumes, ignored here
         assert vol.ls() == []
 

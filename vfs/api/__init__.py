@@ -1,4 +1,4 @@
-"""vfs from Python: open a volume (a store directory, mounted or not) and read, write and share its
+"""vfs from Python: open a volume (a store directory, mounted or not, or a remote one) and read, write and share its
 versions without a mount, without FUSE and without root.
 
     import vfs
@@ -9,12 +9,14 @@ versions without a mount, without FUSE and without root.
         ref = vol.url("data/run1.csv")              # blake3://HEX/run1.csv: share it
     vfs.load(ref, location="~/stores/work")         # the content, by its hash
 
-Modules: `volume` (`Volume`, `open`, `load`), `reading` (lookups and listings), `writer` (changes,
-through the daemon when mounted), `files` (file objects), `urls` (references), `progress` (tqdm),
-`location` (what `open` accepts), `fsspec_fs` (the `vfs://` protocol for pandas and friends).
+Modules: `opening` (`open`, `load`), `volume` (`Volume`), `remote` (`s3://` volumes: read-only views and
+writers), `reading` (lookups and listings), `writer` (changes, through the daemon when mounted),
+`files` (file objects), `urls` (references), `progress` (tqdm), `location` (what `open` accepts),
+`fsspec_fs` (the `vfs://` protocol for pandas and friends).
 """
 
+from vfs.api.opening import load, open
 from vfs.api.reading import Entry, FileVersion
-from vfs.api.volume import Volume, load, open
+from vfs.api.volume import Volume
 
 __all__ = ["Entry", "FileVersion", "Volume", "load", "open"]

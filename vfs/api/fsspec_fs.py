@@ -5,8 +5,9 @@
 
 Registered through the `fsspec.specs` entry point (pyproject.toml). A path is a path inside the volume,
 with the `@SPEC` of the mount on its last component where it reads; storage options are those of
-`vfs.open`: `location` (the store directory), `writable` (False unless given: then writes raise
-PermissionError), `password`, `password_file`, `key_file` (else the environment's passphrase sources).
+`vfs.open`: `location` (the store directory, or a remote volume `s3://BUCKET/PREFIX` with `endpoint_url`
+and `cache_dir`), `writable` (False unless given: then writes raise PermissionError), `password`,
+`password_file`, `key_file` (else the environment's passphrase sources).
 Writing a file puts it as a new version when it is closed; removing a path is a new commit (its
 history stays).
 """
@@ -22,8 +23,9 @@ from typing import Any
 
 from fsspec.spec import AbstractFileSystem
 
+from vfs.api.opening import open
 from vfs.api.reading import Entry
-from vfs.api.volume import Volume, open
+from vfs.api.volume import Volume
 
 
 def _info(e: Entry) -> dict[str, Any]:
@@ -39,10 +41,11 @@ class VfsFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is unty
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *, writable: bool = False,
                  password: str | None = None, password_file: str | None = None, key_file: str | None = None,
+                 endpoint_url: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.volume: Volume = open(location, writable=writable, password=password, password_file=password_file,
-                                   key_file=key_file)
+                                   key_file=key_file, endpoint_url=endpoint_url, cache_dir=cache_dir)
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> str:

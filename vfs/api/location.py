@@ -1,9 +1,8 @@
-"""Locations the API opens: a store directory (mounted or not); `s3://BUCKET/PREFIX` is refused for now.
+"""Locations the API opens: a store directory (mounted or not), or a remote volume `s3://BUCKET/PREFIX`.
 
-A *location* is what `vfs.open` is given. Today it is a store directory: the one `vfs init` made, or the
-one a `vfs clone` of a remote made (reading its missing data from the remote as it is read). A remote
-named directly (`s3://...`) will open as a read-only follower, or a writer holding the lease, once
-the several-machines work lands; until then it is refused with a message saying what to do instead.
+A *location* is what `vfs.open` is given: a store directory (the one `vfs init` made, or the one a
+`vfs clone` of a remote made, reading its missing data from the remote as it is read), or a remote
+named directly (`s3://...`), opened through a lazy clone in a cache directory (`vfs.api.remote`).
 """
 
 from __future__ import annotations
@@ -41,18 +40,30 @@ def store_directory(location: str | os.PathLike[str] | None) -> Path:
     """The store directory `location` names (None: the default store), made absolute.
 
     Raises:
-        UsageError: a remote URL (not supported yet) or another scheme.
+        UsageError: a remote URL (see `is_remote`) or another scheme.
         NotAStore: nothing is there, or no store.
     """
     if location is None:
         return default_store().absolute()
     text = os.fspath(location)
-    if text.startswith("s3://"):
-        raise UsageError(f"{text}: opening a remote directly is not supported yet; clone it first"
-                         " ('vfs clone s3://BUCKET/PREFIX STORE') and open the store directory")
+    if is_remote(text):
+        raise UsageError(f"{text} is a remote volume, not a store directory: open it with vfs.open")
     if _SCHEME.match(text):
-        raise UsageError(f"{text}: a location is a store directory (or, later, s3://BUCKET/PREFIX)")
+        raise UsageError(f"{text}: a location is a store directory or s3://BUCKET/PREFIX")
     path = Path(text).expanduser().absolute()
     if not path.exists():
         raise NotAStore(f"no store at {path}: the directory does not exist (create one with 'vfs init {path}')")
     return path
+
+
+def is_remote(location: str | os.PathLike[str] | None) -> bool:
+    """Whether `location` names a remote volume (`s3://BUCKET/PREFIX`) rather than a store directory."""
+    return isinstance(location, str) and location.startswith("s3://")
+
+
+def default_follow_cache(url: str) -> Path:
+    """Where a remote volume is cached when no cache directory is given (by a follower mount and by
+    `vfs.open("s3://...")` alike): ~/.cache/vfs/follow/BUCKET_PREFIX, or under $XDG_CACHE_HOME."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    name = url.removeprefix("s3://").removeprefix("file://").strip("/").replace("/", "_") or "root"
+    return base / "vfs" / "follow" / name

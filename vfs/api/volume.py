@@ -1,4 +1,4 @@
-"""`Volume`: a vfs volume from Python, without a mount, and `vfs.open`, `vfs.load`.
+"""`Volume`: a vfs volume from Python, without a mount (`vfs.open` in `vfs.api.opening` makes one).
 
 Paths are paths inside the volume ('results/run1.csv'; '' or '/' is the root). Where a method reads, a
 path may carry `@SPEC` as in the mount: `@3` (version 3), `@2026-11-21T10:15`, `@yesterday`, `@-2h`,
@@ -24,11 +24,10 @@ from typing import IO, Any
 from vfs.api import reading
 from vfs.api.download import write_file, write_tree
 from vfs.api.files import NewVersionWriter, reader
-from vfs.api.location import store_directory
 from vfs.api.progress import bar
 from vfs.api.reading import Entry, FileVersion
-from vfs.api.urls import parse_url, url_of
-from vfs.api.writer import writer_for
+from vfs.api.urls import url_of
+from vfs.api.writer import Writer, writer_for
 from vfs.catalog import LIVE, Version
 from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
@@ -43,6 +42,7 @@ from vfs.fs.times import commit_named, time_option
 from vfs.fs.views import SNAPSHOTS_NAME
 from vfs.maintenance.put import PutItem, PutResult
 from vfs.passwords import Wording, get_passphrase
+from vfs.repository import Repository
 from vfs.types import ROOT_INO, InodeNo
 
 Source = str | os.PathLike[str] | bytes | IO[bytes]
@@ -65,17 +65,24 @@ class Volume:
         store: the store directory.
         writable: allow changes (put, write_*, snapshot, restore, ...); without it they raise NotWritable.
         password, password_file, key_file: how an encrypted volume is unlocked (see `vfs.open`).
+        repository: the store, opened already (an `s3://` volume's cache, see `vfs.api.remote`); by
+            default it is opened here without its lock (changes take it, or go through a daemon).
     """
 
     def __init__(self, store: Path, *, writable: bool = False, password: str | bytes | None = None,
-                 password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> None:
+                 password_file: LocalPath | None = None, key_file: LocalPath | None = None,
+                 repository: Repository | None = None) -> None:
         self.store = store
+        self.location = str(store)  # what messages name
         self.writable = writable
-        unlock = _Unlock(store, password, password_file, key_file)
-        try:
-            self._repo = open_repository(store, lock=False, passphrase=unlock)
-        except WrongPassphrase as e:
-            raise WrongPassphrase(f"{e} (the passphrase given by {unlock.source})") from None
+        if repository is not None:
+            self._repo = repository
+        else:
+            unlock = Unlock(store, password, password_file, key_file)
+            try:
+                self._repo = open_repository(store, lock=False, passphrase=unlock)
+            except WrongPassphrase as e:
+                raise WrongPassphrase(f"{e} (the passphrase given by {unlock.source})") from None
         # An encrypted volume's keys, unlocked once: each write without a daemon reopens the store with them.
         self._keys = self._repo.keys
 
@@ -90,7 +97,7 @@ class Volume:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<vfs.Volume {self.store}{' writable' if self.writable else ''}>"
+        return f"<vfs.Volume {self.location}{' writable' if self.writable else ''}>"
 
     @property
     def mounted(self) -> bool:
@@ -296,7 +303,7 @@ class Volume:
                 raise NotWritable(f"{path}: {show(names[:i + 1])} is history, which is read-only")
             ino = child
         if not self.writable:
-            raise NotWritable(f"{self.store} was opened read-only: open it with writable=True to change it")
+            raise NotWritable(f"{self.location} was opened read-only: open it with writable=True to change it")
         return names
 
     def put(self, dest: str, source: Source, *, checksum: bool = False, progress: bool | None = None) -> PutResult:
@@ -336,10 +343,14 @@ class Volume:
             raise IsADirectory(f"{show(names)} is a directory in the volume" if names
                                else "the volume's root is a directory: put a file at a path inside it")
         plan = _plan(local, names, is_dir)
-        writer = writer_for(self.store, self._keys)
+        writer = self._writer()
         total = sum(plan.sizes)
         with bar(f"put {local.name or local}", total, sum(not i.is_dir for i in plan.items), progress) as advance:
             return writer.put(plan.items, plan.sizes, checksum=checksum, advance=advance)
+
+    def _writer(self) -> Writer:
+        """What makes a change now: the daemon when the store is mounted, else this process."""
+        return writer_for(self.store, self._keys)
 
     def _is_volume_dir(self, names: tuple[bytes, ...]) -> bool:
         ino = lookup_at(self._repo.catalog, names, LIVE)
@@ -356,26 +367,25 @@ class Volume:
     def mkdir(self, path: str) -> None:
         """Make the directory PATH (and those above it); nothing if it exists."""
         names = self._check_writable(path)
-        writer_for(self.store, self._keys).put([PutItem("", names, is_dir=True)], [0], checksum=False,
-                                   advance=lambda *_: None)
+        self._writer().put([PutItem("", names, is_dir=True)], [0], checksum=False, advance=lambda *_: None)
 
     def remove(self, path: str, *, recursive: bool = False) -> list[str]:
         """Remove PATH from the volume (a directory only with `recursive`); its history stays reachable
         (`PATH@SPEC`, `versions`). Returns the paths removed."""
         names = self._check_writable(path)
         with _no_such_path():
-            return writer_for(self.store, self._keys).remove(names, recursive=recursive)
+            return self._writer().remove(names, recursive=recursive)
 
     def snapshot(self, name: str | None = None) -> str:
         """Name the current tree (default name: the UTC time); returns the name."""
         self._check_writable("")
-        return writer_for(self.store, self._keys).snapshot(name)
+        return self._writer().snapshot(name)
 
     def delete_snapshot(self, name: str) -> None:
         """Delete a snapshot's name; the history it named stays."""
         self._check_writable("")
         with _no_such_path():
-            writer_for(self.store, self._keys).delete_snapshot(name)
+            self._writer().delete_snapshot(name)
 
     def restore(self, path: str, to: str | None = None, *, delete: bool = False, dry_run: bool = False) -> list[Change]:
         """Bring `PATH[@SPEC]` back as it was, as new versions (at `to` instead, when given); see `vfs restore`."""
@@ -385,7 +395,7 @@ class Volume:
         dest = None if to is None else self._check_writable(to)
         try:
             with _no_such_path():
-                return writer_for(self.store, self._keys).restore(names, spec, dest, delete=delete, dry_run=dry_run)
+                return self._writer().restore(names, spec, dest, delete=delete, dry_run=dry_run)
         except UsageError as e:
             if "version" in str(e) or "snapshot" in str(e) or "time" in str(e):
                 raise NoSuchPath(f"{path}: {e}") from None
@@ -398,29 +408,41 @@ class Volume:
             answer = call(self.store, {"op": "sync", "wait": wait, "timeout": timeout}, timeout=timeout + 30)
             answer.pop("ok", None)
             return answer
-        import trio
-
-        from vfs.maintenance.service import Maintenance
-
         with open_repository(self.store, keys=self._keys) as repo:
-            service = Maintenance(repo)
-            with bar("sync", 0, 0, progress) as advance:
-                seen = [0]
+            return sync_store(repo, timeout=timeout, progress=progress)
 
-                def show(done: int, total: int, *_: int) -> None:
-                    advance(max(done - seen[0], 0), 0)
-                    seen[0] = done
-
-                left = trio.run(lambda: service.sync_now(limit=timeout, progress=show))
-            return left if left is not None else service.status()
+    def refresh(self) -> bool:
+        """Bring the volume to its remote's newest state; whether it changed. A store directory is read
+        as it is: False (a clone that writes nothing is brought up to date with `vfs pull`); see
+        `vfs.open("s3://...")` for a volume that follows its remote."""
+        return False
 
 
-class _Unlock:
+def sync_store(repo: Repository, *, timeout: float, progress: bool | None) -> dict[str, Any]:
+    """Send what the remote lacks from the unmounted store `repo` (its lock held), within `timeout`
+    seconds; the sync status after."""
+    import trio
+
+    from vfs.maintenance.service import Maintenance
+
+    service = Maintenance(repo)
+    with bar("sync", 0, 0, progress) as advance:
+        seen = [0]
+
+        def show(done: int, total: int, *_: int) -> None:
+            advance(max(done - seen[0], 0), 0)
+            seen[0] = done
+
+        left = trio.run(lambda: service.sync_now(limit=timeout, progress=show))
+    return left if left is not None else service.status()
+
+
+class Unlock:
     """What unlocks a store if it is encrypted (called only then): `password`, else the sources the CLI
     reads (vfs.passwords: `password_file`, `key_file`, the environment, a prompt on a terminal only).
     Remembers where the passphrase came from, for the message when it is wrong."""
 
-    def __init__(self, store: Path, password: str | bytes | None, password_file: LocalPath | None,
+    def __init__(self, store: str | Path, password: str | bytes | None, password_file: LocalPath | None,
                  key_file: LocalPath | None) -> None:
         if password is not None and (password_file is not None or key_file is not None):
             raise UsageError("give one of password, password_file and key_file")
@@ -513,49 +535,4 @@ def _scan(top: str) -> list[tuple[str, str, bool, int]]:
     return out
 
 
-def open(location: str | os.PathLike[str] | None = None, *, writable: bool = False, endpoint_url: str | None = None,
-         cache_dir: str | os.PathLike[str] | None = None, password: str | bytes | None = None,
-         password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> Volume:
-    """Open a vfs volume: `with vfs.open("~/stores/work", writable=True) as vol: vol.put("data", "./data")`.
-
-    Args:
-        location: a store directory, mounted or not (None: $VFS_HOME or ~/.local/share/vfs/default).
-            A remote (`s3://BUCKET/PREFIX`) is refused for now: clone it (`vfs clone`) and open the clone.
-        writable: allow changes; a mounted store is changed through its daemon, an unmounted one with
-            its lock held for each change.
-        endpoint_url, cache_dir: for `s3://` locations (the S3 endpoint, where fetched data is kept).
-        password: the passphrase (or a key file's content) of an encrypted volume; volumes that are not
-            encrypted ignore it, as they ignore the rest.
-        password_file, key_file: a file holding the passphrase; a key file (`vfs key add --new-key-file`).
-            Without any of these three, an encrypted volume's passphrase comes from where the CLI finds
-            it: $VFS_PASSWORD_FILE, $VFS_PASSWORD_COMMAND, $VFS_PASSWORD, the systemd credential
-            vfs-password, else a prompt, but only when standard input is a terminal.
-
-    Raises:
-        NotAStore: no store there. UsageError: a location of another kind.
-        KeyRequired: an encrypted volume and no passphrase found (the message says where to give one).
-        WrongPassphrase: the passphrase opens none of the volume's keys.
-    """
-    if endpoint_url is not None or cache_dir is not None:
-        store_directory(location)  # a remote location says it is not supported yet
-        raise UsageError("endpoint_url and cache_dir apply to s3:// locations only")
-    return Volume(store_directory(location), writable=writable, password=password, password_file=password_file,
-                  key_file=key_file)
-
-
-def load(url: str, *, location: str | os.PathLike[str] | None = None, password: str | bytes | None = None,
-         password_file: LocalPath | None = None, key_file: LocalPath | None = None) -> bytes:
-    """The content a reference from `Volume.url` names (`blake3://HEX/NAME`), from the store at `location`
-    (None: $VFS_HOME or ~/.local/share/vfs/default), which must hold that content; an encrypted one is
-    unlocked as `vfs.open` does.
-
-    Raises:
-        UsageError: not such a reference. NoSuchPath: the store does not hold that content.
-    """
-    content_hash, _ = parse_url(url)
-    with Volume(store_directory(location), password=password, password_file=password_file,
-                key_file=key_file) as vol:
-        return vol.read_bytes(content_hash)
-
-
-__all__ = ["Entry", "FileVersion", "Volume", "load", "open"]
+__all__ = ["Entry", "FileVersion", "Volume", "sync_store"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from vfs.fs.locate import locate, show
 from vfs.fs.restore import Change, restore
 from vfs.maintenance.put import PutItem, PutResult
 from vfs.maintenance.put import remove as remove_path
+from vfs.repository import Repository
 from vfs.store.keys import VolumeKeys
 
 # Items sent to the daemon in one request, at most: a request is one line of at most 1 MiB
@@ -98,12 +100,16 @@ class StoreWriter:
         self.store = store
         self._keys = keys
 
+    def _opened(self, *, lock: bool = True) -> AbstractContextManager[Repository]:
+        """The store, open (and locked with `lock`) for one change."""
+        return open_repository(self.store, lock=lock, keys=self._keys)
+
     def put(self, items: Sequence[PutItem], sizes: Sequence[int], *, checksum: bool, advance: Advance) -> PutResult:
         import trio  # only to write: `import vfs` and reading stay free of it
 
         from vfs.maintenance.service import Maintenance
 
-        with open_repository(self.store, keys=self._keys) as repo:
+        with self._opened() as repo:
             service = Maintenance(repo)
             run: Any = functools.partial(service.put, list(items), uid=os.getuid(), gid=os.getgid(),
                                          checksum=checksum, progress=advance)
@@ -111,18 +117,29 @@ class StoreWriter:
         return result
 
     def remove(self, path: tuple[bytes, ...], *, recursive: bool) -> list[str]:
-        with open_repository(self.store, keys=self._keys) as repo:
+        with self._opened() as repo:
             return remove_path(repo.catalog, path, recursive=recursive)
 
     def snapshot(self, name: str | None) -> str:
-        with open_repository(self.store, keys=self._keys) as repo:
+        with self._opened() as repo:
             return snapshots.take(repo.catalog, name).name
 
     def delete_snapshot(self, name: str) -> None:
-        with open_repository(self.store, keys=self._keys) as repo:
+        with self._opened() as repo:
             snapshots.delete(repo.catalog, name)
 
     def restore(self, names: tuple[bytes, ...], spec: str | None, to: tuple[bytes, ...] | None, *,
                 delete: bool, dry_run: bool) -> list[Change]:
-        with open_repository(self.store, lock=not dry_run, keys=self._keys) as repo:
+        with self._opened(lock=not dry_run) as repo:
             return list(restore(repo, locate(repo.catalog, names, spec), to, delete=delete, dry_run=dry_run))
+
+
+class HeldStoreWriter(StoreWriter):
+    """Changes to a store this process holds open and locked already (a writable `s3://` volume's cache)."""
+
+    def __init__(self, repo: Repository) -> None:
+        super().__init__(repo.path)
+        self._repo = repo
+
+    def _opened(self, *, lock: bool = True) -> AbstractContextManager[Repository]:
+        return nullcontext(self._repo)  # not closed after the change: the volume keeps it

@@ -6,11 +6,10 @@ import argparse
 import os
 from typing import Any
 
-from vfs.api import open as open_volume
 from vfs.api.reading import is_hash, split
 from vfs.cli.common import add_store_options
 from vfs.cli.output import emit
-from vfs.cli.volume_paths import local_error, volume_path
+from vfs.cli.volume_paths import local_error, open_volume, volume_path
 from vfs.errors import VfsError
 
 
@@ -25,7 +24,7 @@ def register(sub: Any) -> None:
     p.add_argument("local", metavar="LOCAL", nargs="?")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="show no progress")
-    add_store_options(p)
+    add_store_options(p, remote=True)
     p.set_defaults(run=run)
 
 
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         names = () if is_hash(path) else split(path)[0]
         local = os.fsdecode(names[-1]) if names else (path.removeprefix("blake3:")[:16] if is_hash(path) else ".")
     try:
-        with open_volume(store) as vol:
+        with open_volume(args, store) as vol:
             written = vol.get(path, local, progress=False if args.quiet else None)
     except VfsError:
         raise

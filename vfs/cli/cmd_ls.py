@@ -8,11 +8,10 @@ import stat
 from datetime import datetime
 from typing import Any
 
-from vfs.api import open as open_volume
 from vfs.api.reading import Entry, split
 from vfs.cli.common import accept_relative_times, add_store_options
 from vfs.cli.output import emit
-from vfs.cli.volume_paths import volume_path
+from vfs.cli.volume_paths import open_volume, volume_path
 
 
 def register(sub: Any) -> None:
@@ -24,14 +23,14 @@ def register(sub: Any) -> None:
     p.add_argument("path", metavar="PATH[@SPEC]", nargs="?", default="")
     p.add_argument("-l", dest="long", action="store_true", help="mode, size, time and version of each")
     p.add_argument("--json", action="store_true", help="print JSON (every field)")
-    add_store_options(p)
+    add_store_options(p, remote=True)
     accept_relative_times(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     store, path = volume_path(args, args.path)
-    with open_volume(store) as vol:
+    with open_volume(args, store) as vol:
         entries = [e for e in vol.ls(path, detail=True) if isinstance(e, Entry)]
     answer = {"path": path, "entries": [e.as_dict() for e in entries]}
     emit(args, answer, lambda a: "\n".join(_line(e, long=args.long) for e in entries))

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vfs.api.location import default_follow_cache
 from vfs.cli import cmd_remote
 from vfs.cli.common import add_passphrase_options, default_store, find_mount, passphrase_of, positive_seconds
 from vfs.compose import init_repository, open_follower_store, open_repository
@@ -153,13 +154,6 @@ def _run_follow(args: argparse.Namespace) -> int:
     if args.foreground:
         return _daemon(cache_dir, mnt, args, secret)
     return _spawn(cache_dir, mnt, args, secret)
-
-
-def default_follow_cache(url: str) -> Path:
-    """~/.cache/vfs/follow/BUCKET_PREFIX (or under $XDG_CACHE_HOME): one cache per remote volume."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    name = url.removeprefix("s3://").removeprefix("file://").strip("/").replace("/", "_") or "root"
-    return base / "vfs" / "follow" / name
 
 
 def _create_if_missing(store: Path) -> None:

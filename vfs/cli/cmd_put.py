@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vfs.api import open as open_volume
 from vfs.cli.common import add_store_options
 from vfs.cli.output import emit
-from vfs.cli.volume_paths import local_error, volume_path
+from vfs.cli.volume_paths import local_error, open_volume, volume_path
 from vfs.errors import VfsError
 
 
@@ -31,14 +30,14 @@ def register(sub: Any) -> None:
                    help="compare content hashes of files with the volume's size, not their mtimes")
     p.add_argument("--json", action="store_true", help="print what was done as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="show no progress")
-    add_store_options(p)
+    add_store_options(p, remote=True)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     store, dest = volume_path(args, args.dest)
     try:
-        with open_volume(store, writable=True) as vol:
+        with open_volume(args, store, writable=True) as vol:
             result = vol.put(dest, args.local, checksum=args.checksum, progress=False if args.quiet else None)
     except VfsError:
         raise

@@ -69,18 +69,41 @@ def mount_containing(real_path: str) -> tuple[str, Path] | None:
     return best
 
 
-def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True, positional: bool = False) -> None:
-    """--store STORE (with `positional`: a STORE argument instead), and --mount MNT: one or neither."""
+def add_store_options(p: argparse.ArgumentParser, *, mount: bool = True, positional: bool = False,
+                      remote: bool = False) -> None:
+    """--store STORE (with `positional`: a STORE argument instead), and --mount MNT: one or neither.
+    With `remote`, --store may be a remote volume `s3://BUCKET/PREFIX` (a str, a store directory being
+    a Path), with --endpoint-url, --region and --cache-dir (`vfs.api.remote`)."""
     group = p.add_mutually_exclusive_group()
     where = "PATH or the current directory" if not positional else "the current directory"
     help = f"the store (default: the vfs mount holding {where}, else $VFS_HOME or ~/.local/share/vfs/default)"
     if positional:
-        group.add_argument("store", nargs="?", type=Path, help=help)
+        group.add_argument("store", nargs="?", type=argument_type(_store_directory), help=help)
+    elif remote:
+        group.add_argument("--store", type=_location, metavar="STORE", help=help + ", or a remote volume"
+                           " s3://BUCKET/PREFIX (read through a cache; written as its writer, holding its lease)")
+        r = p.add_argument_group("a remote volume (--store s3://BUCKET/PREFIX)")
+        r.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible endpoint (MinIO, Garage, Ceph)")
+        r.add_argument("--region", metavar="R", help="the bucket's region")
+        r.add_argument("--cache-dir", type=Path, metavar="DIR",
+                       help="where the volume is cached (default: ~/.cache/vfs/follow/<bucket and prefix>,"
+                            " as vfs mount --follow)")
     else:
-        group.add_argument("--store", type=Path, metavar="STORE", help=help)
+        group.add_argument("--store", type=argument_type(_store_directory), metavar="STORE", help=help)
     if mount:
         group.add_argument("--mount", type=Path, metavar="MNT", help="the store mounted at MNT")
     add_passphrase_options(p)
+
+
+def _store_directory(text: str) -> Path:
+    if text.startswith("s3://"):
+        raise UsageError(f"{text}: this command needs a store directory (vfs put, get and ls take an s3:// volume;"
+                         " else clone it with 'vfs clone')")
+    return Path(text)
+
+
+def _location(text: str) -> Path | str:
+    return text if text.startswith("s3://") else Path(text)
 
 
 def add_passphrase_options(p: argparse.ArgumentParser) -> None:

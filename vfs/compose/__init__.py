@@ -39,7 +39,7 @@ def init_repository(path: Path | str, config: StoreConfig | None = None, *, pass
 
 def open_follower_store(
     remote: RemoteConfig, cache_dir: Path, *, passphrase: PassphraseSource | None = None,
-    cache_size: int | None = None,
+    cache_size: int | None = None, writer: bool = False,
 ) -> Repository:
     """The store of a read-only view of `remote` (a follower mount, the Python API's `s3://` view): a
     lazy clone of the volume in `cache_dir`, made on first use, then brought up to the volume's newest
@@ -48,15 +48,21 @@ def open_follower_store(
     A remote that cannot be reached leaves an existing cache at its last state, with a warning: a
     follower keeps serving what it has and catches up later.
 
+    `writer`: the store is to become the volume's writer (the Python API's writable `s3://` volume, which
+    takes the lease next). A cache with changes of its own, which a writer left unpublished, is then
+    opened as it is: pulling would discard them, and the lease's head check decides whether they can
+    still be published.
+
     Raises:
         UsageError: `cache_dir` holds a store of another remote.
-        StoreError: it holds changes of its own (a store that was written: not a follower's cache).
+        StoreError: it holds changes of its own (a store that was written: not a follower's cache), and
+            not `writer`.
         BackendError: a new cache, and the remote cannot be reached or holds no volume.
         KeyRequired, WrongPassphrase: an encrypted volume.
     """
     from vfs.errors import BackendUnavailable, UsageError
     from vfs.sync.clone import clone
-    from vfs.sync.pull import pull_store
+    from vfs.sync.pull import current_manifest, has_unpublished, pull_store
     from vfs.sync.remote import check_reachable, open_remote_backend, open_store_backend
 
     if not cache_dir.exists() or (cache_dir.is_dir() and not any(cache_dir.iterdir())):
@@ -72,11 +78,15 @@ def open_follower_store(
                 repo.catalog.set_meta("remote", remote.to_json())
         repo = open_repository(cache_dir, passphrase=passphrase)
         try:
-            try:
-                with open_store_backend(repo) as backend:
-                    pull_store(repo, backend)
-            except BackendUnavailable as e:
-                log.warning("%s cannot be reached (%s): showing the state cached in %s", remote.url, e, cache_dir)
+            if writer and has_unpublished(repo.catalog, current_manifest(repo)):
+                log.info("%s holds changes %s lacks: not pulled (the writer publishes them)", cache_dir, remote.url)
+            else:
+                try:
+                    with open_store_backend(repo) as backend:
+                        pull_store(repo, backend)
+                except BackendUnavailable as e:
+                    log.warning("%s cannot be reached (%s): showing the state cached in %s", remote.url, e,
+                                cache_dir)
         except BaseException:
             repo.close()
             raise

@@ -63,6 +63,11 @@ def is_newer(pointer: dict[str, Any], manifest: Manifest | None) -> bool:
     return epoch > manifest.epoch or (epoch == manifest.epoch and seq > manifest.seq)
 
 
+def has_unpublished(catalog: Catalog, manifest: Manifest | None) -> bool:
+    """Whether the catalog holds commits the remote lacks (or the store never synced nor pulled)."""
+    return manifest is None or catalog.head().no != manifest.head_commit
+
+
 def check_nothing_unpublished(store: Path, catalog: Catalog, manifest: Manifest | None) -> None:
     """Refuse to replace a catalog that holds commits the remote lacks.
 
