@@ -125,14 +125,21 @@ def test_sync_through_the_daemon_shows_progress_and_prints_json(tmp_path: Path, 
     make_store(store, remote, SMALL_PACKS).close()
     mnt.mkdir()
     slow(proxy)
+    proxy.status = 503  # the daemon's uploader sends nothing before the sync is asked for
     m = Mount(store, mnt)
     m.start()
     try:
-        for i in range(12):  # written just before the sync: the daemon's uploader has not sent them yet
+        for i in range(12):
             (mnt / f"f{i}").write_bytes(os.urandom(512 * 1024))
-        done = vfs("sync", "--wait", "--mount", mnt, "--json", env=FAST)
-        assert_progress(done.stderr, "sync")
-        answer = json.loads(done.stdout)
+        sync = subprocess.Popen([*VFS, "sync", "--wait", "--mount", str(mnt), "--json"], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **FAST})
+        assert sync.stderr is not None
+        first = sync.stderr.readline()  # the daemon has answered the request: the whole backlog is left
+        proxy.status = None
+        out, rest = sync.communicate(timeout=180)
+        assert sync.returncode == 0, first + rest
+        assert_progress(first + rest, "sync")
+        answer = json.loads(out)
         assert answer["synced"] is True and answer["backlog_objects"] == 0 and answer["target"] >= 1
         done = vfs("sync", "--mount", mnt, "--json", env=FAST)  # without --wait: the round just asked for
         assert {"target", "synced", "backlog_bytes"} <= json.loads(done.stdout).keys() and done.stderr == ""

@@ -216,6 +216,7 @@ def test_every_store_command_finds_the_mount_holding_the_current_directory(mount
         (("status",), ()),
         (("sync",), ()),
         (("fetch",), ("f",)),
+        (("pull",), ()),
         (("remote", "show"), ()),
         (("lease", "status"), ()),
         (("lease", "take"), ()),

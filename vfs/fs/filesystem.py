@@ -62,6 +62,13 @@ async def _no_kernel_cache(paths: list[bytes]) -> None:
     await trio.lowlevel.checkpoint()
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> int:
+    n = os_call(os.pwrite, fd, data, offset)
+    if n < len(data):
+        raise NoSpace("no space left on the store's disk")  # the next pwrite would say so
+    return n
+
+
 def _check_name(name: bytes) -> None:
     if len(name) > NAME_MAX:
         raise NameTooLong(f"name of {len(name)} bytes is longer than {NAME_MAX}")
@@ -493,9 +500,11 @@ class FileSystem:
         n = 0
         try:
             st = await self._staging.get(live)
-            n = os_call(os.pwrite, st.fd, data, offset)
-            if n < len(data):
-                raise NoSpace("no space left on the store's disk")  # the next pwrite would say so
+            try:
+                n = _pwrite_all(st.fd, data, offset)
+            except NoSpace:
+                await self._staging.reclaim()  # space a delete just freed may still be on its way back
+                n = _pwrite_all(st.fd, data, offset)
         except Exception:
             self._staging.write_failed(h.ino, live, offset + len(data), n)
             raise

@@ -57,6 +57,7 @@ class StagingFiles:
         self._stale_pages: dict[InodeNo, int] = {}
         self._stale_wakeup = trio.Event()
         self._spares_wakeup = trio.Event()
+        self._emptying = trio.CapacityLimiter(1)  # one thread empties spares at a time
 
     async def get(self, live: Live, *, empty: bool = False) -> Staging:
         """The inode's staging file, made on first need (a copy of its content unless `empty`)."""
@@ -100,11 +101,15 @@ class StagingFiles:
 
     async def empty_spares(self) -> None:
         """Background task: empty discarded staging files in a thread, off the loop. Cancel to stop."""
-        limiter = trio.CapacityLimiter(1)
         while True:
             await self._spares_wakeup.wait()
             self._spares_wakeup = trio.Event()
-            await trio.to_thread.run_sync(self._spares.empty, limiter=limiter)
+            await trio.to_thread.run_sync(self._spares.empty, limiter=self._emptying)
+
+    async def reclaim(self) -> None:
+        """Wait until the staging files discarded so far are emptied: a write that found the disk full
+        right after a delete gave space back (the delete's emptying runs in the background) retries then."""
+        await trio.to_thread.run_sync(self._spares.empty, limiter=self._emptying)
 
     def close(self) -> None:
         """Release the spares' descriptors (at unmount, once nothing runs any more)."""
