@@ -205,7 +205,7 @@ def test_a_range_read_fetches_only_the_packs_it_needs(
 
 
 def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s3_admin: object,  # noqa: F811
-                                         ) -> None:
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(BackendNotFound, match="holds no volume"):
         view(remote, cache)  # nothing synced there yet
@@ -223,7 +223,8 @@ def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s
     if password() is not None:
         with pytest.raises(WrongPassphrase):
             vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache, password="wrong")
-        with pytest.raises(KeyRequired):
+        with monkeypatch.context() as env, pytest.raises(KeyRequired):
+            env.delenv("VFS_PASSWORD")  # the environment's passphrase source, which `encrypted` set
             vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache)
         assert not cache.exists()
     other = tmp_path / "other-cache"
