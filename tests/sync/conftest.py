@@ -14,7 +14,7 @@ from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_creden
 from tests.backend.faultproxy import FaultProxy
 from tests.catalog.helpers import inode_exists
 from vfs.backend import Backend, RetryPolicy, open_backend
-from vfs.compose import open_repository
+from vfs.compose import open_follower_store, open_repository
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.repository import Repository
 from vfs.store.keys import KdfParams
@@ -41,8 +41,9 @@ def encrypted(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """Run the test on a plain and on an encrypted volume (every test with a `remote` does).
 
     Encrypted: stores made in the test are encrypted and opened with PASSPHRASE (the defaults of
-    Repository.init, Repository.open, open_repository and clone, set for the test's duration; a weak
-    KDF keeps it fast), and vfs commands find it in VFS_PASSWORD; `vfs init` adds `init_flags()`.
+    Repository.init, Repository.open, open_repository, open_follower_store and clone, set for the
+    test's duration; a weak KDF keeps it fast), and vfs commands find it in VFS_PASSWORD; `vfs init`
+    adds `init_flags()`.
     """
     if request.param == "plain":
         return False
@@ -54,6 +55,7 @@ def encrypted(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(Repository.open.__func__.__kwdefaults__, "passphrase", unlock)  # type: ignore[attr-defined]
     monkeypatch.setitem(clone.__kwdefaults__, "passphrase", unlock)  # type: ignore[arg-type]
     monkeypatch.setitem(open_repository.__kwdefaults__, "passphrase", unlock)  # type: ignore[arg-type]
+    monkeypatch.setitem(open_follower_store.__kwdefaults__, "passphrase", unlock)  # type: ignore[arg-type]
     return True
 
 

@@ -132,9 +132,12 @@ def test_writer_killed_then_lease_expires_taken_over_and_old_writer_refused(
     m.start()
     files = {f"f{i}": os.urandom(1 << 20) for i in range(40)}
     try:
-        # The mount's first round is done before b clones: b then holds a's newest checkpoint, and a
-        # publishes nothing more (every later checkpoint needs packs, which hang). Cloned before it, b
-        # could miss a checkpoint of the first empty files, and rightly be refused as behind.
+        # The files exist (empty) and the mount's first round is done before b clones: b then holds a's
+        # newest checkpoint, and a publishes nothing more (every later change is content, whose
+        # checkpoint needs packs, which hang). A file created after the clone could be published in a
+        # checkpoint of its own before its content, and b would rightly be refused as behind.
+        for name in files:
+            (mnt / name).touch()
         vfs("sync", "--wait", "--mount", mnt)
         clone(remote, b)
         for name, data in files.items():
@@ -167,7 +170,7 @@ def test_writer_killed_then_lease_expires_taken_over_and_old_writer_refused(
         assert content(a, name) == data, name
     fsck_remote_clean(b)
     fresh = fresh_equals(tmp_path, remote, b, "fresh")
-    assert content(fresh, "from-b") == b"the new writer's" and content(fresh, "f0") is None
+    assert content(fresh, "from-b") == b"the new writer's" and content(fresh, "f0") == b""  # a's content: not published
 
 
 @pytest.mark.fuse
@@ -210,7 +213,7 @@ def test_forced_takeover_while_the_old_writer_uploads_damages_nothing(
     assert lease_status(b)["this_store"]["writer"] is True  # type: ignore[index]
     fsck_remote_clean(b)
     fresh = fresh_equals(tmp_path, remote, b, "fresh")
-    assert content(fresh, "from-b") == b"the new writer's" and content(fresh, "f0") is None
+    assert content(fresh, "from-b") == b"the new writer's" and content(fresh, "f0") == b""  # a's content: not published
     assert content(a, "after") == b"written after losing the lease"
     with Repository.open(a, lock=False) as repo:
         assert len([e for e in repo.catalog.tree(repo.catalog.head().no) if e.hash is not None]) == 42
