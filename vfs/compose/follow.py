@@ -11,18 +11,15 @@ after a refresh changed it.
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import functools
 import logging
-import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import trio
 
 from vfs.compose import open_repository
-from vfs.compose.mount import announce_ready, shielded
+from vfs.compose.mount import announce_ready, serve, shielded, stop_on_signal
 from vfs.control.server import ControlServer
 from vfs.fs.filesystem import FileSystem
 from vfs.fuse.kernel import KernelCache
@@ -31,7 +28,6 @@ from vfs.fuse.session import KernelSession
 from vfs.repository import PassphraseSource
 from vfs.sync.follow import Follower, Names
 from vfs.sync.remote import open_store_backend, require_remote
-from vfs.systemd import sd_notify
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
@@ -42,9 +38,7 @@ def serve_follow(
     passphrase: PassphraseSource | None = None,
 ) -> None:
     """Mount the follower store `store` at `mountpoint`, refreshing every `interval` seconds, until unmounted."""
-    faulthandler.enable()
-    sys.setswitchinterval(0.0005)  # as the writer's mount: the loop answers the kernel while threads work
-    trio.run(functools.partial(run_follow, store, mountpoint, interval=interval, ready=ready, passphrase=passphrase))
+    serve(functools.partial(run_follow, store, mountpoint, interval=interval, ready=ready, passphrase=passphrase))
     log.info("unmounted %s", mountpoint)
 
 
@@ -76,7 +70,7 @@ async def run_follow(
         await tasks.start(fs.run)
         await tasks.start(follower.run)
         await tasks.start(ControlServer(fs, None, follower=follower).run)
-        tasks.start_soon(_stop_on_signal, session)
+        tasks.start_soon(stop_on_signal, session, fs)  # (a read-only mount has no writes to fetch first)
         tasks.start_soon(announce_ready, session, ready)
         await session.serve()
         tasks.cancel_scope.cancel()
@@ -85,12 +79,3 @@ async def run_follow(
 def _invalidate_all(kernel: KernelCache, inos: list[InodeNo]) -> None:
     for ino in inos:
         kernel.invalidate(ino)
-
-
-async def _stop_on_signal(session: KernelSession) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            log.info("signal %d: unmounting", signum)
-            sd_notify("STOPPING=1")
-            session.terminate()
-            return

@@ -40,13 +40,18 @@ def serve_mount(
     passphrase: PassphraseSource | None = None,
 ) -> None:
     """Mount `store` at `mountpoint` and serve until unmounted; returns when all data is committed."""
+    serve(functools.partial(run_mount, store, mountpoint, version_interval=version_interval, ready=ready,
+                            passphrase=passphrase))
+    log.info("unmounted %s; all data committed", mountpoint)
+
+
+def serve(run: Callable[[], Awaitable[None]]) -> None:
+    """Run a mount's daemon (`run_mount`, or a follower's `run_follow`) on a trio loop of its own."""
     faulthandler.enable()
     # The loop answers the kernel while commit threads run Python code: with the default 5 ms GIL
     # switch interval every request arriving during a commit waited up to 5 ms for the loop.
     sys.setswitchinterval(0.0005)
-    trio.run(functools.partial(run_mount, store, mountpoint, version_interval=version_interval, ready=ready,
-                               passphrase=passphrase))
-    log.info("unmounted %s; all data committed", mountpoint)
+    trio.run(run)
 
 
 async def run_mount(
@@ -76,7 +81,7 @@ async def run_mount(
             await tasks.start(uploader.run)
         # Before ready: a mounted store answers.
         await tasks.start(ControlServer(fs, Maintenance.of_mount(fs, uploader), forget_names=kernel.forget_names).run)
-        tasks.start_soon(_stop_on_signal, session, fs)
+        tasks.start_soon(stop_on_signal, session, fs)
         tasks.start_soon(announce_ready, session, ready)
         await session.serve()
         tasks.cancel_scope.cancel()
@@ -95,7 +100,8 @@ async def announce_ready(session: KernelSession, ready: Callable[[], None]) -> N
     sd_notify("READY=1")
 
 
-async def _stop_on_signal(session: KernelSession, fs: FileSystem) -> None:
+async def stop_on_signal(session: KernelSession, fs: FileSystem) -> None:
+    """On SIGTERM, SIGINT or SIGHUP: have the kernel send what it caches of open files, then unmount."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             log.info("signal %d: unmounting", signum)
