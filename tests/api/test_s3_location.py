@@ -49,6 +49,17 @@ def writer_store(path: Path, to: RemoteConfig, config: StoreConfig | None = None
     return path
 
 
+def published(tmp_path: Path, to: RemoteConfig, *writes: tuple[str, str]) -> Path:
+    """The store `origin` of the remote `to`, which wrote each (path, text) in turn and synced them (it
+    keeps the writer lease, as `vfs sync` does)."""
+    origin = writer_store(tmp_path / "origin", to)
+    with vfs.open(origin, writable=True, password=password()) as w:
+        for path, text in writes:
+            w.write_text(path, text)
+        w.sync(progress=False)
+    return origin
+
+
 def view(of: RemoteConfig, cache: Path, **kwargs: object) -> vfs.Volume:
     return vfs.open(of.url, endpoint_url=of.endpoint_url, cache_dir=cache, password=password(),
                     **kwargs)  # type: ignore[arg-type]
@@ -130,10 +141,7 @@ def test_a_read_only_view_sees_the_writers_data_and_history_and_refreshes(
 @pytest.mark.slow
 def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, remote: RemoteConfig,  # noqa: F811
                                                               ) -> None:
-    origin = writer_store(tmp_path / "origin", remote)
-    with vfs.open(origin, writable=True, password=password()) as w:
-        w.write_text("a.txt", "from the workstation")
-        w.sync(progress=False)  # and keeps the lease, as `vfs sync` does
+    origin = published(tmp_path, remote, ("a.txt", "from the workstation"))
     cache = tmp_path / "cache"
     with pytest.raises(LeaseHeld, match=f"has another writer: the store {origin} on "):
         view(remote, cache, writable=True)
@@ -164,10 +172,7 @@ def test_a_writable_volume_waits_for_the_lease_and_publishes(tmp_path: Path, rem
 @pytest.mark.slow
 def test_a_writer_cache_with_unpublished_changes_is_not_pulled_into(tmp_path: Path, remote: RemoteConfig,  # noqa: F811
                                                                      ) -> None:
-    origin = writer_store(tmp_path / "origin", remote)
-    with vfs.open(origin, writable=True, password=password()) as w:
-        w.write_text("a.txt", "1")
-        w.sync(progress=False)
+    origin = published(tmp_path, remote, ("a.txt", "1"))
     release(origin)
     cache = tmp_path / "cache"
     w2 = view(remote, cache, writable=True)
@@ -216,10 +221,7 @@ def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s
         vfs.open("https://example.com/x", endpoint_url="http://127.0.0.1:1")
     with pytest.raises(UsageError, match="s3:// locations only"):
         vfs.open(tmp_path, cache_dir=cache)
-    origin = writer_store(tmp_path / "origin", remote)
-    with vfs.open(origin, writable=True, password=password()) as w:
-        w.write_text("a.txt", "1")
-        w.sync(progress=False)
+    published(tmp_path, remote, ("a.txt", "1"))
     if password() is not None:
         with pytest.raises(WrongPassphrase):
             vfs.open(remote.url, endpoint_url=remote.endpoint_url, cache_dir=cache, password="wrong")
@@ -237,11 +239,7 @@ def test_bad_locations_say_what_is_wrong(tmp_path: Path, remote: RemoteConfig, s
 def test_fsspec_reads_an_s3_location(tmp_path: Path, remote: RemoteConfig) -> None:  # noqa: F811
     import fsspec
 
-    origin = writer_store(tmp_path / "origin", remote)
-    with vfs.open(origin, writable=True, password=password()) as w:
-        w.write_text("results/run1.csv", "a,b\n1,2\n")
-        w.write_text("results/run1.csv", "a,b\n3,4\n")
-        w.sync(progress=False)
+    published(tmp_path, remote, ("results/run1.csv", "a,b\n1,2\n"), ("results/run1.csv", "a,b\n3,4\n"))
     options = {"location": remote.url, "endpoint_url": remote.endpoint_url, "cache_dir": str(tmp_path / "cache"),
                "password": password()}
     with fsspec.open("vfs://results/run1.csv@1", "rb", **options) as f:
@@ -262,11 +260,7 @@ def test_put_get_ls_of_an_s3_location_as_a_user_without_fuse(
 
     if subprocess.run([*NO_FUSE, "true"], capture_output=True).returncode != 0:
         pytest.skip("cannot make a mount namespace here")
-    origin = writer_store(tmp_path / "origin", remote)
-    with vfs.open(origin, writable=True, password=password()) as w:
-        w.write_text("exp/a.txt", "alpha")
-        w.write_text("exp/a.txt", "ALPHA")
-        w.sync(progress=False)
+    origin = published(tmp_path, remote, ("exp/a.txt", "alpha"), ("exp/a.txt", "ALPHA"))
     release(origin)
     where = ["--store", remote.url, "--endpoint-url", str(remote.endpoint_url), "--cache-dir", "cache"]
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "VFS_PASSWORD"))}

@@ -42,6 +42,10 @@ def writer(tmp_path: Path, remote: RemoteConfig, files: dict[str, bytes]) -> Pat
     return store
 
 
+def lazy_clone(remote: RemoteConfig, dest: Path) -> None:
+    vfs("clone", "--lazy", remote.url, dest, "--endpoint-url", str(remote.endpoint_url))
+
+
 def publish(store: Path, files: dict[str, bytes], snapshot: str | None = None) -> None:
     write_files(store, files)
     if snapshot is not None:
@@ -71,7 +75,7 @@ def test_pull_fetches_only_the_new_deltas_and_refuses_local_changes(tmp_path: Pa
     bulk(a, 20_000)  # enough files that a one-file change is a small delta of a bigger base
     publish(a, {"f": b"v1", "g": b"g1"})
     b = tmp_path / "b"
-    vfs("clone", "--lazy", remote.url, b, "--endpoint-url", str(remote.endpoint_url))
+    lazy_clone(remote, b)
     answer = json.loads(vfs("pull", b, "--json").stdout)
     assert answer["changed"] is False
     publish(a, {"f": b"v2"}, snapshot="s1")
@@ -110,7 +114,7 @@ def test_pull_of_an_eager_clone_downloads_the_new_packs(tmp_path: Path, remote: 
 def test_pull_ignores_a_pointer_of_a_lower_epoch_and_takes_a_new_base(tmp_path: Path, remote: RemoteConfig) -> None:
     a = writer(tmp_path, remote, {"f": b"v1"})
     b = tmp_path / "b"
-    vfs("clone", "--lazy", remote.url, b, "--endpoint-url", str(remote.endpoint_url))
+    lazy_clone(remote, b)
     publish(a, {"f": b"v2"})
     with open_repository(b) as repo, backend_of(remote, repo) as backend:
         manifest = pull.current_manifest(repo)
@@ -131,7 +135,7 @@ def test_pull_ignores_a_pointer_of_a_lower_epoch_and_takes_a_new_base(tmp_path: 
 def test_a_pull_killed_after_its_commit_point_is_completed_by_the_next(tmp_path: Path, remote: RemoteConfig) -> None:
     a = writer(tmp_path, remote, {"f": b"v1"})
     b = tmp_path / "b"
-    vfs("clone", "--lazy", remote.url, b, "--endpoint-url", str(remote.endpoint_url))
+    lazy_clone(remote, b)
     publish(a, {"f": b"v2"})
     with open_repository(b) as repo, backend_of(remote, repo) as backend:
         prepared = pull.prepare(backend, b, repo.catalog, pull.current_manifest(repo))
