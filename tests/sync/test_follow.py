@@ -111,7 +111,8 @@ def test_pull_of_an_eager_clone_downloads_the_new_packs(tmp_path: Path, remote: 
     assert content(b, "g") == data
 
 
-def test_pull_ignores_a_pointer_of_a_lower_epoch_and_takes_a_new_base(tmp_path: Path, remote: RemoteConfig) -> None:
+def test_pull_ignores_a_lower_epoch_and_fetches_a_whole_chain_when_it_must(tmp_path: Path,
+                                                                           remote: RemoteConfig) -> None:
     a = writer(tmp_path, remote, {"f": b"v1"})
     b = tmp_path / "b"
     lazy_clone(remote, b)
@@ -124,6 +125,11 @@ def test_pull_ignores_a_pointer_of_a_lower_epoch_and_takes_a_new_base(tmp_path: 
         # A follower that has seen epoch 5 takes no pointer of a lower epoch (a fenced writer's).
         fenced = Manifest(**{**manifest.__dict__, "epoch": 5})
         assert pull.prepare(backend, b, repo.catalog, fenced) is None
+        # A pulled.db that is not the manifest's: the incremental result fails the pointer's hash, and the
+        # whole chain is fetched instead.
+        (b / "sync" / "pulled.db").write_bytes(b"not the database the manifest names")
+        damaged = pull.prepare(backend, b, repo.catalog, manifest)
+        assert damaged is not None and damaged.manifest.db_hash == pointer["db_hash"]
         # A manifest whose chain is not a prefix of the pointer's: the whole chain is fetched, and checked.
         other = Manifest(**{**manifest.__dict__, "chain": ["catalog/0000000000000001-other-base"]})
         prepared = pull.prepare(backend, b, repo.catalog, other)
