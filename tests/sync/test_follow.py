@@ -186,7 +186,7 @@ class Follower:
 
 @pytest.fixture
 def follower(tmp_path: Path, remote: RemoteConfig) -> Iterator[Follower]:
-    f = Follower(remote, tmp_path / "fmnt", tmp_path / "fcache", "--refresh", "1")
+    f = Follower(remote, tmp_path / "fmnt", tmp_path / "fcache", "--refresh", "1", "--cache-size", "64M")
     try:
         yield f
     finally:
@@ -250,6 +250,8 @@ def test_follower_shows_new_state_and_history_and_open_files_keep_their_version(
     answer = json.loads(vfs("refresh", mnt, "--json").stdout)  # (the background refresh may have been first)
     assert answer["seq"] == Manifest.load(a).seq  # type: ignore[union-attr]
     assert not (mnt / "g").exists() and sorted(os.listdir(mnt)) == ["f"]
+    with Repository.open(follower.cache, lock=False) as cache:  # what bounds the data the follower keeps
+        assert cache.catalog.meta_or_none("cache_size") == str(64 << 20)
     st = json.loads(vfs("status", "--mount", mnt, "--json").stdout)
     assert st["follower"]["seq"] == answer["seq"] and st["follower"]["error"] is None
     assert f"follows:     {follower.remote.url}" in vfs("status", "--mount", mnt).stdout
