@@ -37,8 +37,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vfs.sync.checkpoint import Manifest, check_head
+    from vfs.sync.checkpoint import check_head
     from vfs.sync.lease import LocalLease, WriterLease, status
+    from vfs.sync.pull import current_manifest
     from vfs.sync.remote import open_store_backend
 
     store = store_of(args)
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             answer = {"released": released, **status(backend, lease.local)}
             emit(args, answer, lambda a: "" if a["released"] else "this store did not hold the writer lease")
             return 0
-        manifest = Manifest.load(repo.path)
+        # A follower cache whose last pull a kill cut short has it completed first: that head is taken over.
+        manifest = current_manifest(repo)
         if args.force:
             print(f"vfs: warning: taking the writer lease of {backend.url} by force: a writer that still runs"
                   " publishes nothing more (its mount keeps its data)", file=sys.stderr)
