@@ -77,7 +77,8 @@ class ChunkLocation:
         return self.header_size + self.stored_len
 
 
-def _need(keys: VolumeKeys | None, loc: ChunkLocation) -> VolumeKeys:
+def keys_for(keys: VolumeKeys | None, loc: ChunkLocation) -> VolumeKeys:
+    """The keys a sealed entry needs (KeyRequired without them): partial packs check it before a fetch."""
     if keys is None:
         raise KeyRequired(f"chunk {loc.chunk_id.hex()} is encrypted and the store was opened without its passphrase")
     return keys
@@ -88,7 +89,7 @@ def header_matches(header: bytes, loc: ChunkLocation, keys: VolumeKeys | None = 
     if len(header) < loc.header_size:
         return False
     if loc.sealed:
-        return bool(header[: ENTRY_SEALED.size] == ENTRY_SEALED.pack(_need(keys, loc).keyed_chunk_id(loc.chunk_id),
+        return bool(header[: ENTRY_SEALED.size] == ENTRY_SEALED.pack(keys_for(keys, loc).keyed_chunk_id(loc.chunk_id),
                                                                       loc.stored_len))
     return bool(ENTRY.unpack(header) == (loc.chunk_id, loc.codec, loc.stored_len, loc.plain_len))
 
@@ -103,7 +104,7 @@ def stored_bytes(loc: ChunkLocation, body: bytes, keys: VolumeKeys | None, where
     """
     if not loc.sealed:
         return body
-    vk = _need(keys, loc)
+    vk = keys_for(keys, loc)
     name = vk.keyed_chunk_id(loc.chunk_id).hex()
     try:
         payload = vk.unseal("pack", name, PACK_FORMAT_SEALED, body)
@@ -321,7 +322,7 @@ class PackReader:
         """
         where = f"pack {loc.pack} at offset {loc.offset}"
         if loc.sealed:
-            _need(self._keys, loc)
+            keys_for(self._keys, loc)
         fd = self._fd(loc)
         # Header and body in two reads: slicing the body out of one buffer would copy it again.
         header = os.pread(fd, loc.header_size, loc.offset)
@@ -372,7 +373,7 @@ def scan_pack(path: Path, keys: VolumeKeys | None = None) -> list[ChunkLocation]
     out = []
     for raw in found:
         body = data[raw.offset + ENTRY_SEALED.size : raw.offset + raw.entry_size]
-        vk = _need(keys, raw)
+        vk = keys_for(keys, raw)
         try:
             payload = vk.unseal("pack", raw.chunk_id.hex(), PACK_FORMAT_SEALED, body)
             kind, plain_len = SEALED_PREFIX.unpack_from(payload)

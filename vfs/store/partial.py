@@ -36,7 +36,7 @@ from vfs.errors import CorruptChunk, MissingChunk
 from vfs.fsutil import PRIVATE_FILE, private_dir
 from vfs.store import codec
 from vfs.store.keys import VolumeKeys
-from vfs.store.packs import PARTIAL_SUFFIX, ChunkLocation, _need, header_matches, partial_path, stored_bytes
+from vfs.store.packs import PARTIAL_SUFFIX, ChunkLocation, header_matches, keys_for, partial_path, stored_bytes
 from vfs.types import PackNo
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class PartialPacks:
             KeyRequired: the entry is sealed and the store was opened without keys.
         """
         if loc.sealed:
-            _need(self._keys, loc)  # before any fetch: without keys the bytes are of no use
+            keys_for(self._keys, loc)  # before any fetch: without keys the bytes are of no use
         if not fetch:
             f = self._acquire(loc.pack, create=False)
             plain = None if f is None else self._local(f, loc)
