@@ -15,11 +15,16 @@ from vfs.passwords import get_passphrase
 ENV = ("VFS_PASSWORD_FILE", "VFS_PASSWORD_COMMAND", "VFS_PASSWORD", "CREDENTIALS_DIRECTORY")
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_passphrase_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No passphrase in the environment, and no terminal to ask on."""
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    no_passphrase_sources(monkeypatch)
 
 
 def secret_file(tmp_path: Path, name: str, content: bytes) -> Path:

@@ -10,21 +10,19 @@ from pathlib import Path
 import pytest
 
 import vfs
+from tests.test_passwords import no_passphrase_sources
 from vfs import passwords
 from vfs.errors import KeyRequired, UsageError, WrongPassphrase
 from vfs.repository import Repository
 from vfs.store.keys import KdfParams
 
 PASSWORD = "a volume's passphrase"
-ENV = ("VFS_PASSWORD_FILE", "VFS_PASSWORD_COMMAND", "VFS_PASSWORD", "CREDENTIALS_DIRECTORY")
 
 
 @pytest.fixture(autouse=True)
 def no_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     """No passphrase in the environment, no terminal, and a prompt that fails the test if it is shown."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
+    no_passphrase_sources(monkeypatch)
 
     def no_prompt(prompt: str = "") -> str:
         raise AssertionError(f"prompted ({prompt!r}) without a terminal")
