@@ -144,8 +144,9 @@ def test_get_of_a_tree_resolves_again_when_a_location_goes_stale(store: Path, tm
 
         def stale_after_ten(self: ChunkStore, locs: object) -> object:
             streams.append(locs)
+            first = len(streams) == 1  # only the stream meets the repack: a file of 11 chunks read after it must not
             for n, data in enumerate(real(self, locs)):  # type: ignore[arg-type]
-                if n == 10:
+                if n == 10 and first:
                     raise MissingChunk("pack 1 is gone")
                 yield data
 
