@@ -160,19 +160,29 @@ def test_a_request_without_an_answer_is_the_current_failure_once_it_stalls() -> 
     t = FakeTime()
     seen: list[Failure | None] = []
 
+    def hang() -> None:
+        seen.append(backend.failure())  # as `vfs status` would ask while the request hangs
+        t.now += STALLED_AFTER - 1
+        seen.append(backend.failure())
+        t.now += 2
+        seen.append(backend.failure())
+
     class Frozen(MemoryBackend):
         def put(self, key: str, data: bytes) -> None:
-            seen.append(backend.failure())  # as `vfs status` would ask while the request hangs
-            t.now += STALLED_AFTER - 1
-            seen.append(backend.failure())
-            t.now += 2
-            seen.append(backend.failure())
+            hang()
             super().put(key, data)
 
+        def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[str]:
+            hang()  # the listing's first page
+            yield from super().list(prefix, start_after=start_after)
+
     backend = RetryingBackend(Frozen("frozen"), sleep=t.sleep, clock=t.clock)
-    backend.put("packs/abc", b"data")
-    assert seen[:2] == [None, None]
-    stalled = seen[2]
-    assert stalled is not None and stalled.attempts == 0, stalled
-    assert "still waiting for an answer to PUT packs/abc after 31s" in stalled.message
-    assert backend.failure() is None  # it was answered
+    for request, shown in ((lambda: backend.put("packs/abc", b"data"), "PUT packs/abc"),
+                           (lambda: list(backend.list("packs/")), "LIST packs/")):
+        seen.clear()
+        request()
+        assert seen[:2] == [None, None]
+        stalled = seen[2]
+        assert stalled is not None and stalled.attempts == 0, stalled
+        assert f"still waiting for an answer to {shown} after 31s" in stalled.message
+        assert backend.failure() is None  # it was answered

@@ -18,6 +18,7 @@ answer False for its own object, which its callers (the writer lease) check by r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -107,19 +108,25 @@ class RetryingBackend(Backend):
             with self._failure_lock:
                 self._failure = None
 
+    @contextlib.contextmanager
+    def _waiting(self, op: str, key: str) -> Iterator[None]:
+        """An attempt in flight (for `failure`) while the block runs."""
+        token = object()
+        with self._failure_lock:
+            self._in_flight[token] = (op, key, self._clock(), time.time_ns())
+        try:
+            yield
+        finally:
+            with self._failure_lock:
+                del self._in_flight[token]
+
     def _call(self, op: str, key: str, fn: Callable[[], T]) -> T:
         start = self._clock()
         attempt = 1
         while True:
-            token = object()
-            with self._failure_lock:
-                self._in_flight[token] = (op, key, self._clock(), time.time_ns())
             try:
-                try:
+                with self._waiting(op, key):
                     result = fn()
-                finally:
-                    with self._failure_lock:
-                        del self._in_flight[token]
             except BackendError as e:
                 attempt = self._failed(op, key, e, attempt, start)
             else:
@@ -171,7 +178,12 @@ class RetryingBackend(Backend):
         attempt, start = 1, self._clock()
         while True:
             try:
-                for key in self.inner.list(prefix, start_after=last):
+                keys = iter(self.inner.list(prefix, start_after=last))
+                while True:
+                    with self._waiting("list", prefix):  # a page's request (not the caller's work between keys)
+                        key = next(keys, None)
+                    if key is None:
+                        break
                     last = key
                     attempt, start = 1, self._clock()
                     self._succeeded()
