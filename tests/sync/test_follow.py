@@ -227,7 +227,8 @@ def test_follower_shows_new_state_and_history_and_open_files_keep_their_version(
         assert old.read() == b"version one" * 1000
     finally:
         old.close()
-    assert (mnt / "f").stat().st_size == 22000  # the kernel forgot the old size with the old version's handle
+    # The kernel forgets the old size at the old version's RELEASE, which it sends after close(2) returned.
+    wait_for(lambda: (mnt / "f").stat().st_size == 22000)
     assert (mnt / "f@1").read_bytes() == b"version one" * 1000
     assert (mnt / "f@2").read_bytes() == b"version two" * 2000
     assert (mnt / "f@s1").read_bytes() == b"version two" * 2000

@@ -525,12 +525,6 @@ class FileSystem:
         st = live.staging
         await trio.to_thread.run_sync(self._staging.fsync, st, limiter=self._threads)
 
-    async def flush(self, fh: int) -> None:
-        """A close(2) of the read-only handle `fh`: the kernel forgets what a refresh deferred (see
-        `changed_by_refresh`) if this is the inode's last handle. Here and not only at release, which the
-        kernel sends after close(2) has returned: a stat right after the close must see the new version."""
-        await self._forget_deferred(self._files.handles[fh].ino, fh)
-
     async def _forget_deferred(self, ino: InodeNo, closing: int) -> None:
         if ino in self._forget_on_close and all(o.ino != ino for n, o in self._files.handles.items() if n != closing):
             self._forget_on_close.discard(ino)
