@@ -26,7 +26,6 @@ from typing import Any
 from vfs.api.location import default_follow_cache
 from vfs.cli import cmd_remote
 from vfs.cli.common import add_passphrase_options, default_store, find_mount, passphrase_of, positive_seconds
-from vfs.compose import init_repository, open_follower_store, open_repository
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
 from vfs.fsutil import PRIVATE_FILE
 
@@ -124,6 +123,8 @@ def run_mount(args: argparse.Namespace) -> int:
         asked.append(passphrase_of(args)())
         return asked[-1]
 
+    from vfs.compose import open_repository
+
     # A clear error now if it is no store, or the passphrase opens none of its keys (exit 7).
     open_repository(store, lock=False, passphrase=passphrase).close()
     secret = asked[-1] if asked else None
@@ -149,6 +150,8 @@ def _run_follow(args: argparse.Namespace) -> int:
         asked.append(passphrase_of(args)())
         return asked[-1]
 
+    from vfs.compose import open_follower_store
+
     open_follower_store(remote, cache_dir, passphrase=passphrase, cache_size=cache_size).close()
     secret = asked[-1] if asked else None
     if args.foreground:
@@ -159,6 +162,8 @@ def _run_follow(args: argparse.Namespace) -> int:
 def _create_if_missing(store: Path) -> None:
     """Create the default store on its first mount, saying so: the user named no store, and a new one
     must not appear unannounced (a typo in $VFS_HOME would otherwise mount an empty volume silently)."""
+    from vfs.compose import init_repository, open_repository
+
     try:
         open_repository(store, lock=False).close()
     except NotAStore:
