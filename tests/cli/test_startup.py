@@ -74,3 +74,15 @@ def test_a_store_failing_the_check_gets_no_daemon_and_no_log(tmp_path: Path) -> 
     assert list((tmp_path / "nostore").iterdir()) == []  # no vfs.log in a directory that is no store
     assert _daemons_of(tmp_path / "mnt") == []  # the daemon started early is gone with the command
     assert not os.path.ismount(tmp_path / "mnt")
+
+
+def test_a_wrong_passphrase_leaves_no_daemon(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "s", tmp_path / "mnt"
+    mnt.mkdir()
+    (tmp_path / "right").write_text("the right passphrase\n")
+    (tmp_path / "wrong").write_text("a wrong one\n")
+    out("init", store, "--encrypt", "--password-file", tmp_path / "right")
+    fails(7, "mount", store, mnt, "--password-file", tmp_path / "wrong", match="wrong passphrase")
+    assert _daemons_of(mnt) == []
+    assert not os.path.ismount(mnt)
+    assert not (store / "vfs.log").exists()  # the daemon never started serving
