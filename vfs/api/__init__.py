@@ -15,8 +15,24 @@ writers), `reading` (lookups and listings), `writer` (changes, through the daemo
 `fsspec_fs` (the `vfs://` protocol for pandas and friends).
 """
 
-from vfs.api.opening import load, open
-from vfs.api.reading import Entry, FileVersion
-from vfs.api.volume import Volume
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vfs.api.opening import load, open
+    from vfs.api.reading import Entry, FileVersion
+    from vfs.api.volume import Volume
 
 __all__ = ["Entry", "FileVersion", "Volume", "load", "open"]
+
+# Imported on first use, as `vfs` imports this package: a light submodule (`location`, which the CLI's
+# every command uses) must not bring the whole API (the store, the catalog, trio, boto3) with it.
+_HOME = {"Entry": "reading", "FileVersion": "reading", "Volume": "volume", "load": "opening", "open": "opening"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"vfs.api.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'vfs.api' has no attribute {name!r}")

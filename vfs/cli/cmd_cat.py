@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vfs.api.reading import HASH_PREFIX, by_hash
-from vfs.api.urls import is_url, parse_url
-from vfs.catalog import Version
 from vfs.cli.common import add_store_options, passphrase_of, settle, store_of, target
-from vfs.compose import open_repository
 from vfs.errors import IsADirectory, UsageError
-from vfs.fs.locate import locate, show
-from vfs.repository import Repository
+
+if TYPE_CHECKING:
+    from vfs.catalog import Version
+    from vfs.repository import Repository
 
 _RANGE_PIECE = 8 << 20  # bytes of a range read at once: a few chunks (their mean size is ~640 KiB)
 
@@ -36,6 +34,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.api.reading import HASH_PREFIX, by_hash
+    from vfs.api.urls import is_url, parse_url
+    from vfs.compose import open_repository
+    from vfs.fs.locate import locate, show
+
     start = _byte_count(args.offset, "--offset")
     end = None if args.length is None else start + _byte_count(args.length, "--length")
     what = parse_url(args.what)[0] if is_url(args.what) else args.what

@@ -7,9 +7,6 @@ import json
 from typing import Any
 
 from vfs.cli.common import accept_relative_times, add_store_options, settle, store_of
-from vfs.compose import open_repository
-from vfs.fs.diff import diff
-from vfs.fs.times import commit_named
 
 
 def register(sub: Any) -> None:
@@ -29,6 +26,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.compose import open_repository
+    from vfs.fs.diff import diff
+    from vfs.fs.times import commit_named
+
     store = store_of(args)
     if args.newer is None:
         settle(store)  # "now" includes what open files hold

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vfs.catalog import Version
 from vfs.cli.common import add_store_options, passphrase_of, target
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
-from vfs.compose import open_repository
-from vfs.fs.locate import locate
+
+if TYPE_CHECKING:
+    from vfs.catalog import Version
 
 
 def register(sub: Any) -> None:
@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.compose import open_repository
+    from vfs.fs.locate import locate
     from vfs.sync.clone import prefetch
 
     targets = [target(args, text) for text in args.paths]

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
-
-import trio
+from typing import TYPE_CHECKING, Any
 
 from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.progress import Progress
-from vfs.compose import open_repository
 from vfs.errors import StoreLocked
-from vfs.maintenance import fsck, remote
-from vfs.maintenance.service import Maintenance
+
+if TYPE_CHECKING:
+    from vfs.maintenance import fsck
 
 
 def register(sub: Any) -> None:
@@ -48,6 +46,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import trio
+
+    from vfs.compose import open_repository
+    from vfs.maintenance import fsck, remote
+    from vfs.maintenance.service import Maintenance
+
     store = store_of(args)
     subset = fsck.parse_subset(args.read_data_subset) if args.read_data_subset else None
     read_data = args.read_data or subset is not None

@@ -14,13 +14,9 @@ import json
 import sys
 from typing import Any
 
-import trio
-
 from vfs.cli.common import add_store_options, passphrase_of, store_of
-from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import BackendError
-from vfs.maintenance.service import Maintenance
 
 
 def register(sub: Any) -> None:
@@ -40,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
     if daemon_running(store):
         answer = call(store, {"op": "gc", "dry_run": args.dry_run, "remote": not args.local_only}, timeout=3600)
     else:
+        import trio
+
+        from vfs.compose import open_repository
+        from vfs.maintenance.service import Maintenance
+
         with open_repository(store, passphrase=passphrase_of(args)) as repo:
             answer = trio.run(lambda: Maintenance(repo).gc(dry_run=args.dry_run, remote=not args.local_only))
     if args.json:

@@ -6,10 +6,8 @@ import argparse
 import os
 from typing import Any
 
-from vfs.api.reading import is_hash, split
 from vfs.cli.common import add_store_options
 from vfs.cli.output import emit
-from vfs.cli.volume_paths import local_error, open_volume, volume_path
 from vfs.errors import VfsError
 
 
@@ -29,6 +27,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.api.reading import is_hash, split
+    from vfs.cli.volume_paths import local_error, open_volume, volume_path
+
     store, path = volume_path(args, args.path)
     local = args.local
     if local is None:

@@ -14,7 +14,6 @@ from typing import Any
 from vfs.cli import cmd_remote
 from vfs.cli.common import add_passphrase_options, default_store, new_passphrase
 from vfs.cli.output import emit
-from vfs.compose import init_repository
 from vfs.errors import StoreError, UsageError
 
 
@@ -46,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.encrypt and (args.password_file or args.key_file):
         raise UsageError("--password-file and --key-file set the passphrase of an encrypted volume: add --encrypt")
     passphrase = new_passphrase(args) if args.encrypt else None
+    from vfs.compose import init_repository
+
     try:
         with init_repository(store, passphrase=passphrase) as repo:
             if args.url is not None:

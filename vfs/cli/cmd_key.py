@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.output import emit
-from vfs.compose import open_repository
 from vfs.config import RemoteConfig
 from vfs.errors import UsageError
 from vfs.passwords import get_new_passphrase
@@ -52,6 +51,8 @@ def register(sub: Any) -> None:
 
 def _volume(args: argparse.Namespace) -> tuple[Path, str, RemoteConfig | None]:
     """(store, master key id, remote config or None) of an encrypted store."""
+    from vfs.compose import open_repository
+
     store = store_of(args)
     with open_repository(store, lock=False) as repo:
         if repo.encryption is None:

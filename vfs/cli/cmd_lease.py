@@ -18,8 +18,7 @@ from typing import Any
 
 from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.output import emit
-from vfs.compose import open_repository
-from vfs.fs.locate import format_time
+from vfs.fs.history import format_time
 
 
 def register(sub: Any) -> None:
@@ -37,6 +36,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.compose import open_repository
     from vfs.sync.checkpoint import check_head
     from vfs.sync.lease import LocalLease, WriterLease, status
     from vfs.sync.pull import current_manifest

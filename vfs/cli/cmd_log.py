@@ -7,15 +7,16 @@ import argparse
 import json
 import stat
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vfs.catalog import LIVE, Catalog, Version
 from vfs.cli.common import accept_relative_times, add_store_options, settle, target
-from vfs.compose import open_repository
 from vfs.errors import NotFound, UsageError
-from vfs.fs.locate import format_time, joined, latest, show
+from vfs.fs.history import format_time
 from vfs.fs.times import EXAMPLES, time_option
 from vfs.types import ROOT_INO
+
+if TYPE_CHECKING:
+    from vfs.catalog import Catalog, Version
 
 SHORT_HASH = 16  # hex digits shown in the table; `vfs cat blake3:PREFIX` accepts them
 END_OF_TIME_NS = 2**63 - 1  # no --until: the latest a commit time (signed 64-bit ns) can be
@@ -39,6 +40,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.compose import open_repository
+    from vfs.fs.locate import joined, latest, show
+
     t = target(args, args.path)
     since = time_option(args.since, "--since") if args.since else None
     until = time_option(args.until, "--until") if args.until else None
@@ -68,6 +72,8 @@ def _versions_under(
     catalog: Catalog, names: tuple[bytes, ...], since: int | None, until: int | None,
 ) -> list[tuple[bytes, Version]]:
     """(volume path, version) of every file under the directory `names` led to at any time, newest first."""
+    from vfs.catalog import LIVE
+
     spans = [(ROOT_INO, 1, LIVE)] if not names else catalog.path_spans(names)
     # The path may have led to a file at times: only its directories' spans count.
     dirs = [(ino, first, end) for ino, first, end in spans
@@ -79,6 +85,9 @@ def _versions_under(
 
 
 def _print_file(args: argparse.Namespace, names: tuple[bytes, ...], at: int, versions: list[Version]) -> None:
+    from vfs.catalog import LIVE
+    from vfs.fs.locate import show
+
     if args.json:
         print(json.dumps({"path": show(names), "exists": at == LIVE, "versions": [
             {"version": v.vno, "time": format_time(v.time_ns), "time_ns": v.time_ns, "size": v.size,
@@ -92,6 +101,9 @@ def _print_file(args: argparse.Namespace, names: tuple[bytes, ...], at: int, ver
 def _print_directory(
     args: argparse.Namespace, names: tuple[bytes, ...], at: int, found: list[tuple[bytes, Version]],
 ) -> None:
+    from vfs.catalog import LIVE
+    from vfs.fs.locate import show
+
     if args.json:
         print(json.dumps({"path": show(names), "exists": at == LIVE, "versions": [
             {"path": show(path), "version": v.vno, "time": format_time(v.time_ns), "time_ns": v.time_ns,

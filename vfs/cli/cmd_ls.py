@@ -6,12 +6,13 @@ import argparse
 import os
 import stat
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vfs.api.reading import Entry, split
 from vfs.cli.common import accept_relative_times, add_store_options
 from vfs.cli.output import emit
-from vfs.cli.volume_paths import open_volume, volume_path
+
+if TYPE_CHECKING:
+    from vfs.api.reading import Entry
 
 
 def register(sub: Any) -> None:
@@ -29,6 +30,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.api.reading import Entry
+    from vfs.cli.volume_paths import open_volume, volume_path
+
     store, path = volume_path(args, args.path)
     with open_volume(args, store) as vol:
         entries = [e for e in vol.ls(path, detail=True) if isinstance(e, Entry)]
@@ -38,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _line(e: Entry, *, long: bool) -> str:
+    from vfs.api.reading import split
+
     names, _ = split(e.name)  # the name without the @SPEC the listing carries on
     name = os.fsdecode(names[-1] if names else b".") + ("/" if e.type == "directory" else "")
     if not long:

@@ -1,9 +1,12 @@
 """vfs mount [STORE] MOUNTPOINT, vfs mount --follow s3://BUCKET/PREFIX MOUNTPOINT, and vfs umount MOUNTPOINT.
 
 `vfs mount` starts the daemon in the background and returns once the mount answers (or prints why
-it could not). Without STORE it mounts the default store, creating it (and saying so on stderr) the
-first time. `vfs umount` detaches the mount and waits until the daemon has committed everything
-and released the store.
+it could not). The daemon is started first and imports what it serves with (half a second of trio,
+pyfuse3, the catalog and the store) while `vfs mount` checks the store and asks for its passphrase; it
+opens the store only when told to start, so a store that fails the check is never touched by it.
+Without STORE it mounts the default store, creating it (and saying so on stderr) the first time.
+`vfs umount` detaches the mount and waits until the daemon has committed everything and released the
+store.
 
 `--follow` mounts a read-only view of a remote volume's newest state (a follower: see
 `vfs.compose.follow`), kept in a cache directory that is a lazy clone of the volume, made on first use
@@ -20,13 +23,13 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vfs.api.location import default_follow_cache
 from vfs.cli import cmd_remote
 from vfs.cli.common import add_passphrase_options, default_store, find_mount, passphrase_of, positive_seconds
-from vfs.compose import init_repository, open_follower_store, open_repository
 from vfs.errors import NotAStore, StoreError, UsageError, VfsError
 from vfs.fsutil import PRIVATE_FILE
 
@@ -46,8 +49,9 @@ def register(sub: Any) -> None:
     p.add_argument("--version-interval", type=positive_seconds, default=300.0, metavar="SECONDS",
                    help="record a version of a file kept open and dirty at least this often (default 300)")
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
-    # An encrypted store's passphrase, from `vfs mount` to its daemon through a pipe: never argv or environ.
-    p.add_argument("--passphrase-fd", type=int, help=argparse.SUPPRESS)
+    # The word to start, with an encrypted store's passphrase, from `vfs mount` to its daemon through a
+    # pipe (never argv or environ): see _Starting.
+    p.add_argument("--start-fd", type=int, help=argparse.SUPPRESS)
     add_passphrase_options(p)
     f = p.add_argument_group("read-only follower of a remote volume (--follow)")
     f.add_argument("--follow", action="store_true",
@@ -114,22 +118,18 @@ def run_mount(args: argparse.Namespace) -> int:
     mnt = Path(args.paths[-1]).absolute()
     store = Path(args.paths[0]).absolute() if len(args.paths) == 2 else default_store().absolute()
     if args.ready_fd is not None:
-        return _daemon(store, mnt, args, _read_passphrase(args.passphrase_fd))
+        return _daemon(store, mnt, args)
     _check_mountpoint(mnt)  # before the default store is created: a wrong mount point leaves nothing behind
     if len(args.paths) == 1:
         _create_if_missing(store)
-    asked: list[bytes] = []  # the passphrase, if the store turns out to be encrypted
 
-    def passphrase() -> bytes:
-        asked.append(passphrase_of(args)())
-        return asked[-1]
+    def check(passphrase: Callable[[], bytes]) -> None:
+        from vfs.compose import open_repository
 
-    # A clear error now if it is no store, or the passphrase opens none of its keys (exit 7).
-    open_repository(store, lock=False, passphrase=passphrase).close()
-    secret = asked[-1] if asked else None
-    if args.foreground:
-        return _daemon(store, mnt, args, secret)
-    return _spawn(store, mnt, args, secret)
+        # A clear error now if it is no store, or the passphrase opens none of its keys (exit 7).
+        open_repository(store, lock=False, passphrase=passphrase).close()
+
+    return _start(store, mnt, args, check)
 
 
 def _run_follow(args: argparse.Namespace) -> int:
@@ -140,25 +140,45 @@ def _run_follow(args: argparse.Namespace) -> int:
     mnt = Path(args.paths[1]).absolute()
     cache_dir = (args.cache_dir or default_follow_cache(remote.url)).absolute()
     if args.ready_fd is not None:
-        return _daemon(cache_dir, mnt, args, _read_passphrase(args.passphrase_fd))
+        return _daemon(cache_dir, mnt, args)
     cache_size = None if args.cache_size is None else cmd_remote.parse_size(args.cache_size)
     _check_mountpoint(mnt)
-    asked: list[bytes] = []
+
+    def check(passphrase: Callable[[], bytes]) -> None:
+        from vfs.compose import open_follower_store
+
+        open_follower_store(remote, cache_dir, passphrase=passphrase, cache_size=cache_size).close()
+
+    return _start(cache_dir, mnt, args, check)
+
+
+def _start(store: Path, mnt: Path, args: argparse.Namespace, check: Callable[[Callable[[], bytes]], None]) -> int:
+    """Run `check` (which opens the store as the daemon will, given the passphrase source), then serve the
+    store: here with --foreground, else in a daemon started before the check, so that its imports and the
+    check run at once."""
+    asked: list[bytes] = []  # the passphrase, if the store turns out to be encrypted
 
     def passphrase() -> bytes:
         asked.append(passphrase_of(args)())
         return asked[-1]
 
-    open_follower_store(remote, cache_dir, passphrase=passphrase, cache_size=cache_size).close()
-    secret = asked[-1] if asked else None
     if args.foreground:
-        return _daemon(cache_dir, mnt, args, secret)
-    return _spawn(cache_dir, mnt, args, secret)
+        check(passphrase)
+        return _daemon(store, mnt, args, asked[-1] if asked else None)
+    daemon = _Starting(store, mnt, args)
+    try:
+        check(passphrase)
+    except BaseException:
+        daemon.cancel()
+        raise
+    return daemon.start(asked[-1] if asked else None)
 
 
 def _create_if_missing(store: Path) -> None:
     """Create the default store on its first mount, saying so: the user named no store, and a new one
     must not appear unannounced (a typo in $VFS_HOME would otherwise mount an empty volume silently)."""
+    from vfs.compose import init_repository, open_repository
+
     try:
         open_repository(store, lock=False).close()
     except NotAStore:
@@ -166,17 +186,22 @@ def _create_if_missing(store: Path) -> None:
         print(f"vfs: created store {store}", file=sys.stderr)
 
 
-def _read_passphrase(fd: int | None) -> bytes | None:
-    if fd is None:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
-
-
-def _daemon(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | None) -> int:
+def _daemon(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | None = None) -> int:
+    """Serve `store` at `mnt` until unmounted: in the foreground, or as the daemon `_Starting` started, which
+    first waits for the word to start (and an encrypted store's passphrase) on --start-fd."""
+    # Imported before waiting for the word to start: while `vfs mount` checks the store.
     from vfs.compose.mount import serve_mount
     from vfs.log import setup_logging
 
+    if args.follow:
+        from vfs.compose.follow import serve_follow
+    if args.start_fd is not None:
+        with os.fdopen(args.start_fd, "rb") as f:
+            word = f.read()
+        if not word:
+            return 0  # `vfs mount` found the store unusable and said why (or was interrupted): nothing to serve
+        secret = word[1:] if word.startswith(b"+") else None
+        _log_to(store / LOG_FILE)
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     ready_fd = args.ready_fd
 
@@ -188,8 +213,6 @@ def _daemon(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | No
     try:
         source = (lambda: secret) if secret is not None else None
         if args.follow:
-            from vfs.compose.follow import serve_follow
-
             serve_follow(store, mnt, interval=args.refresh, ready=ready, passphrase=source)
         else:
             serve_mount(store, mnt, version_interval=args.version_interval, ready=ready, passphrase=source)
@@ -203,35 +226,71 @@ def _daemon(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | No
     return 0
 
 
-def _spawn(store: Path, mnt: Path, args: argparse.Namespace, secret: bytes | None) -> int:
-    r, w = os.pipe()
-    cmd = [sys.executable, "-m", "vfs.cli.main", *(["-v"] if args.verbose else []), "mount"]
-    if args.follow:  # the store is the follower's cache directory
-        cmd += ["--follow", args.url, str(mnt), "--cache-dir", str(store), "--refresh", str(args.refresh),
-                *(["--endpoint-url", args.endpoint_url] if args.endpoint_url else []),
-                *(["--region", args.region] if args.region else [])]
-    else:
-        cmd += [str(store), str(mnt), "--version-interval", str(args.version_interval)]
-    cmd += ["--ready-fd", str(w)]
-    fds = [w]
-    if secret is not None:
-        secret_r, secret_w = os.pipe()
-        os.write(secret_w, secret)  # at most 4 KiB (passwords.py): fits in the pipe before anyone reads
-        os.close(secret_w)
-        cmd += ["--passphrase-fd", str(secret_r)]
-        fds.append(secret_r)
-    log_fd = os.open(store / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
-    with os.fdopen(log_fd, "ab") as logf:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=fds,
-                                start_new_session=True)
-    for fd in fds:
-        os.close(fd)
-    with os.fdopen(r, "rb") as reader:
-        answer = reader.read().decode(errors="replace").strip()
-    if answer == "ok":
-        return 0
-    code = proc.wait()
-    raise VfsError(answer or f"the daemon exited with status {code}; see {store / LOG_FILE}")
+class _Starting:
+    """A daemon started to serve `store` at `mnt`, waiting for the word to start.
+
+    It is told on a pipe of its own (--start-fd): "+" and the passphrase, or "-" for none; the pipe closed
+    without a word (the check failed, `vfs mount` was interrupted or killed) and it exits without opening
+    the store. Until told, its stderr is that of `vfs mount` (a daemon that cannot even start says why on
+    the terminal); from then on it appends to STORE/vfs.log, which only a checked store gets.
+    """
+
+    def __init__(self, store: Path, mnt: Path, args: argparse.Namespace) -> None:
+        self.store = store
+        ready_r, ready_w = os.pipe()
+        start_r, self._start_w = os.pipe()
+        cmd = [sys.executable, "-m", "vfs.cli.main", *(["-v"] if args.verbose else []), "mount"]
+        if args.follow:  # the store is the follower's cache directory
+            cmd += ["--follow", args.url, str(mnt), "--cache-dir", str(store), "--refresh", str(args.refresh),
+                    *(["--endpoint-url", args.endpoint_url] if args.endpoint_url else []),
+                    *(["--region", args.region] if args.region else [])]
+        else:
+            cmd += [str(store), str(mnt), "--version-interval", str(args.version_interval)]
+        cmd += ["--ready-fd", str(ready_w), "--start-fd", str(start_r)]
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          pass_fds=[ready_w, start_r], start_new_session=True)
+        except BaseException:
+            for fd in (ready_r, self._start_w):
+                os.close(fd)
+            raise
+        finally:
+            os.close(ready_w)
+            os.close(start_r)
+        self._ready_r = ready_r
+
+    def cancel(self) -> None:
+        """Stop the daemon, which has touched nothing yet."""
+        os.close(self._start_w)
+        os.close(self._ready_r)
+        self._proc.kill()
+        self._proc.wait()
+
+    def start(self, secret: bytes | None) -> int:
+        """Have the daemon serve the checked store; return once the mount answers (VfsError: why it does not)."""
+        try:
+            # At most 4 KiB (passwords.py): fits in the pipe whether or not the daemon reads yet.
+            os.write(self._start_w, b"-" if secret is None else b"+" + secret)
+        except BrokenPipeError:  # the daemon died starting (its error went to stderr): reported below
+            pass
+        finally:
+            os.close(self._start_w)
+        with os.fdopen(self._ready_r, "rb") as reader:
+            answer = reader.read().decode(errors="replace").strip()
+        if answer == "ok":
+            return 0
+        code = self._proc.wait()
+        raise VfsError(answer or f"the daemon exited with status {code}; see {self.store / LOG_FILE}")
+
+
+def _log_to(path: Path) -> None:
+    """Send this process's stdout and stderr to the file `path` (appended, created private)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def run_umount(args: argparse.Namespace) -> int:

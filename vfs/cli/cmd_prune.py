@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
-
-import trio
+from typing import TYPE_CHECKING, Any
 
 from vfs.cli.common import add_store_options, argument_type, passphrase_of, store_of
-from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import UsageError
 from vfs.fs.history import parse_duration
-from vfs.maintenance.retention import Policy
-from vfs.maintenance.service import Maintenance
+
+if TYPE_CHECKING:
+    from vfs.maintenance.retention import Policy
 
 
 def register(sub: Any) -> None:
@@ -44,6 +42,8 @@ def register(sub: Any) -> None:
 
 
 def policy_of(args: argparse.Namespace) -> Policy:
+    from vfs.maintenance.retention import Policy
+
     for unit in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
         if getattr(args, f"keep_{unit}") < 0:
             raise UsageError(f"--keep-{unit} must be non-negative")
@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if daemon_running(store):
         answer = call(store, {"op": "prune", "policy": policy.as_json(), "dry_run": args.dry_run})
     else:
+        import trio
+
+        from vfs.compose import open_repository
+        from vfs.maintenance.service import Maintenance
+
         with open_repository(store, passphrase=passphrase_of(args)) as repo:
             answer = trio.run(lambda: Maintenance(repo).prune(policy, dry_run=args.dry_run))
     if args.json:

@@ -15,7 +15,6 @@ from typing import Any
 from vfs.cli.common import add_store_options, passphrase_of, store_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
-from vfs.compose import open_repository
 from vfs.control.client import daemon_running
 from vfs.errors import StoreLocked
 
@@ -30,6 +29,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.compose import open_repository
     from vfs.sync.clone import download_all
     from vfs.sync.pull import pull_store
     from vfs.sync.remote import open_store_backend, require_remote

@@ -11,7 +11,6 @@ from typing import Any
 
 from vfs.cli.common import add_store_options
 from vfs.cli.output import emit
-from vfs.cli.volume_paths import local_error, open_volume, volume_path
 from vfs.errors import VfsError
 
 
@@ -35,6 +34,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.cli.volume_paths import local_error, open_volume, volume_path
+
     store, dest = volume_path(args, args.dest)
     try:
         with open_volume(args, store, writable=True) as vol:

@@ -17,16 +17,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from vfs.cli.common import add_passphrase_options, add_store_options, new_passphrase, passphrase_of, store_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
-from vfs.compose import open_repository
 from vfs.config import RemoteConfig
 from vfs.errors import StoreLocked, UsageError
-from vfs.repository import Repository
+
+if TYPE_CHECKING:
+    from vfs.repository import Repository
 
 
 def add_remote_options(p: argparse.ArgumentParser) -> None:
@@ -107,6 +108,8 @@ def add_fetch_option(p: argparse.ArgumentParser) -> None:
 
 
 def _open_unmounted(store: Path) -> Repository:
+    from vfs.compose import open_repository
+
     try:
         return open_repository(store)
     except StoreLocked as e:
@@ -154,6 +157,7 @@ def run_set(args: argparse.Namespace) -> int:
 
 def _encrypt(args: argparse.Namespace) -> None:
     """Make the store encrypted (if it is not yet) and seal every plain pack it has (vfs.maintenance.encrypt)."""
+    from vfs.compose import open_repository
     from vfs.maintenance import encrypt
 
     secret = None
@@ -199,6 +203,8 @@ def _without_userinfo(url: str) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from vfs.compose import open_repository
+
     with open_repository(store_of(args), lock=False) as repo:
         info = describe(repo)
     if args.json:

@@ -8,10 +8,7 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, passphrase_of, same_volume, target
-from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.fs.locate import locate, show
-from vfs.fs.restore import Change, restore
 
 
 def register(sub: Any) -> None:
@@ -35,6 +32,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vfs.fs.locate import locate, show
+    from vfs.fs.restore import Change, restore
+
     t = target(args, args.path)
     dest = None if args.to is None else same_volume(t, args, args.to)
     if daemon_running(t.store):
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
                                 "dry_run": args.dry_run})
         changes = [Change(c["action"], c["path"], c["detail"]) for c in answer["changes"]]
     else:
+        from vfs.compose import open_repository
+
         # A dry run writes nothing, so it may run next to another reader without the lock.
         with open_repository(t.store, lock=not args.dry_run, passphrase=passphrase_of(args)) as repo:
             changes = list(restore(repo, locate(repo.catalog, t.names, t.spec), dest,

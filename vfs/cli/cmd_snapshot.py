@@ -12,11 +12,8 @@ from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
 from vfs.cli.output import emit
-from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.fs import snapshots
-from vfs.fs.history import check_snapshot_name
-from vfs.fs.locate import format_time
+from vfs.fs.history import check_snapshot_name, format_time
 
 
 def register(sub: Any) -> None:
@@ -51,6 +48,9 @@ def run_create(args: argparse.Namespace) -> int:
     if daemon_running(store):
         name = call(store, {"op": "snapshot_create", "name": args.name})["name"]
     else:
+        from vfs.compose import open_repository
+        from vfs.fs import snapshots
+
         with open_repository(store) as repo:
             name = snapshots.take(repo.catalog, args.name).name
     emit(args, {"name": name}, lambda a: str(a["name"]))
@@ -58,6 +58,9 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from vfs.compose import open_repository
+    from vfs.fs import snapshots
+
     with open_repository(store_of(args), lock=False) as repo:
         infos = snapshots.describe(repo.catalog)
     if args.json:
@@ -76,6 +79,9 @@ def run_delete(args: argparse.Namespace) -> int:
     if daemon_running(store):
         call(store, {"op": "snapshot_delete", "name": args.name})
     else:
+        from vfs.compose import open_repository
+        from vfs.fs import snapshots
+
         with open_repository(store) as repo:
             snapshots.delete(repo.catalog, args.name)
     return 0

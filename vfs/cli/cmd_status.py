@@ -16,9 +16,8 @@ import json
 from typing import Any
 
 from vfs.cli.common import add_store_options, store_of
-from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
-from vfs.fs.locate import format_time
+from vfs.fs.history import format_time
 
 
 def register(sub: Any) -> None:
@@ -33,6 +32,7 @@ def status(store: Any) -> dict[str, Any]:
         answer = call(store, {"op": "status"})
         answer.pop("ok", None)
         return answer
+    from vfs.compose import open_repository
     from vfs.maintenance.service import Maintenance
 
     with open_repository(store, lock=False) as repo:

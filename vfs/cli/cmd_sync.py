@@ -17,13 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import trio
-
 from vfs.cli.cmd_status import describe_error
 from vfs.cli.common import add_store_options, passphrase_of, positive_seconds, store_of
 from vfs.cli.output import emit
 from vfs.cli.progress import Progress
-from vfs.compose import open_repository
 from vfs.control.client import call, daemon_running
 from vfs.errors import BackendError, BackendUnavailable, LeaseHeld, RemoteConflict
 
@@ -88,6 +85,9 @@ def _timed_out(timeout: float, st: dict[str, Any]) -> BackendError:
 
 
 def _direct(store: Path, args: argparse.Namespace) -> int:
+    import trio
+
+    from vfs.compose import open_repository
     from vfs.maintenance.service import Maintenance
 
     timeout = args.timeout

@@ -21,7 +21,6 @@ from typing import TypeVar
 
 from vfs.api.location import default_store as default_store  # commands find it here
 from vfs.errors import UsageError
-from vfs.fs.locate import joined, split_spec, volume_names
 from vfs.passwords import get_passphrase, key_file_or_new
 
 log = logging.getLogger(__name__)
@@ -180,6 +179,8 @@ def target(args: argparse.Namespace, text: str) -> Target:
 
     With --store, PATH is a path inside the volume; otherwise it must lie inside a vfs mount.
     """
+    from vfs.fs.locate import split_spec, volume_names  # the catalog's import: only commands that open it
+
     path, spec = split_spec(text)
     if args.store is not None:
         return Target(Path(args.store).absolute(), volume_names(path), spec, None)
@@ -196,6 +197,8 @@ def target(args: argparse.Namespace, text: str) -> Target:
 
 def same_volume(first: Target, args: argparse.Namespace, text: str) -> tuple[bytes, ...]:
     """The volume path of `text`, which must be in the same volume as `first` (e.g. --to DEST)."""
+    from vfs.fs.locate import joined
+
     other = target(args, text)
     if other.store != first.store:
         raise UsageError(f"{text} is not in the same volume as the source")

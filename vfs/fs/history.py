@@ -39,6 +39,11 @@ _NS = 1_000_000_000
 _INT64_MAX = 2**63 - 1
 
 
+def format_time(time_ns: int) -> str:
+    """An instant (nanoseconds since the epoch) for people: local time, to the second."""
+    return datetime.fromtimestamp(time_ns / _NS).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def parse_duration(text: str) -> int:
     """Nanoseconds in a duration such as `90s`, `6h`, `2d`, `1w`, `1y` or `1d12h` (also for prune).
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from datetime import datetime
 
 from vfs.catalog import LIVE, Catalog, Version
 from vfs.errors import NotFound, UsageError
-from vfs.fs.history import parse_spec, parse_time
+from vfs.fs.history import format_time, parse_spec, parse_time
 from vfs.types import ROOT_INO, InodeNo
-
-_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -74,10 +71,6 @@ def show(names: tuple[bytes, ...] | bytes) -> str:
     """A volume path for people: '/'-joined, no leading slash ('.' for the root)."""
     raw = names if isinstance(names, bytes) else b"/".join(names)
     return os.fsdecode(raw) or "."
-
-
-def format_time(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / _NS).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def commit_for(catalog: Catalog, spec: str) -> int:

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 from vfs.catalog import Catalog, Snapshot
 from vfs.errors import Exists
-from vfs.fs.history import check_snapshot_name, default_snapshot_names
-from vfs.fs.locate import format_time
+from vfs.fs.history import check_snapshot_name, default_snapshot_names, format_time
 
 
 @dataclass(frozen=True)

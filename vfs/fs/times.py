@@ -14,11 +14,14 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from vfs.catalog import Catalog
 from vfs.errors import UsageError
 from vfs.fs.history import looks_like_time, parse_time, parse_version
 from vfs.types import CommitNo
+
+if TYPE_CHECKING:
+    from vfs.catalog import Catalog
 
 BEFORE_THE_STORE = CommitNo(0)  # no commit is numbered 0: the tree at it is empty (catalog.tree(0) == [])
 EXAMPLES = "e.g. 2026-11-21T10:15, -2h, yesterday, 'midnight yesterday', 'last friday 17:00'"

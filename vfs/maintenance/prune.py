@@ -16,7 +16,7 @@ from datetime import tzinfo
 from typing import Any
 
 from vfs.catalog import Catalog, VersionInfo
-from vfs.fs.locate import format_time
+from vfs.fs.history import format_time
 from vfs.maintenance.retention import Decision, Policy, select
 
 
