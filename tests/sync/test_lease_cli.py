@@ -192,12 +192,17 @@ def test_forced_takeover_while_the_old_writer_uploads_damages_nothing(
     init(a, remote)
     write_files(a, {"base": b"in both"})
     vfs("sync", "--wait", "--store", a)
-    clone(remote, b)
-    synced = len(pack_puts(proxy))
-    proxy.rate, proxy.kinds, proxy.stall, proxy.fault_paths = 1.0, ("stall",), 10.0, "/packs/"
+    # Pack uploads hang long enough for the take to happen amid them (the lease and catalog requests do not).
+    proxy.rate, proxy.kinds, proxy.stall, proxy.fault_paths = 1.0, ("stall",), 30.0, "/packs/"
     m = Mount(a, mnt)
     m.start()
     try:
+        # As in the SIGKILL test: the files exist before b clones, so a publishes nothing after the clone.
+        for i in range(40):
+            (mnt / f"f{i}").touch()
+        vfs("sync", "--wait", "--mount", mnt)
+        clone(remote, b)
+        synced = len(pack_puts(proxy))
         for i in range(40):
             (mnt / f"f{i}").write_bytes(os.urandom(1 << 20))
         vfs("sync", "--mount", mnt)
