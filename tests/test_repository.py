@@ -73,18 +73,15 @@ def test_sequential_reads_are_decoded_ahead_and_then_served_from_memory(tmp_path
         assert repo.read_ready(v, 0, MiB) is None  # several chunks, none decoded yet: for a thread
         step, offset = 128 * KiB, 0
         assert repo.read(v, offset, step) == data[:step]
-        deadline = time.monotonic() + 10
-        while repo.read_ready(v, step, step) is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # the read-ahead decodes in the store's threads
-        served = 0
+        # Every later step is served from memory, never by a read that waits: each one the read-ahead
+        # decoded (in the store's threads) moves it further. (How many are ready without any wait depends
+        # on the machine's load: not asserted.)
         for offset in range(step, len(data), step):
-            got = repo.read_ready(v, offset, step)
-            if got is None:
-                got = repo.read(v, offset, step)
-            else:
-                served += 1
+            deadline = time.monotonic() + 10
+            while (got := repo.read_ready(v, offset, step)) is None:
+                assert time.monotonic() < deadline, f"nothing decoded ahead at {offset}"
+                time.sleep(0.01)
             assert got == data[offset : offset + step]
-        assert served > len(data) // step // 2, served  # most of a sequential read never waits
 
 
 def test_a_corrupt_chunk_met_by_read_ahead_is_reported_by_the_read(tmp_path: Path) -> None:
