@@ -96,8 +96,8 @@ class FileSystem:
         self.repo = repo
         self.read_only = read_only
         # Read-only: inodes a refresh changed while handles of their old version were open; the kernel
-        # forgets them when the last of those closes (see `changed_by_refresh`).
-        self._forget_on_close: set[InodeNo] = set()
+        # forgets them when the last of those is released (see `changed_by_refresh`).
+        self._forget_at_release: set[InodeNo] = set()
         # Read-only: the versions opens pinned, by (inode, number), until the next refresh: an open then
         # costs no query (a follower's reads of cached data are opens and releases).
         self._pinned: OrderedDict[tuple[InodeNo, int], Version] = OrderedDict()
@@ -157,7 +157,7 @@ class FileSystem:
         opens read the new one past the cache (`page_cache_use`)."""
         self._pinned.clear()  # a rename over a file renumbers versions: (inode, number) may name others now
         open_now = {h.ino for h in self._files.handles.values()}
-        self._forget_on_close |= inos & open_now
+        self._forget_at_release |= inos & open_now
         return [ino for ino in inos if ino not in open_now]
 
     def page_cache_use(self, fh: int) -> tuple[bool, bool]:
@@ -525,24 +525,21 @@ class FileSystem:
         st = live.staging
         await trio.to_thread.run_sync(self._staging.fsync, st, limiter=self._threads)
 
-    async def _forget_deferred(self, ino: InodeNo, closing: int) -> None:
-        if ino in self._forget_on_close and all(o.ino != ino for n, o in self._files.handles.items() if n != closing):
-            self._forget_on_close.discard(ino)
-            await trio.to_thread.run_sync(self.invalidate, ino, abandon_on_cancel=True)
-
     async def release(self, fh: int) -> None:
-        await self._forget_deferred(self._files.handles[fh].ino, fh)
         h = self._files.handles.pop(fh)
         live = self._files.live.get(h.ino)
-        if live is None:
-            return
-        live.opens -= 1
-        if h.writable:
-            live.writers -= 1
-        st = live.staging
-        if st is not None and st.dirty and live.writers == 0:
-            self._committer.queue(h.ino)
-        self._committer.maybe_forget(live)
+        if live is not None:
+            live.opens -= 1
+            if h.writable:
+                live.writers -= 1
+            st = live.staging
+            if st is not None and st.dirty and live.writers == 0:
+                self._committer.queue(h.ino)
+            self._committer.maybe_forget(live)
+        # A follower's inode a refresh changed while open: the kernel forgets it with its last handle.
+        if h.ino in self._forget_at_release and all(o.ino != h.ino for o in self._files.handles.values()):
+            self._forget_at_release.discard(h.ino)
+            await trio.to_thread.run_sync(self.invalidate, h.ino, abandon_on_cancel=True)
 
     # -- extended attributes -----------------------------------------------------------------------
     async def getxattr(self, ino: InodeNo, name: bytes) -> bytes:
