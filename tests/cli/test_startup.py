@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,29 @@ def test_a_wrong_passphrase_leaves_no_daemon(tmp_path: Path) -> None:
     assert _daemons_of(mnt) == []
     assert not os.path.ismount(mnt)
     assert not (store / "vfs.log").exists()  # the daemon never started serving
+
+
+def test_a_vfs_mount_killed_during_its_check_leaves_no_daemon(tmp_path: Path) -> None:
+    """The daemon started early waits for the word to start; killed while it asks for the passphrase (a
+    FIFO nobody writes), `vfs mount` closes that pipe by dying, and the daemon goes without a trace."""
+    store, mnt, fifo = tmp_path / "s", tmp_path / "mnt", tmp_path / "passphrase"
+    mnt.mkdir()
+    (tmp_path / "right").write_text("the right passphrase\n")
+    out("init", store, "--encrypt", "--password-file", tmp_path / "right")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([*VFS, "mount", str(store), str(mnt), "--password-file", str(fifo)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_daemons_of(mnt)) < 2:  # `vfs mount`, blocked on the FIFO, and its daemon
+            assert time.monotonic() < deadline and proc.poll() is None, "no daemon started"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while _daemons_of(mnt):
+        assert time.monotonic() < deadline, "the daemon outlived a killed vfs mount"
+        time.sleep(0.05)
+    assert not os.path.ismount(mnt)
+    assert not (store / "vfs.log").exists()
