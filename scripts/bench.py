@@ -18,7 +18,8 @@ Workloads (each runs on every target before the next starts, so that machine noi
          an fsync at the end (Debian's fio is installed when missing).
   seq    write --size bytes in 1 MiB writes of incompressible, never-repeating data, fsync, close ("write");
          the same plus the target's commit ("write+commit": `vfs umount`, which returns once everything is
-         committed, then a remount; the same for rclone, nothing for the others); read it back in 1 MiB
+         committed, then a remount; for rclone, its upload to its source, then a remount; nothing for the
+         others); read it back in 1 MiB
          reads cold (FUSE targets remounted, page cache dropped) and hot (again, at once).
 
 --requests then counts, for passthrough and vfs, the FUSE requests each of a few operations costs (create,
@@ -253,7 +254,11 @@ class VfsMain(Vfs):
 
 class Rclone(Target):
     """`rclone mount --vfs-cache-mode full` of a local directory: what users reach for instead of vfs.
-    Debian's rclone package is installed (apt-get) when rclone is missing and we are root."""
+    Debian's rclone package is installed (apt-get) when rclone is missing and we are root.
+
+    `--vfs-write-back 0s`: rclone uploads a file to its source when it is closed, as vfs commits it
+    then (by default rclone waits 5 s, and an unmount before then leaves the data in its cache only).
+    Its commit is that upload: `commit` waits until the source holds every file of the cache, whole."""
 
     name = "rclone"
 
@@ -268,7 +273,8 @@ class Rclone(Target):
         self.source.mkdir(exist_ok=True)
         self.root.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
-            ["rclone", "mount", "--config", "/dev/null", "--vfs-cache-mode", "full", "--cache-dir",
+            ["rclone", "mount", "--config", "/dev/null", "--vfs-cache-mode", "full", "--vfs-write-back", "0s",
+             "--cache-dir",
              str(self.cache), str(self.source), str(self.root)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
             start_new_session=True)
@@ -281,7 +287,14 @@ class Rclone(Target):
             time.sleep(0.05)
 
     def commit(self) -> None:
-        self.stop()  # rclone uploads its cache to the source before it exits
+        # rclone exits at unmount without finishing its uploads (seen with 1.60): wait for them first.
+        cached = self.cache / "vfs" / "local" / self.source.relative_to("/")
+        deadline = time.monotonic() + 600
+        while any(not uploaded(f, self.source / f.relative_to(cached)) for f in cached.rglob("*") if f.is_file()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("rclone did not upload its cache to its source within 600 s")
+            time.sleep(0.05)
+        self.stop()
         self.start()
 
     def cold(self) -> None:
@@ -300,6 +313,15 @@ class Rclone(Target):
                 self.proc.wait()
             self.proc = None
             fuse_unmount(self.root)
+
+
+def uploaded(cached: Path, source: Path) -> bool:
+    """Whether `source` holds as many bytes as rclone's cached copy `cached` (a file rclone may be
+    writing still is larger in its cache)."""
+    try:
+        return source.stat().st_size == cached.stat().st_size
+    except FileNotFoundError:
+        return not cached.exists()
 
 
 def ensure_program(program: str, package: str) -> None:
