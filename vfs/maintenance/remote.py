@@ -208,7 +208,11 @@ def _check_chain(repo: Repository, backend: Backend, report: Report, result: Rem
         return {}
     result.checkpoint = int(pointer.get("seq", 0))
     seen = checkpoint.Manifest.load(repo.path)
-    if seen is not None and result.checkpoint < seen.seq:
+    # A publish stopped between saving the manifest and putting the pointer (a kill) leaves the pointer
+    # at the head the manifest says it replaces: not a rollback; the next sync puts the pointer again.
+    interrupted = seen is not None and seen.replaces is not None and (
+        result.checkpoint == seen.replaces.get("seq") and pointer.get("db_hash") == seen.replaces.get("db_hash"))
+    if seen is not None and result.checkpoint < seen.seq and not interrupted:
         report.problems.append(_remote_problem(
             "remote-catalog", f"{layout.LATEST_KEY} names checkpoint {result.checkpoint}, older than checkpoint"
             f" {seen.seq} this store published or cloned: the pointer was rolled back", layout.LATEST_KEY, None))
