@@ -208,11 +208,9 @@ def _check_chain(repo: Repository, backend: Backend, report: Report, result: Rem
         return {}
     result.checkpoint = int(pointer.get("seq", 0))
     seen = checkpoint.Manifest.load(repo.path)
-    # A publish stopped between saving the manifest and putting the pointer (a kill) leaves the pointer
-    # at the head the manifest says it replaces: not a rollback; the next sync puts the pointer again.
-    interrupted = seen is not None and seen.replaces is not None and (
-        result.checkpoint == seen.replaces.get("seq") and pointer.get("db_hash") == seen.replaces.get("db_hash"))
-    if seen is not None and result.checkpoint < seen.seq and not interrupted:
+    # An older pointer is no rollback when it is the head the manifest replaces (a publish killed between
+    # saving the manifest and putting the pointer: the next sync puts it again).
+    if seen is not None and result.checkpoint < seen.seq and not checkpoint.is_seen(pointer, seen):
         report.problems.append(_remote_problem(
             "remote-catalog", f"{layout.LATEST_KEY} names checkpoint {result.checkpoint}, older than checkpoint"
             f" {seen.seq} this store published or cloned: the pointer was rolled back", layout.LATEST_KEY, None))
