@@ -289,6 +289,8 @@ class Rclone(Target):
     def commit(self) -> None:
         # rclone exits at unmount without finishing its uploads (seen with 1.60): wait for them first.
         cached = self.cache / "vfs" / "local" / self.source.relative_to("/")
+        if not cached.is_dir():  # another rclone's cache layout: waiting for nothing would time nothing
+            raise RuntimeError(f"rclone's cache of {self.source} is not at {cached}")
         deadline = time.monotonic() + 600
         while any(not uploaded(f, self.source / f.relative_to(cached)) for f in cached.rglob("*") if f.is_file()):
             if time.monotonic() > deadline:
