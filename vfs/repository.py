@@ -147,7 +147,7 @@ class Repository:
             catalog = Catalog.open(path / CATALOG_FILE, cache_live_attrs=lock_fd is not None)
             if lock_fd is not None:
                 _make_private(path)  # a store, as its catalog just showed
-                catalog.replay_deletes()  # a killed writer's batched deletes (vfs.catalog.journal)
+                catalog.replay_edits()  # a killed writer's batched tree edits (vfs.catalog.journal)
             encryption = encryption_of(catalog)
             if keys is not None and (encryption is None or encryption["key_id"] != keys.key_id):
                 raise StoreError(f"store {path} is not encrypted with the key it was opened with")

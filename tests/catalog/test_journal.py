@@ -1,16 +1,19 @@
-"""Batched deletes: one transaction for many, journalled so that a killed process loses none."""
+"""Batched tree edits: one transaction for many, journalled so that a killed process loses none."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.catalog.helpers import mkdir, mkfile, names
+from tests.catalog.helpers import DIR, FILE, mkdir, mkfile, names, observe
 from vfs.catalog import Catalog
+from vfs.catalog.journal import _RECORD
 from vfs.errors import NotFound
-from vfs.types import ROOT_INO
+from vfs.types import ROOT_INO, InodeNo
 
 
 def _committed_names(path: Path, parent: int) -> set[bytes]:
@@ -64,10 +67,10 @@ def test_deletes_a_killed_process_did_not_commit_are_replayed(tmp_path: Path) ->
     cat._db.close()
     assert _committed_names(path, d) == {b"a", b"b", b"c", b"sub"}
     again = Catalog.open(path)
-    assert again.replay_deletes() == 2
+    assert again.replay_edits() == 2
     assert names(again, d) == [b"b", b"c"]
     assert again.attr(d).nlink == 2 and again.path_of(sub) is None
-    assert again.replay_deletes() == 0  # once only
+    assert again.replay_edits() == 0  # once only
     assert again.check() == []
     again.close()
 
@@ -77,14 +80,97 @@ def test_a_committed_batch_is_not_replayed(tmp_path: Path) -> None:
     cat = Catalog.initialize(path, "test-store", {}, 1000, 1000)
     mkfile(cat, ROOT_INO, b"a")
     cat.unlink(ROOT_INO, b"a", batched=True)
-    journal = path.with_name("catalog.db-deletes").read_bytes()
+    journal = path.with_name("catalog.db-edits").read_bytes()
     cat.commit_batch()
     mkfile(cat, ROOT_INO, b"a")  # the same name again
     # Killed between the batch's commit and the journal's truncation: the journal names a delete
     # that was committed, after which the name was made again.
-    path.with_name("catalog.db-deletes").write_bytes(journal)
+    path.with_name("catalog.db-edits").write_bytes(journal)
     cat._db.close()
     again = Catalog.open(path)
-    assert again.replay_deletes() == 0
+    assert again.replay_edits() == 0
     assert names(again, ROOT_INO) == [b"a"]
     again.close()
+
+
+def _timeless(tree: dict[bytes, Any]) -> dict[bytes, Any]:
+    return {path: (dataclasses.replace(attr, atime_ns=0, mtime_ns=0, ctime_ns=0), *rest)
+            for path, (attr, *rest) in tree.items()}
+
+
+def _every_kind_batched(cat: Catalog) -> dict[str, InodeNo]:
+    """One edit of each kind in the open batch, after committed files to edit."""
+    d = mkdir(cat, ROOT_INO, b"d")
+    old = mkfile(cat, d, b"old")
+    mkfile(cat, d, b"gone")
+    mkfile(cat, ROOT_INO, b"x")
+    made = {
+        "file": cat.create(d, b"new", FILE, 1000, 1000, batched=True).ino,
+        "dir": cat.create(d, b"sub", DIR | 0o2000, 1000, 1000, batched=True).ino,
+        "link": cat.create(d, b"ln", 0o120777, 1000, 1000, target=b"new", batched=True).ino,
+        "fifo": cat.create(d, b"p", 0o010600, 0, 0, rdev=0, batched=True).ino,
+    }
+    cat.link(old, made["dir"], b"old-link", batched=True)
+    cat.rename(d, b"new", made["dir"], b"moved", batched=True)
+    cat.rename(ROOT_INO, b"x", d, b"old", batched=True)  # over a file: its history goes on
+    cat.rename(made["dir"], b"moved", d, b"ln", exchange=True, batched=True)
+    cat.set_attr(made["file"], mode=0o600, uid=7, mtime_ns=123_000, batched=True)
+    cat.unlink(d, b"gone", batched=True)
+    cat.unlink(made["dir"], b"old-link", batched=True)
+    made["d"] = d
+    return made
+
+
+def test_every_kind_of_edit_a_killed_process_did_not_commit_is_replayed(tmp_path: Path) -> None:
+    # The same edits made committed one by one, for comparison.
+    expected_cat = Catalog.initialize(tmp_path / "expected.db", "test-store", {}, 1000, 1000)
+    _every_kind_batched(expected_cat)
+    expected_cat.commit_batch()
+    expected = _timeless(observe(expected_cat, expected_cat.head().no))
+    expected_cat.close()
+
+    path = tmp_path / "catalog.db"
+    cat = Catalog.initialize(path, "test-store", {}, 1000, 1000)
+    made = _every_kind_batched(cat)
+    assert cat.batched == 11
+    cat._db.close()  # a killed process: its open transaction is gone, its journal stays
+    again = Catalog.open(path)
+    assert again.replay_edits() == 11
+    # The same inode numbers: staging files, which survive the process too, are named by them.
+    assert again.lookup(made["d"], b"ln") == made["file"] and again.lookup(made["d"], b"sub") == made["dir"]
+    assert _timeless(observe(again, again.head().no)) == expected  # replayed edits are dated now
+    attr = again.attr(made["file"])
+    assert (attr.mode & 0o7777, attr.uid, attr.mtime_ns, attr.nlink) == (0o600, 7, 123_000, 1)
+    assert again.attr(made["dir"]).mode & 0o2000 and again.readlink(made["link"]) == b"new"
+    assert again.check() == []
+    again.close()
+
+
+def test_a_journal_of_deletes_left_by_an_older_version_is_replayed(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    cat = Catalog.initialize(path, "test-store", {}, 1000, 1000)
+    d = mkdir(cat, ROOT_INO, b"d")
+    a = mkfile(cat, d, b"a")
+    mkfile(cat, d, b"b")
+    head = cat.head().no
+    cat.close()
+    # Its format: the last commit, then parent, inode, rmdir, name length, name.
+    legacy = head.to_bytes(8, "little") + _RECORD.pack(d, a, 0, 1) + b"a"
+    path.with_name("catalog.db-deletes").write_bytes(legacy)
+    again = Catalog.open(path)
+    assert again.replay_edits() == 1
+    assert names(again, d) == [b"b"]
+    again.close()
+
+
+def test_attributes_cached_after_batched_edits_are_what_the_catalog_holds(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    cat = Catalog.initialize(path, "test-store", {}, 1000, 1000, cache_live_attrs=True)
+    made = _every_kind_batched(cat)
+    cached = {ino: cat.attr(ino) for ino in (*made.values(), ROOT_INO)}
+    assert set(cat._live_attrs) >= {made["d"], made["dir"], ROOT_INO}  # directories need no query
+    cat.commit_batch()
+    fresh = Catalog.open(path)
+    assert {ino: fresh.attr(ino) for ino in cached} == cached
+    fresh.close()
+    cat.close()

@@ -1,4 +1,4 @@
-"""Deletes through the filesystem join the catalog's batch, and what the kernel writes back of a deleted
+"""Tree edits through the filesystem join the catalog's batch, and what the kernel writes back of a deleted
 file costs no commit."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from vfs.repository import Repository
 from vfs.types import ROOT_INO
 
 
-async def test_deletes_are_batched_until_fsyncdir(repo: Repository) -> None:
+async def test_edits_are_batched_until_fsyncdir(repo: Repository) -> None:
     fs = FileSystem(repo)
     inos = []
     for name in (b"a", b"b", b"c"):
@@ -19,6 +19,9 @@ async def test_deletes_are_batched_until_fsyncdir(repo: Repository) -> None:
         await fs.release(fh)
         inos.append(attr.ino)
     await fs.mkdir(ROOT_INO, b"d", stat.S_IFDIR | 0o755, 0, 0)
+    assert repo.catalog.batched == 4  # the creates and the mkdir
+    await fs.fsyncdir()
+    assert repo.catalog.batched == 0
     head = repo.catalog.head().no
     for name in (b"a", b"b", b"c"):
         fs.unlink(ROOT_INO, name)

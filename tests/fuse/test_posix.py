@@ -928,24 +928,37 @@ def test_fsynced_data_of_open_file_survives_kill9(mount: Mount) -> None:
     assert p.read_bytes() == b"fsynced line\n"
 
 
-def test_deletes_survive_kill9_before_their_batch_commits(mount: Mount) -> None:
+def test_tree_edits_survive_kill9_before_their_batch_commits(mount: Mount) -> None:
     d = mount.path / "d"
     d.mkdir()
     for i in range(20):
         (d / f"f{i}").write_bytes(b"x")
     (d / "sub").mkdir()
-    time.sleep(0.2)  # the creates' versions are committed: only the deletes are pending
+    time.sleep(0.2)  # the creates' versions are committed: only the edits below are pending
     pid = mount.pid
-    for i in range(20):
+    for i in range(10):
         os.unlink(d / f"f{i}")
     os.rmdir(d / "sub")
+    (d / "new").mkdir()
+    (d / "empty").touch()
+    os.symlink("f10", d / "ln")
+    os.link(d / "f11", d / "hard")
+    os.rename(d / "f12", d / "new" / "moved")
+    os.chmod(d / "f13", 0o600)
+    os.utime(d / "f14", ns=(1_000_000_000, 2_000_000_000))
     os.kill(pid, signal.SIGSTOP)  # before the batch's gathering window ends
-    journal = (mount.store / "catalog.db-deletes").read_bytes()
+    journal = (mount.store / "catalog.db-edits").read_bytes()
     mount.kill9()
-    assert len(journal) > 8, "the deletes were committed already: the kill tested nothing"
+    assert len(journal) > 8, "the edits were committed already: the kill tested nothing"
     mount.start()
-    assert os.listdir(d) == []
-    assert os.stat(d).st_nlink == 2
+    assert sorted(os.listdir(d)) == sorted(["empty", "f10", "f11", "f13", "f14", "f15", "f16", "f17", "f18", "f19",
+                                            "hard", "ln", "new"])
+    assert os.listdir(d / "new") == ["moved"] and (d / "new" / "moved").read_bytes() == b"x"
+    assert os.readlink(d / "ln") == "f10" and (d / "empty").read_bytes() == b""
+    assert os.stat(d / "hard").st_ino == os.stat(d / "f11").st_ino and os.stat(d / "f11").st_nlink == 2
+    assert stat.S_IMODE(os.stat(d / "f13").st_mode) == 0o600
+    assert os.stat(d / "f14").st_mtime_ns == 2_000_000_000
+    assert os.stat(d).st_nlink == 3
 
 
 def test_open_dirty_file_gets_a_version_after_interval(tmp_path: Path) -> None:

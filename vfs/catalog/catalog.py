@@ -156,7 +156,8 @@ class Catalog(Restore, TreeEdits, Namespace, Versions, Xattrs, States, History, 
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def sync(self) -> None:
-        """Make every committed transaction survive a power loss (fsync the WAL)."""
+        """Make every change so far survive a power loss: commit the batch of edits, fsync the WAL."""
+        self.commit_batch()
         wal = self.path.with_name(self.path.name + "-wal")
         try:
             fsync_path(wal)  # no lock: fsync only waits for the disk, never for other commits

@@ -1,20 +1,25 @@
-"""The journal of batched deletes: what a killed process had removed but not committed yet.
+"""The journal of batched tree edits: what a killed process had changed but not committed yet.
 
-Deletes (unlink, rmdir) are cheap to make in a batch and dear to commit one by one (`rm -rf` spent most
-of its time in a commit per name). So the catalog may keep a *batch* open: a write transaction holding
-the deletes of the last few milliseconds, which every other write commits first. For such a delete to
-survive `kill -9` of the daemon as a committed one does, each is first appended to this journal
-(`catalog.db-deletes`, one `write(2)`, which survives the process in the page cache): the next opener
+Tree edits (create, mkdir, link, unlink, rmdir, rename, chmod/chown/utimes) are cheap to make in a
+batch and dear to commit one by one (`rm -rf`, `tar xf` and a burst of creates spent most of their
+catalog time in a commit per request). So the catalog may keep a *batch* open: a write transaction
+holding the edits of the last few milliseconds, which every other write commits first. For such an
+edit to survive `kill -9` of the daemon as a committed one does, each is first appended to this journal
+(`catalog.db-edits`, one `write(2)`, which survives the process in the page cache): the next opener
 holding the store lock replays what no commit recorded.
 
-Format: a header, the number of the last commit before the batch (u64 LE); then one record per delete:
-parent inode (u64), inode (u64), rmdir (u8), name length (u16), name, all little-endian. The batch was
-committed iff the catalog's last commit number is past the header's: no other commit can come between
-(the batch holds SQLite's write lock, and every other write of its connection commits it first).
+Format: a header, the number of the last commit before the batch (u64 LE); then one record per edit:
+parent inode (u64), inode (u64), kind (u8), name length (u16), name; an edit of kind 2 or more then has
+its arguments: a count (u8), then each one a tag (u8: 0 none, 1 an i64, 2 bytes with a u16 length) and
+its value. All little-endian. What each kind's fields mean is `Edit`'s. The batch was committed iff the
+catalog's last commit number is past the header's: no other commit can come between (the batch holds
+SQLite's write lock, and every other write of its connection commits it first). Deletes were the only
+kinds once (their kind byte was "rmdir"), in `catalog.db-deletes`: such a file is read as this one.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import struct
 from dataclasses import dataclass
@@ -25,19 +30,37 @@ from vfs.types import InodeNo
 
 _HEADER = struct.Struct("<Q")
 _RECORD = struct.Struct("<QQBH")
+_COUNT = struct.Struct("<B")
+_INT = struct.Struct("<Bq")
+_BYTES = struct.Struct("<BH")
+_NONE, _I64, _BYTES_TAG = 0, 1, 2
+
+Arg = int | bytes | None
+
+
+class Kind(enum.IntEnum):
+    """What an edit does; the value is its kind byte in the journal."""
+
+    UNLINK = 0  # name in parent, which pointed to ino
+    RMDIR = 1  # likewise, a directory
+    CREATE = 2  # name in parent, made as ino; args: mode, uid, gid, rdev, symlink target
+    LINK = 3  # name in parent, a new name of ino
+    RENAME = 4  # name in parent (ino 0); args: new parent, new name, noreplace, exchange
+    SET_ATTR = 5  # of ino (parent 0, no name); args: mode, uid, gid, atime_ns, mtime_ns
 
 
 @dataclass(frozen=True)
-class Delete:
-    """One journalled delete: `name` in `parent`, which pointed to `ino`."""
+class Edit:
+    """One journalled edit of the tree: see `Kind` for what its fields hold."""
 
+    kind: Kind
     parent: InodeNo
     name: bytes
     ino: InodeNo
-    rmdir: bool
+    args: tuple[Arg, ...] = ()
 
 
-class DeleteJournal:
+class EditJournal:
     """The journal file of one catalog's open batch. Not thread-safe: the catalog's lock guards it."""
 
     def __init__(self, path: Path) -> None:
@@ -52,14 +75,14 @@ class DeleteJournal:
         os.pwrite(self._fd, _HEADER.pack(last_commit), 0)
         self._end = _HEADER.size
 
-    def add(self, delete: Delete) -> None:
-        """Journal a delete of the open batch (before the kernel is told it happened)."""
+    def add(self, edit: Edit) -> None:
+        """Journal an edit of the open batch (before the kernel is told it happened)."""
         assert self._fd is not None
-        record = _RECORD.pack(delete.parent, delete.ino, delete.rmdir, len(delete.name)) + delete.name
+        record = _encode(edit)
         written = os.pwrite(self._fd, record, self._end)
         if written < len(record):
             os.ftruncate(self._fd, self._end)  # no torn record; the next write would fail with ENOSPC
-            raise OSError(28, "no space left for the delete journal")
+            raise OSError(28, "no space left for the edit journal")
         self._end += written
 
     def clear(self) -> None:
@@ -73,7 +96,21 @@ class DeleteJournal:
             self._fd = None
 
 
-def read_journal(path: Path) -> tuple[int, list[Delete]] | None:
+def _encode(edit: Edit) -> bytes:
+    parts = [_RECORD.pack(edit.parent, edit.ino, edit.kind, len(edit.name)), edit.name]
+    if edit.kind >= Kind.CREATE:
+        parts.append(_COUNT.pack(len(edit.args)))
+        for arg in edit.args:
+            if arg is None:
+                parts.append(bytes([_NONE]))
+            elif isinstance(arg, bytes):
+                parts += [_BYTES.pack(_BYTES_TAG, len(arg)), arg]
+            else:
+                parts.append(_INT.pack(_I64, arg))
+    return b"".join(parts)
+
+
+def read_journal(path: Path) -> tuple[int, list[Edit]] | None:
     """The header and the whole records of a journal file; None when there is none (or it is empty)."""
     try:
         data = path.read_bytes()
@@ -82,13 +119,36 @@ def read_journal(path: Path) -> tuple[int, list[Delete]] | None:
     if len(data) < _HEADER.size:
         return None
     (last_commit,) = _HEADER.unpack_from(data)
-    deletes: list[Delete] = []
+    edits: list[Edit] = []
     pos = _HEADER.size
-    while pos + _RECORD.size <= len(data):
-        parent, ino, rmdir, length = _RECORD.unpack_from(data, pos)
-        name = data[pos + _RECORD.size : pos + _RECORD.size + length]
-        if len(name) < length:
-            break  # a torn last record: its delete was never acknowledged
-        deletes.append(Delete(InodeNo(parent), name, InodeNo(ino), bool(rmdir)))
-        pos += _RECORD.size + length
-    return last_commit, deletes
+    try:
+        while pos < len(data):
+            parent, ino, kind, length = _RECORD.unpack_from(data, pos)
+            pos += _RECORD.size
+            name = data[pos : pos + length]
+            if len(name) < length:
+                break
+            pos += length
+            args: list[Arg] = []
+            if kind >= Kind.CREATE:
+                (count,) = _COUNT.unpack_from(data, pos)
+                pos += _COUNT.size
+                for _ in range(count):
+                    tag = data[pos]
+                    if tag == _I64:
+                        args.append(_INT.unpack_from(data, pos)[1])
+                        pos += _INT.size
+                    elif tag == _BYTES_TAG:
+                        (_, n) = _BYTES.unpack_from(data, pos)
+                        pos += _BYTES.size
+                        if pos + n > len(data):
+                            raise IndexError
+                        args.append(data[pos : pos + n])
+                        pos += n
+                    else:
+                        args.append(None)
+                        pos += 1
+            edits.append(Edit(Kind(kind), InodeNo(parent), name, InodeNo(ino), tuple(args)))
+    except (struct.error, IndexError):
+        pass  # a torn last record: its edit was never acknowledged
+    return last_commit, edits

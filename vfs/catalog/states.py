@@ -12,7 +12,7 @@ from vfs.catalog.rows import Commit
 from vfs.catalog.schema import LIVE
 from vfs.catalog.transactions import Transactions
 from vfs.errors import Exists, InvalidArgument, NameTooLong, NotADirectory, NotFound
-from vfs.types import InodeNo
+from vfs.types import Attr, InodeNo, VersionNo
 
 NAME_MAX = 255
 STATE_COLS = "mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, version, subdirs"
@@ -41,11 +41,21 @@ class States(Transactions):
 
     def _insert_state(self, c: Commit, ino: InodeNo, state: dict[str, int]) -> None:
         if self._touched is not None:
-            self._touched.add(ino)
+            # A directory's state row tells all its attributes (it has no versions, and its link count
+            # is 2 + subdirs): cached at once, the kernel's GETATTR after each create or delete in it
+            # costs no query. Other inodes' link counts and version numbers live in other tables.
+            is_dir = stat.S_ISDIR(state["mode"]) and state["version"] == 0
+            self._touched[ino] = self._state_attr(ino, state, 2 + state["subdirs"]) if is_dir else None
         self._db.execute(
             f"INSERT OR REPLACE INTO inode_states(ino, commit_from, {STATE_COLS}) VALUES ({STATE_ROW})",
             (ino, c.no, *(state[k] for k in STATE_KEYS)),
         )
+
+    @staticmethod
+    def _state_attr(ino: InodeNo, state: dict[str, int], nlink: int) -> Attr:
+        """The attributes of an inode in `state` without a version, with `nlink` names."""
+        return Attr(ino, state["mode"], state["uid"], state["gid"], state["rdev"], state["size"], state["atime_ns"],
+                    state["mtime_ns"], state["ctime_ns"], VersionNo(0), nlink)
 
     def _change_state(self, c: Commit, ino: InodeNo, **changes: int) -> dict[str, int]:
         state = self._current_state(ino)

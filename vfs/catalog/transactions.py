@@ -5,9 +5,9 @@ Every mutating method is one transaction that first inserts a `commits` row (`_w
 packs) uses `_plain_write`. One lock guards the connection, so the trio loop may call the catalog inline
 while ingest threads call it too; transactions are short.
 
-Deletes may instead join the open *batch* (`_batched_write`, see `vfs.catalog.journal`): one transaction
-left open across calls, each delete in it a commit of its own, journalled so that it survives a killed
-process. Every other write commits the batch first (`commit_batch`), so commits land in the order they
+Tree edits may instead join the open *batch* (`_batched_write`, see `vfs.catalog.journal`): one
+transaction left open across calls, each edit in it a commit of its own, journalled so that it survives a
+killed process. Every other write commits the batch first (`commit_batch`), so commits land in the order they
 were made; this connection's reads see the batch, other connections see it once committed.
 """
 
@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vfs.catalog.journal import Delete, DeleteJournal, read_journal
+from vfs.catalog.journal import Edit, EditJournal, read_journal
 from vfs.catalog.rows import Commit
-from vfs.errors import NoSpace
+from vfs.errors import NoSpace, VfsError
 from vfs.types import Attr, CommitNo, InodeNo
 
 log = logging.getLogger(__name__)
@@ -54,22 +54,26 @@ class Transactions:
         # Attribute names no row of `xattrs` has (of any commit), for the same holder only (see
         # Xattrs.xattr_name_used); a setxattr of that name takes it out.
         self._unused_xattr_names: set[bytes] = set()
-        # Inodes whose state the open `exact` write transaction changed; None outside one (see `_write`).
-        self._touched: set[InodeNo] | None = None
+        # Inodes whose state the open `exact` write transaction changed, each with its new attributes
+        # when its state row alone tells them (see `States._insert_state`); None outside one (`_write`).
+        self._touched: dict[InodeNo, Attr | None] | None = None
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
         self._tx_last_time_ns = self._last_time_ns  # the newest commit time in the open transaction
-        self._journal = DeleteJournal(path.with_name(path.name + "-deletes"))
-        self.batched = 0  # deletes in the open batch (0: none open)
+        self._journal = EditJournal(path.with_name(path.name + "-edits"))
+        legacy = path.with_name(path.name + "-deletes")  # the journal's name when it held deletes only
+        if legacy.exists() and not self._journal.path.exists():
+            legacy.rename(self._journal.path)
+        self.batched = 0  # edits in the open batch (0: none open)
 
     def _last_commit_no(self) -> int:
         return int(self._db.execute("SELECT coalesce(max(commit_no), 0) FROM commits").fetchone()[0])
 
     @contextmanager
     def _batched_write(self) -> Iterator[Commit]:
-        """A delete's commit in the open batch (opened if none is): `exact` as in `_write`.
+        """An edit's commit in the open batch (opened if none is): `exact` as in `_write`.
 
-        The caller journals the delete (`_journal_delete`) before the block ends. A failure undoes this
-        delete only (a savepoint); a failure to commit the batch is `commit_batch`'s.
+        The caller journals the edit (`_journal_edit`) before the block ends. A failure undoes this edit
+        only (a savepoint); a failure to commit the batch is `commit_batch`'s.
         """
         with self._lock:
             db = self._db
@@ -81,13 +85,15 @@ class Transactions:
                     db.execute("ROLLBACK")
                     raise _os_error(e) from None
                 self._tx_last_time_ns = self._last_time_ns
-            self._touched = set()
+            self._touched = {}
             db.execute("SAVEPOINT batched")
+            ok = False
             try:
                 yield self._add_commit(None)
                 db.execute("RELEASE batched")
                 self._last_time_ns = self._tx_last_time_ns
                 self.batched += 1
+                ok = True
             except BaseException as e:
                 if db.in_transaction:  # SQLite may have rolled back already (a full disk)
                     db.execute("ROLLBACK TO batched")
@@ -101,21 +107,36 @@ class Transactions:
                     raise NoSpace("no space left on the store's disk for the catalog") from None
                 raise
             finally:
-                for ino in self._touched:
-                    self._live_attrs.pop(ino, None)
-                self._touched = None
+                self._end_touched(ok)
 
-    def _journal_delete(self, delete: Delete) -> None:
+    def _end_touched(self, ok: bool) -> None:
+        """The write transaction ended (committed when `ok`): bring the cached live attributes up to date."""
+        touched, self._touched = self._touched, None
+        if touched is None:
+            self._live_attrs.clear()
+            return
+        for ino, attr in touched.items():
+            if ok and attr is not None and self.cache_live_attrs:
+                self._cache_attr(attr)
+            else:
+                self._live_attrs.pop(ino, None)
+
+    def _cache_attr(self, attr: Attr) -> None:
+        if len(self._live_attrs) >= 100_000:
+            self._live_attrs.clear()
+        self._live_attrs[attr.ino] = attr
+
+    def _journal_edit(self, edit: Edit) -> None:
         try:
-            self._journal.add(delete)
+            self._journal.add(edit)
         except OSError as e:
             raise _os_error(e) from None
 
     def commit_batch(self) -> None:
-        """Commit the open batch of deletes, if any (every other write does it first).
+        """Commit the open batch of edits, if any (every other write does it first).
 
         Raises:
-            NoSpace: the disk is full. The batch stays open (its deletes were undone and made again
+            NoSpace: the disk is full. The batch stays open (its edits were undone and made again
                 from the journal), for the next try.
         """
         with self._lock:
@@ -126,7 +147,7 @@ class Transactions:
             except sqlite3.Error as e:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                log.error("committing %d batched delete(s) failed (%s); retried from their journal", self.batched, e)
+                log.error("committing %d batched edit(s) failed (%s); retried from their journal", self.batched, e)
                 self.batched = 0
                 self._replay_journal(keep_open=True)
                 if "full" in str(e):
@@ -135,8 +156,8 @@ class Transactions:
             self.batched = 0
             self._journal.clear()
 
-    def replay_deletes(self) -> int:
-        """Commit the deletes a killed process journalled but did not commit; how many (at open, by the
+    def replay_edits(self) -> int:
+        """Commit the edits a killed process journalled but did not commit; how many (at open, by the
         holder of the store lock only)."""
         with self._lock:
             self.commit_batch()
@@ -145,19 +166,30 @@ class Transactions:
             return replayed
 
     def _replay_journal(self, *, keep_open: bool) -> int:
-        """Make the journalled deletes again, if no commit recorded them, in one transaction: committed,
-        or with `keep_open` left open as the batch. Each is a commit of its own, as it was."""
+        """Make the journalled edits again, if no commit recorded them, in one transaction: committed,
+        or with `keep_open` left open as the batch. Each is a commit of its own, as it was.
+
+        They were made in this order on the state the header names, so each succeeds again; one that
+        does not (a defect) is logged and left out rather than keeping the store from opening.
+        """
         found = read_journal(self._journal.path)
         if found is None:
             return 0
-        last_commit, deletes = found
-        if not deletes or self._last_commit_no() != last_commit:
+        last_commit, edits = found
+        if not edits or self._last_commit_no() != last_commit:
             return 0  # committed already
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._tx_last_time_ns = self._last_time_ns
-            for delete in deletes:
-                self._replay_delete(self._add_commit(None), delete)
+            for edit in edits:
+                self._db.execute("SAVEPOINT replayed")
+                try:
+                    self._replay_edit(self._add_commit(None), edit)
+                except VfsError as e:
+                    self._db.execute("ROLLBACK TO replayed")
+                    log.error("a journalled %s in directory %d could not be made again: %s",
+                              edit.kind.name.lower(), edit.parent, e)
+                self._db.execute("RELEASE replayed")
             if not keep_open:
                 self._db.execute("COMMIT")
         except BaseException:
@@ -167,11 +199,11 @@ class Transactions:
             self._live_attrs.clear()
         self._last_time_ns = self._tx_last_time_ns
         if keep_open:
-            self.batched = len(deletes)
-        return len(deletes)
+            self.batched = len(edits)
+        return len(edits)
 
-    def _replay_delete(self, c: Commit, delete: Delete) -> None:
-        """Make a journalled delete again in commit `c` (see `TreeEdits`)."""
+    def _replay_edit(self, c: Commit, edit: Edit) -> None:
+        """Make a journalled edit again in commit `c` (see `TreeEdits`)."""
         raise NotImplementedError
 
     @contextmanager
@@ -193,22 +225,25 @@ class Transactions:
         `durable` also fsyncs the WAL at commit.
 
         The cached live attributes are dropped afterwards: all of them, or with `exact` only those of the
-        inodes whose state rows the transaction added (`_insert_state`). `exact` is for transactions
+        inodes whose state rows the transaction added (`_insert_state`), which are cached anew instead
+        when their state rows tell them whole. `exact` is for transactions
         that change attributes only that way, with every name added or ended paired with a new state
         row of its inode (link counts); one that changes other rows sets `_touched` to None.
         """
         with self._lock:
             self.commit_batch()  # commits land in the order they were made
-            self._touched = set() if exact else None
+            self._touched = {} if exact else None
             db = self._db
             if durable:
                 db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
+            ok = False
             try:
                 self._tx_last_time_ns = self._last_time_ns
                 yield self._add_commit(time_ns)
                 db.execute("COMMIT")
                 self._last_time_ns = self._tx_last_time_ns
+                ok = True
             except BaseException as e:
                 if db.in_transaction:  # SQLite may have rolled back already (a full disk)
                     db.execute("ROLLBACK")
@@ -216,12 +251,7 @@ class Transactions:
                     raise NoSpace("no space left on the store's disk for the catalog") from None
                 raise
             finally:
-                if self._touched is None:
-                    self._live_attrs.clear()
-                else:
-                    for ino in self._touched:
-                        self._live_attrs.pop(ino, None)
-                    self._touched = None
+                self._end_touched(ok)
                 if durable:
                     db.execute("PRAGMA synchronous = NORMAL")
 
@@ -246,5 +276,5 @@ class Transactions:
 
 def _os_error(e: OSError) -> Exception:
     if e.errno == errno.ENOSPC:
-        return NoSpace("no space left on the store's disk for the delete journal")
+        return NoSpace("no space left on the store's disk for the edit journal")
     return e

@@ -38,10 +38,10 @@ log = logging.getLogger(__name__)
 # Small files commit in large batches: one pack fsync and one transaction for all of them.
 _COMMIT_BATCH = 64
 _COMMIT_GATHER = 0.05  # seconds
-# Deletes join the catalog's open batch (journalled: they survive a killed daemon) for this long, or
-# until this many: `rm -rf` then costs a commit per batch instead of one per name.
-_DELETE_GATHER = 0.02  # seconds
-_DELETE_BATCH = 1000
+# Tree edits join the catalog's open batch (journalled: they survive a killed daemon) for this long, or
+# until this many: `rm -rf` or `tar xf` then cost a commit per batch instead of one per name.
+_EDIT_GATHER = 0.02  # seconds
+_EDIT_BATCH = 1000
 
 
 class Committer:
@@ -74,7 +74,7 @@ class Committer:
         self._wakeup = trio.Event()
         self._batch_full = trio.Event()
         self._commit_lock = trio.Lock()
-        self._deletes_wakeup = trio.Event()
+        self._edits_wakeup = trio.Event()
 
     async def run(self) -> None:
         """Background task: commit what is queued, a batch at a time. Cancel to stop."""
@@ -90,30 +90,30 @@ class Committer:
                 await trio.sleep(1)  # back off; what failed is still pending
                 self._wakeup.set()
 
-    def batched_delete(self) -> None:
-        """A delete joined the catalog's open batch (`Catalog.unlink(batched=True)`): commit it soon."""
-        if self.catalog.batched >= _DELETE_BATCH:
+    def batched_edit(self) -> None:
+        """A tree edit joined the catalog's open batch (`batched=True`): commit it soon."""
+        if self.catalog.batched >= _EDIT_BATCH:
             try:
                 self.catalog.commit_batch()
                 return
-            except Exception:  # logged by commit_batch; the delete is journalled: retried by commit_deletes
+            except Exception:  # logged by commit_batch; the edit is journalled: retried by commit_edits
                 pass
-        self._deletes_wakeup.set()
+        self._edits_wakeup.set()
 
-    async def commit_deletes(self) -> None:
-        """Background task: commit the catalog's batch of deletes a moment after it opened. Cancel to stop.
+    async def commit_edits(self) -> None:
+        """Background task: commit the catalog's batch of edits a moment after it opened. Cancel to stop.
 
         Inline: committing a batch writes its pages to the WAL, without an fsync.
         """
         while True:
-            await self._deletes_wakeup.wait()
-            await trio.sleep(_DELETE_GATHER)
-            self._deletes_wakeup = trio.Event()
+            await self._edits_wakeup.wait()
+            await trio.sleep(_EDIT_GATHER)
+            self._edits_wakeup = trio.Event()
             try:
                 self.catalog.commit_batch()
             except Exception:  # logged by commit_batch; the batch stays open
                 await trio.sleep(1)
-                self._deletes_wakeup.set()
+                self._edits_wakeup.set()
 
     async def interval_timer(self) -> None:
         """Background task: queue files kept open and dirty for `version_interval`. Cancel to stop."""
@@ -189,7 +189,7 @@ class Committer:
         return committed
 
     async def flush_all(self) -> bool:
-        """Commit every dirty staging file, open or not, and the batch of deletes; False if some could
+        """Commit every dirty staging file, open or not, and the batch of edits; False if some could
         not be committed."""
         for live in self._files.live.values():
             if live.staging is not None and live.staging.dirty:
