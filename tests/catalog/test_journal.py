@@ -102,8 +102,10 @@ def _every_kind_batched(cat: Catalog) -> dict[str, InodeNo]:
     """One edit of each kind in the open batch, after committed files to edit."""
     d = mkdir(cat, ROOT_INO, b"d")
     old = mkfile(cat, d, b"old")
-    mkfile(cat, d, b"gone")
-    mkfile(cat, ROOT_INO, b"x")
+    gone = mkfile(cat, d, b"gone")
+    x = mkfile(cat, ROOT_INO, b"x")
+    for ino in (ROOT_INO, d, old, gone, x):
+        cat.attr(ino)  # known before the edits, as the kernel's requests make them (cached, if the catalog caches)
     made = {
         "file": cat.create(d, b"new", FILE, 1000, 1000, batched=True).ino,
         "dir": cat.create(d, b"sub", DIR | 0o2000, 1000, 1000, batched=True).ino,
@@ -117,7 +119,7 @@ def _every_kind_batched(cat: Catalog) -> dict[str, InodeNo]:
     cat.set_attr(made["file"], mode=0o600, uid=7, mtime_ns=123_000, batched=True)
     cat.unlink(d, b"gone", batched=True)
     cat.unlink(made["dir"], b"old-link", batched=True)
-    made["d"] = d
+    made.update(d=d, old=old, gone=gone, x=x)
     return made
 
 
@@ -167,8 +169,10 @@ def test_attributes_cached_after_batched_edits_are_what_the_catalog_holds(tmp_pa
     path = tmp_path / "catalog.db"
     cat = Catalog.initialize(path, "test-store", {}, 1000, 1000, cache_live_attrs=True)
     made = _every_kind_batched(cat)
+    # Known without a query: directories, new files, and the link counts of files whose names changed.
+    assert set(cat._live_attrs) >= {ROOT_INO, made["d"], made["dir"], made["fifo"], made["old"], made["gone"]}
     cached = {ino: cat.attr(ino) for ino in (*made.values(), ROOT_INO)}
-    assert set(cat._live_attrs) >= {made["d"], made["dir"], ROOT_INO}  # directories need no query
+    assert cached[made["gone"]].nlink == cached[made["old"]].nlink == 0 and cached[made["x"]].nlink == 1
     cat.commit_batch()
     fresh = Catalog.open(path)
     assert {ino: fresh.attr(ino) for ino in cached} == cached

@@ -122,7 +122,7 @@ class TreeEdits(Namespace, States):
         self._require_dir(parent)
         self._check_new_name(parent, name)
         self._add_dirent(c, parent, name, ino)
-        self._change_state(c, ino, ctime_ns=c.time_ns)
+        self._change_state(c, ino, nlink_change=1, ctime_ns=c.time_ns)
         self._touch_dir(c, parent)
 
     def unlink(self, parent: InodeNo, name: bytes, *, rmdir: bool = False, batched: bool = False) -> InodeNo:
@@ -145,7 +145,7 @@ class TreeEdits(Namespace, States):
         if is_dir and self._has_children(ino):
             raise NotEmpty(f"directory {name!r} is not empty")
         self._end_dirent(c, dirent_id)
-        self._insert_state(c, ino, {**state, "ctime_ns": c.time_ns})
+        self._change_state(c, ino, state, nlink_change=-1, ctime_ns=c.time_ns)
         self._touch_dir(c, parent, subdirs=-int(is_dir))
         return ino
 
@@ -224,7 +224,7 @@ class TreeEdits(Namespace, States):
             if dst_dir and self._has_children(dst[1]):
                 raise NotEmpty(f"directory {new_name!r} is not empty")
             self._end_dirent(c, dst[0])
-            self._change_state(c, dst[1], ctime_ns=c.time_ns)
+            self._change_state(c, dst[1], nlink_change=-1, ctime_ns=c.time_ns)
             replaced = dst[1]
             if not src_dir and self._continues_history(src[1], dst[1]):
                 self._join_lineage(src[1], dst[1])

@@ -6,6 +6,7 @@ the current one and add the next. They run inside a transaction `_write` opened,
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 
 from vfs.catalog.rows import Commit
@@ -32,6 +33,13 @@ class States(Transactions):
         return (int(row[0]), InodeNo(int(row[1]))) if row else None
 
     def _current_state(self, ino: InodeNo) -> dict[str, int]:
+        known = self._known_attr(ino)
+        if known is not None and known.is_dir:
+            # A directory's attributes are its whole state row (no version; subdirs is nlink - 2): a
+            # create or delete in a directory whose attributes the kernel just asked for reads no row.
+            return dict(mode=known.mode, uid=known.uid, gid=known.gid, rdev=known.rdev, size=known.size,
+                        atime_ns=known.atime_ns, mtime_ns=known.mtime_ns, ctime_ns=known.ctime_ns, version=0,
+                        subdirs=known.nlink - 2)
         row = self._db.execute(
             f"SELECT {STATE_COLS} FROM inode_states WHERE ino = ? ORDER BY commit_from DESC LIMIT 1", (ino,)
         ).fetchone()
@@ -57,10 +65,29 @@ class States(Transactions):
         return Attr(ino, state["mode"], state["uid"], state["gid"], state["rdev"], state["size"], state["atime_ns"],
                     state["mtime_ns"], state["ctime_ns"], VersionNo(0), nlink)
 
-    def _change_state(self, c: Commit, ino: InodeNo, **changes: int) -> dict[str, int]:
-        state = self._current_state(ino)
-        state.update(changes)
+    def _known_attr(self, ino: InodeNo) -> Attr | None:
+        """The live attributes of `ino` as of now in the open `exact` write transaction, when known
+        without a query: changed in it and derived, or cached and unchanged in it."""
+        if self._touched is None:
+            return None  # outside such a transaction (another may have changed rows behind the cache)
+        if ino in self._touched:
+            return self._touched[ino]
+        return self._live_attrs.get(ino)
+
+    def _change_state(
+        self, c: Commit, ino: InodeNo, state: dict[str, int] | None = None, /, *, nlink_change: int = 0,
+        **changes: int,
+    ) -> dict[str, int]:
+        """Add a state row of `ino`: its current one (or `state`, if the caller read it) with `changes`,
+        after a change of its names by `nlink_change` in the same transaction."""
+        before = self._known_attr(ino)
+        state = dict(state if state is not None else self._current_state(ino), **changes)
         self._insert_state(c, ino, state)
+        if before is not None and not before.is_dir and "version" not in changes:
+            # Its link count and version number (not in its state row) follow from what it had.
+            assert self._touched is not None
+            self._touched[ino] = dataclasses.replace(self._state_attr(ino, state, before.nlink + nlink_change),
+                                                     vno=before.vno)
         return state
 
     def _add_dirent(self, c: Commit, parent: InodeNo, name: bytes, ino: InodeNo) -> None:
