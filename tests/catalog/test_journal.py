@@ -12,7 +12,7 @@ import pytest
 from tests.catalog.helpers import DIR, FILE, mkdir, mkfile, names, observe
 from vfs.catalog import Catalog
 from vfs.catalog.journal import _RECORD
-from vfs.errors import NotFound
+from vfs.errors import NoSpace, NotFound
 from vfs.types import ROOT_INO, InodeNo
 
 
@@ -176,5 +176,34 @@ def test_attributes_cached_after_batched_edits_are_what_the_catalog_holds(tmp_pa
     cat.commit_batch()
     fresh = Catalog.open(path)
     assert {ino: fresh.attr(ino) for ino in cached} == cached
+    fresh.close()
+    cat.close()
+
+
+def test_a_batch_sqlite_rolled_back_is_made_again_from_its_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "catalog.db"
+    cat = Catalog.initialize(path, "test-store", {}, 1000, 1000, cache_live_attrs=True)
+    d = mkdir(cat, ROOT_INO, b"d")
+    cat.create(d, b"a", FILE, 1000, 1000, batched=True)
+    cat.create(d, b"sub", DIR, 1000, 1000, batched=True)
+    assert cat.attr(d).nlink == 3  # cached, as the batch left it
+
+    def full_disk(*_: object) -> None:
+        monkeypatch.undo()  # once: the journal's edits are made again by the real one
+        cat._db.execute("ROLLBACK")  # what SQLite does to the whole batch when the disk fills mid-statement
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(cat, "_apply", full_disk)
+    with pytest.raises(NoSpace):
+        cat.create(d, b"b", FILE, 1000, 1000, batched=True)
+    assert cat.batched == 2  # made again from the journal, without the attributes cached before
+    cat.create(d, b"c", FILE, 1000, 1000, batched=True)
+    cached = cat.attr(d)
+    cat.commit_batch()
+    fresh = Catalog.open(path)
+    assert fresh.attr(d) == cached and cached.nlink == 3
+    assert names(fresh, d) == [b"a", b"sub", b"c"] and fresh.check() == []
     fresh.close()
     cat.close()

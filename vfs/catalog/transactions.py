@@ -60,9 +60,6 @@ class Transactions:
         self._last_time_ns = self._db.execute("SELECT coalesce(max(time_ns), 0) FROM commits").fetchone()[0]
         self._tx_last_time_ns = self._last_time_ns  # the newest commit time in the open transaction
         self._journal = EditJournal(path.with_name(path.name + "-edits"))
-        legacy = path.with_name(path.name + "-deletes")  # the journal's name when it held deletes only
-        if legacy.exists() and not self._journal.path.exists():
-            legacy.rename(self._journal.path)
         self.batched = 0  # edits in the open batch (0: none open)
 
     def _last_commit_no(self) -> int:
@@ -161,6 +158,9 @@ class Transactions:
         holder of the store lock only)."""
         with self._lock:
             self.commit_batch()
+            legacy = self.path.with_name(self.path.name + "-deletes")  # its name when it held deletes only
+            if legacy.exists():  # left by an older version (this one renames it here)
+                legacy.replace(self._journal.path)
             replayed = self._replay_journal(keep_open=False)
             self._journal.clear()
             return replayed
@@ -178,6 +178,10 @@ class Transactions:
         last_commit, edits = found
         if not edits or self._last_commit_no() != last_commit:
             return 0  # committed already
+        # The cached attributes may be those of the batch that was rolled back: the edits are made
+        # again from the rows alone (and whatever edit failed meanwhile caches nothing either).
+        self._live_attrs.clear()
+        self._touched = None
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._tx_last_time_ns = self._last_time_ns
