@@ -6,7 +6,6 @@ or with `batched` in the open batch and journalled, which is how a journal repla
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import stat
 
@@ -46,7 +45,7 @@ class TreeEdits(Namespace, States):
             result = self._apply(c, edit)
             if edit.kind in (Kind.CREATE, Kind.UNLINK, Kind.RMDIR):
                 assert result is not None
-                edit = dataclasses.replace(edit, ino=result)  # the inode made (replay checks it) or unlinked
+                edit = Edit(edit.kind, edit.parent, edit.name, result, edit.args)  # the inode made or unlinked
             self._journal_edit(edit)
             return result
 

@@ -6,7 +6,6 @@ the current one and add the next. They run inside a transaction `_write` opened,
 
 from __future__ import annotations
 
-import dataclasses
 import stat
 
 from vfs.catalog.rows import Commit
@@ -60,10 +59,10 @@ class States(Transactions):
         )
 
     @staticmethod
-    def _state_attr(ino: InodeNo, state: dict[str, int], nlink: int) -> Attr:
-        """The attributes of an inode in `state` without a version, with `nlink` names."""
+    def _state_attr(ino: InodeNo, state: dict[str, int], nlink: int, vno: int = 0) -> Attr:
+        """The attributes of an inode in `state`, with `nlink` names and version number `vno`."""
         return Attr(ino, state["mode"], state["uid"], state["gid"], state["rdev"], state["size"], state["atime_ns"],
-                    state["mtime_ns"], state["ctime_ns"], VersionNo(0), nlink)
+                    state["mtime_ns"], state["ctime_ns"], VersionNo(vno), nlink)
 
     def _known_attr(self, ino: InodeNo) -> Attr | None:
         """The live attributes of `ino` as of now in the open `exact` write transaction, when known
@@ -86,8 +85,7 @@ class States(Transactions):
         if before is not None and not before.is_dir and "version" not in changes:
             # Its link count and version number (not in its state row) follow from what it had.
             assert self._touched is not None
-            self._touched[ino] = dataclasses.replace(self._state_attr(ino, state, before.nlink + nlink_change),
-                                                     vno=before.vno)
+            self._touched[ino] = self._state_attr(ino, state, before.nlink + nlink_change, before.vno)
         return state
 
     def _add_dirent(self, c: Commit, parent: InodeNo, name: bytes, ino: InodeNo) -> None:
