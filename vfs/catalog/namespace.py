@@ -114,9 +114,7 @@ class Namespace(Transactions):
             mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, vno, nlink = row
             attr = Attr(InodeNo(ino), mode, uid, gid, rdev, size, atime_ns, mtime_ns, ctime_ns, VersionNo(vno), nlink)
             if at == LIVE and self.cache_live_attrs:
-                if len(self._live_attrs) >= 100_000:
-                    self._live_attrs.clear()
-                self._live_attrs[ino] = attr
+                self._cache_attr(attr)
         return attr
 
     def readlink(self, ino: InodeNo) -> bytes:
