@@ -18,7 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,9 @@ class Transactions:
         self._tx_last_time_ns = self._last_time_ns  # the newest commit time in the open transaction
         self._journal = EditJournal(path.with_name(path.name + "-edits"))
         self.batched = 0  # edits in the open batch (0: none open)
+        # Called after each edit joins the batch: whoever keeps a batch open must commit it soon (the
+        # mount's committer), or it would hold SQLite's write lock until the next other write.
+        self.on_batched: Callable[[], None] | None = None
 
     def _last_commit_no(self) -> int:
         return int(self._db.execute("SELECT coalesce(max(commit_no), 0) FROM commits").fetchone()[0])
@@ -105,6 +108,8 @@ class Transactions:
                 raise
             finally:
                 self._end_touched(ok)
+        if self.on_batched is not None:
+            self.on_batched()
 
     def _end_touched(self, ok: bool) -> None:
         """The write transaction ended (committed when `ok`): bring the cached live attributes up to date."""

@@ -75,6 +75,7 @@ class Committer:
         self._batch_full = trio.Event()
         self._commit_lock = trio.Lock()
         self._edits_wakeup = trio.Event()
+        self.catalog.on_batched = self.batched_edit
 
     async def run(self) -> None:
         """Background task: commit what is queued, a batch at a time. Cancel to stop."""
@@ -91,7 +92,7 @@ class Committer:
                 self._wakeup.set()
 
     def batched_edit(self) -> None:
-        """A tree edit joined the catalog's open batch (`batched=True`): commit it soon."""
+        """A tree edit joined the catalog's open batch (`Catalog.on_batched`): commit it soon."""
         if self.catalog.batched >= _EDIT_BATCH:
             try:
                 self.catalog.commit_batch()
@@ -208,6 +209,7 @@ class Committer:
         """
         if not await self.flush_all():
             log.error("some files could not be committed; they stay in %s for the next mount", self.repo.staging)
+        self.catalog.on_batched = None
         for live in list(self._files.live.values()):
             live.opens = live.writers = 0
             if live.staging is not None and live.staging.dirty:

@@ -296,7 +296,6 @@ class FileSystem:
             mtime_ns = None
         if any(v is not None for v in (mode, uid, gid, atime_ns, mtime_ns)):
             self.catalog.set_attr(ino, mode=mode, uid=uid, gid=gid, atime_ns=atime_ns, mtime_ns=mtime_ns, batched=True)
-            self._committer.batched_edit()
             if mtime_ns is not None and live_ is not None and live_.staging is not None:
                 live_.staging.mtime_ns = mtime_ns
         return self.getattr(ino)
@@ -321,13 +320,7 @@ class FileSystem:
             return self.views.attr(self.views.ino(View(ROOT_INO, snap.commit_no)))
         self._writable(parent)
         self.views.refuse_hidden_name(parent, name)
-        return self._create(parent, name, stat.S_IFDIR | stat.S_IMODE(mode), uid, gid)
-
-    def _create(self, parent: InodeNo, name: bytes, mode: int, uid: int, gid: int, rdev: int = 0,
-                target: bytes | None = None) -> Attr:
-        attr = self.catalog.create(parent, name, mode, uid, gid, rdev, target, batched=True)
-        self._committer.batched_edit()
-        return attr
+        return self.catalog.create(parent, name, stat.S_IFDIR | stat.S_IMODE(mode), uid, gid, batched=True)
 
     async def snapshot(self, name: str | None = None) -> Snapshot:
         """Take a snapshot of the whole tree, including what open files hold now.
@@ -365,12 +358,12 @@ class FileSystem:
     def mknod(self, parent: InodeNo, name: bytes, mode: int, rdev: int, uid: int, gid: int) -> Attr:
         self._writable(parent)
         self.views.refuse_hidden_name(parent, name)
-        return self._create(parent, name, mode, uid, gid, rdev=rdev)
+        return self.catalog.create(parent, name, mode, uid, gid, rdev=rdev, batched=True)
 
     def symlink(self, parent: InodeNo, name: bytes, target: bytes, uid: int, gid: int) -> Attr:
         self._writable(parent)
         self.views.refuse_hidden_name(parent, name)
-        return self._create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target)
+        return self.catalog.create(parent, name, stat.S_IFLNK | 0o777, uid, gid, target=target, batched=True)
 
     def readlink(self, ino: InodeNo) -> bytes:
         if is_synthetic(ino):
@@ -381,7 +374,6 @@ class FileSystem:
         self._writable(ino, parent)
         self.views.refuse_hidden_name(parent, name)
         self.catalog.link(ino, parent, name, batched=True)
-        self._committer.batched_edit()
         return self.getattr(ino)
 
     def unlink(self, parent: InodeNo, name: bytes) -> None:
@@ -395,7 +387,6 @@ class FileSystem:
                 # unbatched (the batch's journal may be what found no room).
                 self._drop_doomed_staging(parent, name)
                 ino = self.catalog.unlink(parent, name)
-        self._committer.batched_edit()
         live = self._files.live.get(ino)
         if live is not None and self.catalog.attr(ino).nlink == 0:
             live.deleted = True  # deleted, not replaced: its unsaved content goes with it
@@ -421,7 +412,6 @@ class FileSystem:
                 self.catalog.unlink(parent, name, rmdir=True, batched=True)
             except NoSpace:  # the batch's journal may be what found no room
                 self.catalog.unlink(parent, name, rmdir=True)
-        self._committer.batched_edit()
 
     async def fsyncdir(self) -> None:
         """Make every change of the tree so far survive a power loss (it already survives a killed daemon)."""
@@ -436,7 +426,6 @@ class FileSystem:
         with self.views.hidden_names_read_only(old_parent, old_name):
             replaced = self.catalog.rename(old_parent, old_name, new_parent, new_name, noreplace=noreplace,
                                            exchange=exchange, batched=True)
-        self._committer.batched_edit()
         if replaced is not None:
             self._after_unlink(replaced)
 
@@ -482,7 +471,7 @@ class FileSystem:
     async def create(self, parent: InodeNo, name: bytes, mode: int, flags: int, uid: int, gid: int) -> tuple[int, Attr]:
         self._writable(parent)
         self.views.refuse_hidden_name(parent, name)
-        attr = self._create(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid)
+        attr = self.catalog.create(parent, name, stat.S_IFREG | stat.S_IMODE(mode), uid, gid, batched=True)
         fh = await self.open(attr.ino, flags & ~os.O_TRUNC)
         return fh, attr
 
