@@ -121,34 +121,41 @@ def read_journal(path: Path) -> tuple[int, list[Edit]] | None:
     (last_commit,) = _HEADER.unpack_from(data)
     edits: list[Edit] = []
     pos = _HEADER.size
-    try:
-        while pos < len(data):
-            parent, ino, kind, length = _RECORD.unpack_from(data, pos)
-            pos += _RECORD.size
-            name = data[pos : pos + length]
-            if len(name) < length:
-                break
-            pos += length
-            args: list[Arg] = []
-            if kind >= Kind.CREATE:
-                (count,) = _COUNT.unpack_from(data, pos)
-                pos += _COUNT.size
-                for _ in range(count):
-                    tag = data[pos]
-                    if tag == _I64:
-                        args.append(_INT.unpack_from(data, pos)[1])
-                        pos += _INT.size
-                    elif tag == _BYTES_TAG:
-                        (_, n) = _BYTES.unpack_from(data, pos)
-                        pos += _BYTES.size
-                        if pos + n > len(data):
-                            raise IndexError
-                        args.append(data[pos : pos + n])
-                        pos += n
-                    else:
-                        args.append(None)
-                        pos += 1
-            edits.append(Edit(Kind(kind), InodeNo(parent), name, InodeNo(ino), tuple(args)))
-    except (struct.error, IndexError):
-        pass  # a torn last record: its edit was never acknowledged
+    while pos < len(data):
+        try:
+            edit, pos = _decode(data, pos)
+        except (struct.error, ValueError):
+            break  # a torn last record: its edit was never acknowledged
+        edits.append(edit)
     return last_commit, edits
+
+
+def _decode(data: bytes, pos: int) -> tuple[Edit, int]:
+    """The record at `pos` and where the next one starts; struct.error or ValueError when it is cut short."""
+    parent, ino, kind, length = _RECORD.unpack_from(data, pos)
+    name, pos = _take(data, pos + _RECORD.size, length)
+    args: list[Arg] = []
+    if kind >= Kind.CREATE:
+        (count,) = _COUNT.unpack_from(data, pos)
+        pos += _COUNT.size
+        for _ in range(count):
+            tag = data[pos] if pos < len(data) else None
+            if tag == _I64:
+                args.append(_INT.unpack_from(data, pos)[1])
+                pos += _INT.size
+            elif tag == _BYTES_TAG:
+                (_, n) = _BYTES.unpack_from(data, pos)
+                arg, pos = _take(data, pos + _BYTES.size, n)
+                args.append(arg)
+            elif tag == _NONE:
+                args.append(None)
+                pos += 1
+            else:
+                raise ValueError("no argument here")
+    return Edit(Kind(kind), InodeNo(parent), name, InodeNo(ino), tuple(args)), pos
+
+
+def _take(data: bytes, pos: int, n: int) -> tuple[bytes, int]:
+    if pos + n > len(data):
+        raise ValueError("cut short")
+    return data[pos : pos + n], pos + n
