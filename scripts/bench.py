@@ -9,13 +9,16 @@ A target is a directory the workloads run in, plus what it takes to make reads c
   vfs-main     with --vfs-main DIR: vfs from the source tree DIR (e.g. main's), to compare before and after
                a change in one run.
 
-Workloads (each runs on every target before the next starts, so that machine noise hits all of them):
+Workloads (each runs on every target before the next starts, so that machine noise hits all of them; each
+starts, on each target, on a quiet machine: synced, and CPUs idle for a second, so that the background
+work one target leaves, such as vfs committing versions or rclone uploading, is not timed on another; the
+phases of one workload follow each other at once, as a user's commands would):
   small  --small-files files of 1-8 KiB in 100 directories: create (Python open/write/close), stat
          (`find -ls`), read, delete (`rm -rf`), each phase timed alone, warm (no cache drop between phases).
   tree   a tarball of a real tree (default: the Python stdlib), built once into /tmp: `tar xf` on the target,
          then `git init`, `git add -A`, `git commit`, and `git status` twice (the second one timed).
   fio    fio sequential 1 MiB writes of --size, and random 4 KiB writes over --rand-size (IOPS), each with
-         an fsync at the end (Debian's fio is installed when missing).
+         an fsync at the end, each on a quiet machine (Debian's fio is installed when missing).
   seq    write --size bytes in 1 MiB writes of incompressible, never-repeating data, fsync, close ("write");
          the same plus the target's commit ("write+commit": `vfs umount`, which returns once everything is
          committed, then a remount; for rclone, its upload to its source, then a remount; nothing for the
@@ -356,6 +359,29 @@ class Row:
         return 1 / value if self.unit == "s" else value
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot; iowait counts as idle."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def quiet(busy_below: float = 0.15, timeout: float = 300) -> None:
+    """Sync, then wait until the CPUs are mostly idle for a second: one target's background work (vfs
+    committing versions, rclone uploading) then runs before the next timed job, not inside it."""
+    os.sync()
+    deadline = time.monotonic() + timeout
+    before = cpu_times()
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        after = cpu_times()
+        if (after[0] - before[0]) < busy_below * max(1, after[1] - before[1]):
+            return
+        before = after
+    progress(f"the machine was still busy after {timeout:.0f} s; timing anyway")
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -494,6 +520,7 @@ class Workloads:
         an fsync at the end of each)."""
         ensure_program("fio", "fio")
         seq = fio(target.root, "seqwrite", "write", "1M", self.size)
+        quiet()  # two jobs: the first's background work (vfs commits its file) is not the second's
         rand = fio(target.root, "randwrite", "randwrite", "4k", self.rand_size)
         return {f"fio seq write 1M x {self.size / MiB:g} MiB": ("MB/s", seq["bw_bytes"] / 1e6),
                 f"fio rand write 4k over {self.rand_size / MiB:g} MiB": ("IOPS", rand["iops"])}
@@ -769,7 +796,7 @@ def bench() -> int:
             for _ in range(args.repeat):
                 for target in list(targets):
                     progress(f"{workload} on {target.name}")
-                    os.sync()  # no earlier writes (ours or the tarball's) to flush inside a timed fsync
+                    quiet()  # no earlier writes to flush inside a timed fsync, no other target's work
                     try:
                         figures = getattr(workloads, workload)(target)
                     except (OSError, RuntimeError, subprocess.SubprocessError, TargetUnavailable) as e:

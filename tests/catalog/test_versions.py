@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from tests.catalog.helpers import content, mkfile
 from vfs.catalog import Catalog
 from vfs.store import codec
@@ -52,3 +54,19 @@ def test_a_batch_of_versions_is_dated_by_each_save(cat: Catalog) -> None:
     assert cat.version_at(f, cat.commit_at_time(last + 15) or 0) == vf
     assert cat.version_at(g, cat.commit_at_time(last + 15) or 0) is None
     assert cat.commit_versions([(f, content(b"f2"), None, last)])[0].time_ns == last + 20
+
+
+def test_has_chunk_answers_while_the_catalog_lock_is_held(cat: Catalog) -> None:
+    """Ingest threads ask has_chunk for every chunk: it must not queue behind the loop's transactions
+    (the catalog lock), yet see every committed version's chunks."""
+    f = mkfile(cat, ROOT_INO, b"f")
+    assert not cat.has_chunk(codec.chunk_id(b"one"))
+    cat.commit_version(f, content(b"one"))
+    answers: list[bool] = []
+    with cat._lock:  # as a transaction of the loop would
+        asker = threading.Thread(target=lambda: answers.append(cat.has_chunk(codec.chunk_id(b"one"))))
+        asker.start()
+        asker.join(timeout=30)
+        assert answers == [True], "has_chunk waited for the catalog lock"
+    cat.commit_version(f, content(b"two"))
+    assert cat.has_chunk(codec.chunk_id(b"two"))

@@ -21,9 +21,6 @@ from vfs.types import ChunkId, CommitNo, InodeNo, PackNo, VersionNo
 class Versions(States):
     """Committing content versions (with their chunks' locations) and reading them back."""
 
-    def has_chunk(self, chunk_id: ChunkId) -> bool:
-        return self._one("SELECT 1 FROM chunks WHERE id = ?", (chunk_id,)) is not None
-
     def locate(self, chunk_id: ChunkId) -> ChunkLocation:
         row = self._one("SELECT pack, offset, codec, stored_len, plain_len FROM chunks WHERE id = ?", (chunk_id,))
         if row is None:
