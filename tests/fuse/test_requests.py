@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuse.conftest import new_mount
+from tests.fuse.conftest import new_mount, vfs
 
 pytestmark = pytest.mark.fuse
 
@@ -69,3 +69,48 @@ def test_a_file_capability_is_seen_and_dropped_by_the_next_write(tmp_path: Path)
         with pytest.raises(OSError) as e:
             os.getxattr(f, "security.capability")
         assert e.value.errno == errno.ENODATA
+
+
+def test_a_missing_name_is_asked_once_and_shows_at_once_however_it_is_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel remembers a missing name (a negative entry, as long as a name that exists), so asking
+    again costs no request; every way of adding a name makes it show at once: the kernel's own create,
+    and restore and put through the daemon, which have the kernel forget the names they add. A name with
+    '@' is never remembered as missing: f@2 resolves once f has a second version."""
+    stats = tmp_path / "requests.json"
+    monkeypatch.setenv("VFS_FUSE_STATS", str(stats))
+    local = tmp_path / "local.txt"
+    local.write_text("put here")
+    with new_mount(tmp_path) as m:
+        (m.path / "d").mkdir()
+        names = [m.path / "d" / f"missing{i}" for i in range(100)]
+        for _ in range(3):
+            assert not any(p.exists() for p in names)
+        m.stop()
+        counts = json.loads(stats.read_text())
+        assert 100 <= counts["lookup"]["calls"] < 150, counts["lookup"]  # not 300
+        m.start()
+
+        for p in names[:3]:
+            assert not p.exists()
+        names[0].write_text("made by the kernel")
+        assert names[0].read_text() == "made by the kernel"
+
+        vfs("put", str(local), str(names[1]))
+        assert names[1].read_text() == "put here"
+
+        gone = m.path / "gone.txt"
+        gone.write_text("v1")
+        vfs("snapshot", "create", "--mount", str(m.path), "before")
+        gone.unlink()
+        assert not gone.exists()
+        vfs("restore", f"{gone}@before")
+        assert gone.read_text() == "v1"
+
+        f = m.path / "f.txt"
+        f.write_text("one")
+        assert not (m.path / "f.txt@2").exists()
+        f.write_text("two")
+        assert (m.path / "f.txt@2").read_text() == "two"
+        m.stop()

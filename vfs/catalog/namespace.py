@@ -46,6 +46,16 @@ class Namespace(Transactions):
             return None
         return InodeNo(int(row[0]))
 
+    def last_dirent_id(self) -> int:
+        """The newest entry's id (ids only grow): `names_added_after` lists the names made after it."""
+        return int(self._one("SELECT coalesce(max(id), 0) FROM dirents")[0])
+
+    def names_added_after(self, dirent_id: int) -> list[tuple[InodeNo, bytes, InodeNo]]:
+        """(directory, name, inode) of the live names made after entry `dirent_id` (`last_dirent_id`)."""
+        rows = self._all("SELECT parent, name, ino FROM dirents WHERE id > ? AND commit_to = ? ORDER BY id",
+                         (dirent_id, LIVE))
+        return [(InodeNo(int(p)), bytes(n), InodeNo(int(i))) for p, n, i in rows]
+
     def readdir(self, parent: InodeNo, after: int = 0, limit: int = 1000, at: int = LIVE) -> list[DirEntry]:
         """Entries of `parent` with cookie > `after`, in cookie order (stable under concurrent change)."""
         if at == LIVE:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -35,7 +36,8 @@ from vfs.types import InodeNo
 log = logging.getLogger(__name__)
 
 
-Names = list[tuple[InodeNo, bytes, InodeNo]]  # (directory, name, inode it named) of removed entries
+# (directory, name, inode it named) of removed entries; inode 0 for a name added (see `_adding_names`)
+Names = list[tuple[InodeNo, bytes, InodeNo]]
 
 
 async def _no_kernel_names(names: Names) -> None:
@@ -49,8 +51,9 @@ class ControlServer:
     Args:
         maintenance: the writer's maintenance service; None for a follower's mount, which has `follower`
             instead and answers only the requests that change nothing (the others are ReadOnly).
-        forget_names: makes the kernel drop its cached entries of these removed names (a restore with
-            delete removes them by a path other than the kernel's own unlinks); awaited after the removal.
+        forget_names: makes the kernel drop its cached entries of these names, removed (a restore with
+            delete removes them by a path other than the kernel's own unlinks) or added (the kernel may
+            remember them as missing); awaited after the change.
     """
 
     def __init__(
@@ -159,6 +162,19 @@ class ControlServer:
         return await self.maintenance.gc(dry_run=bool(request.get("dry_run")), remote=bool(request.get("remote", True)),
                                          step=_crash_points("gc"))
 
+    @asynccontextmanager
+    async def _adding_names(self) -> AsyncIterator[None]:
+        """Around a request that may add names: the kernel forgets what it cached of each name added (it
+        may remember it as missing, `vfs.fuse.operations.missing_entry`), so that it shows once the
+        request has answered. (Names the kernel itself added meanwhile are among them: forgetting those
+        costs a lookup.)"""
+        first = self.fs.catalog.last_dirent_id()
+        try:
+            yield
+        finally:
+            added = self.fs.catalog.names_added_after(first)
+            await self._forget_names([(parent, name, InodeNo(0)) for parent, name, _ in added])
+
     async def _restore(self, request: dict[str, Any]) -> dict[str, Any]:
         path = _optional_str(request, "path")
         if path is None:
@@ -183,7 +199,7 @@ class ControlServer:
             removed.append((parent, name, ino))
 
         # Not while prune or gc run: they could delete the versions and chunks being restored.
-        async with self.maintenance.lock:
+        async with self.maintenance.lock, self._adding_names():
             await self._flush(request)  # compare with, and build on, what the files hold now
             source = locate(self.fs.catalog, volume_names(path), spec)
             dest = None if to is None else volume_names(to)
@@ -222,8 +238,9 @@ class ControlServer:
         uid, gid = request.get("uid", os.getuid()), request.get("gid", os.getgid())
         if not (isinstance(uid, int) and isinstance(gid, int)):
             raise UsageError("uid and gid must be numbers")
-        result = await self.maintenance.put([putting.PutItem.from_json(i) for i in items], uid=uid, gid=gid,
-                                            checksum=bool(request.get("checksum")))
+        async with self._adding_names():
+            result = await self.maintenance.put([putting.PutItem.from_json(i) for i in items], uid=uid, gid=gid,
+                                                checksum=bool(request.get("checksum")))
         # Invalidating a file's pages and attributes is not enough: with the writeback cache the kernel
         # keeps the size it caches. Dropping its entries lets it forget the inode (unless open) and look
         # the file up afresh.

@@ -39,9 +39,10 @@ class KernelCache:
 
     @staticmethod
     async def forget_names(names: list[tuple[InodeNo, bytes, InodeNo]]) -> None:
-        """Make the kernel drop its entries (directory, name) of names removed by a path other than its
-        own unlinks (a restore with delete): it would show them for as long as their entry timeout.
-        `deleted` (the inode each named) tells inotify watchers that the name is gone."""
+        """Make the kernel drop its entries (directory, name, deleted) of names removed or added by a path
+        other than its own requests (a restore): it would show them as they were for as long as their
+        entry timeout. `deleted`, the inode a removed name named, tells inotify watchers that the name is
+        gone; 0 for an added name, which the kernel may remember as missing."""
         if names:
             # From a thread: invalidate_entry blocks until requests on those directories are answered,
             # by this very loop.

@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
-from vfs.errors import VfsError
+from vfs.errors import NotFound, VfsError
 from vfs.fs.filesystem import FileSystem
 from vfs.fs.types import Attr
 from vfs.fs.views import is_synthetic
@@ -31,6 +31,11 @@ T = TypeVar("T")
 # name in a live directory is cached for a second only (`f@-1h` means another version a minute
 # later, yet `ls -l f@/` must not look `f@` up again for every entry); names inside history
 # directories are immutable views, cached longer (a snapshot may still be deleted elsewhere).
+# A name missing from a live directory is cached as missing just as long (`missing_entry`): the
+# kernel's own create, mkdir, link, symlink and rename replace that entry, and the daemon's other ways
+# of adding names (restore and put through the control socket) have the kernel forget the names they
+# added. Never for a name with '@' (f@9 resolves once f has a 9th version), nor on a follower, whose
+# refreshes add names (`Operations.missing_timeout` 0).
 TIMEOUT = 300.0
 HIDDEN_NAME_TIMEOUT = 1.0
 HISTORY_TIMEOUT = 10.0
@@ -87,9 +92,18 @@ def entry(attr: Attr, *, parent: int = 0) -> pyfuse3.EntryAttributes:
     return e
 
 
+def missing_entry(timeout: float) -> pyfuse3.EntryAttributes:
+    """A negative entry: the name does not exist, and the kernel may remember so for `timeout` seconds."""
+    e = pyfuse3.EntryAttributes()
+    e.st_ino = 0
+    e.entry_timeout = timeout
+    return e
+
+
 class Operations(pyfuse3.Operations):
     enable_writeback_cache = True
     supports_dot_lookup = False
+    missing_timeout = TIMEOUT  # how long the kernel may cache a missing name (0: not at all)
 
     def __init__(self, fs: FileSystem, kernel: KernelCache) -> None:
         super().__init__()
@@ -102,7 +116,14 @@ class Operations(pyfuse3.Operations):
 
     @_errno
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return entry(await self.fs.lookup(InodeNo(parent_inode), name), parent=parent_inode)
+        parent = InodeNo(parent_inode)
+        try:
+            attr = await self.fs.lookup(parent, name)
+        except NotFound:
+            if not self.missing_timeout or is_synthetic(parent) or b"@" in name:
+                raise
+            return missing_entry(self.missing_timeout)
+        return entry(attr, parent=parent_inode)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         pass  # inodes live in the catalog; nothing in memory depends on kernel references
