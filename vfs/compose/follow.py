@@ -65,7 +65,6 @@ async def run_follow(
         follower = Follower(repo, backend, interval=interval, changed=changed)
         ops = Operations(fs, kernel)
         ops.enable_writeback_cache = False
-        ops.missing_timeout = 0  # a refresh adds names the kernel must not remember as missing
         session = stack.enter_context(KernelSession(ops, mountpoint, fsname=str(repo.path), read_only=True))
         tasks = await stack.enter_async_context(trio.open_nursery())
         await tasks.start(fs.run)

@@ -33,9 +33,9 @@ T = TypeVar("T")
 # directories are immutable views, cached longer (a snapshot may still be deleted elsewhere).
 # A name missing from a live directory is cached as missing just as long (`missing_entry`): the
 # kernel's own create, mkdir, link, symlink and rename replace that entry, and the daemon's other ways
-# of adding names (restore and put through the control socket) have the kernel forget the names they
-# added. Never for a name with '@' (f@9 resolves once f has a 9th version), nor on a follower, whose
-# refreshes add names (`Operations.missing_timeout` 0).
+# of adding names have the kernel forget the names they added: restore and put through the control
+# socket, and a follower's refresh (it forgets every name that began or ended). Never for a name with
+# '@': f@9 resolves once f has a 9th version.
 TIMEOUT = 300.0
 HIDDEN_NAME_TIMEOUT = 1.0
 HISTORY_TIMEOUT = 10.0
@@ -92,18 +92,17 @@ def entry(attr: Attr, *, parent: int = 0) -> pyfuse3.EntryAttributes:
     return e
 
 
-def missing_entry(timeout: float) -> pyfuse3.EntryAttributes:
-    """A negative entry: the name does not exist, and the kernel may remember so for `timeout` seconds."""
+def missing_entry() -> pyfuse3.EntryAttributes:
+    """A negative entry: the name does not exist, and the kernel may remember so."""
     e = pyfuse3.EntryAttributes()
     e.st_ino = 0
-    e.entry_timeout = timeout
+    e.entry_timeout = TIMEOUT
     return e
 
 
 class Operations(pyfuse3.Operations):
     enable_writeback_cache = True
     supports_dot_lookup = False
-    missing_timeout = TIMEOUT  # how long the kernel may cache a missing name (0: not at all)
 
     def __init__(self, fs: FileSystem, kernel: KernelCache) -> None:
         super().__init__()
@@ -120,9 +119,9 @@ class Operations(pyfuse3.Operations):
         try:
             attr = await self.fs.lookup(parent, name)
         except NotFound:
-            if not self.missing_timeout or is_synthetic(parent) or b"@" in name:
+            if is_synthetic(parent) or b"@" in name:
                 raise
-            return missing_entry(self.missing_timeout)
+            return missing_entry()
         return entry(attr, parent=parent_inode)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
