@@ -158,7 +158,7 @@ class Catalog(Restore, TreeEdits, Namespace, Versions, Xattrs, States, History, 
         """
         with self._chunk_reader_lock:
             if self._chunk_reader is None:
-                self._chunk_reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._chunk_reader = _connect(self.path)
             row = self._chunk_reader.execute("SELECT 1 FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
         return row is not None
 
