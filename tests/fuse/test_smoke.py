@@ -73,3 +73,40 @@ def test_a_snapshot_holds_what_files_still_open_wrote(mount: Mount) -> None:
     finally:
         for f in files:
             f.close()
+
+
+def test_many_files_with_unsaved_content_under_a_low_open_files_limit(tmp_path: Path) -> None:
+    """Each file with uncommitted content holds a staging file open in the daemon. Started with a soft
+    limit of 256 descriptors (a service's default is 1,024), the daemon raises it to the hard limit:
+    600 files written and fsync'd while all stay open are all kept."""
+    import os
+    import resource
+    import subprocess
+
+    from tests.fuse.conftest import VFS, vfs
+
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    vfs("init", str(store))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2048:
+        pytest.skip(f"the hard open files limit ({hard}) leaves no room to test")
+    m = Mount(store, mnt)
+    try:
+        subprocess.run([*VFS, "mount", str(store), str(mnt)], check=True, timeout=60,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+        fds = []
+        try:
+            for i in range(600):
+                fd = os.open(mnt / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o644)
+                fds.append(fd)
+                os.write(fd, b"%d\n" % i)
+                os.fsync(fd)  # the write reaches the daemon now: its staging file is open from here
+        finally:
+            for fd in fds:
+                os.close(fd)
+        m.stop()
+        m.start()
+        assert all((mnt / f"f{i}").read_bytes() == b"%d\n" % i for i in range(600))
+    finally:
+        m.cleanup()

@@ -14,6 +14,7 @@ import contextlib
 import faulthandler
 import functools
 import logging
+import resource
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -48,10 +49,23 @@ def serve_mount(
 def serve(run: Callable[[], Awaitable[None]]) -> None:
     """Run a mount's daemon (`run_mount`, or a follower's `run_follow`) on a trio loop of its own."""
     faulthandler.enable()
+    raise_open_files_limit()
     # The loop answers the kernel while commit threads run Python code: with the default 5 ms GIL
     # switch interval every request arriving during a commit waited up to 5 ms for the loop.
     sys.setswitchinterval(0.0005)
     trio.run(run)
+
+
+def raise_open_files_limit() -> None:
+    """Let the daemon open as many files as the hard limit allows: every file with uncommitted content
+    holds its staging file open until committed, and a service's soft limit is often 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20  # (the kernel's nr_open caps it)
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as e:
+            log.info("could not raise the open files limit from %d to %d: %s", soft, wanted, e)
 
 
 async def run_mount(
