@@ -47,12 +47,44 @@ def test_batched_deletes_are_seen_at_once_and_committed_by_the_next_write(cat: C
 def test_a_failed_batched_delete_undoes_only_itself(cat: Catalog) -> None:
     d = mkdir(cat, ROOT_INO, b"d")
     mkfile(cat, d, b"a")
+    head = cat.head().no
     cat.unlink(d, b"a", batched=True)
     with pytest.raises(NotFound):
         cat.unlink(d, b"missing", batched=True)
     assert cat.batched == 1
     cat.commit_batch()
     assert _committed_names(cat.path, d) == set()
+    assert cat.head().no == head + 1  # no commit of the failed one
+
+
+def test_an_edit_that_fails_after_changing_rows_undoes_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its rows are in the batch's transaction: the batch is rolled back and made again from its journal,
+    which holds the edits before it."""
+    path = tmp_path / "catalog.db"
+    cat = Catalog.initialize(path, "test-store", {}, 1000, 1000, cache_live_attrs=True)
+    d = mkdir(cat, ROOT_INO, b"d")
+    head = cat.head().no
+    cat.create(d, b"a", FILE, 1000, 1000, batched=True)
+    cat.create(d, b"sub", DIR, 1000, 1000, batched=True)
+
+    def no_room(*_: object) -> None:
+        monkeypatch.undo()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cat._journal, "add", no_room)  # after the create's rows, before its end
+    with pytest.raises(NoSpace):
+        cat.create(d, b"b", FILE, 1000, 1000, batched=True)
+    assert cat.batched == 2
+    assert names(cat, d) == [b"a", b"sub"] and cat.attr(d).nlink == 3
+    made = cat.create(d, b"c", FILE, 1000, 1000, batched=True)
+    cat.commit_batch()
+    fresh = Catalog.open(path)
+    assert names(fresh, d) == [b"a", b"sub", b"c"] and fresh.attr(made.ino) == made
+    assert fresh.head().no == head + 3 and fresh.check() == []
+    fresh.close()
+    cat.close()
 
 
 def test_deletes_a_killed_process_did_not_commit_are_replayed(tmp_path: Path) -> None:
