@@ -19,7 +19,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from vfs.cli.common import add_store_options, passphrase_of, store_of
+from vfs.cli.common import add_store_options, passphrase_of, settle, store_of
 from vfs.cli.progress import Progress
 from vfs.errors import StoreLocked
 
@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     store = store_of(args)
     subset = fsck.parse_subset(args.read_data_subset) if args.read_data_subset else None
     read_data = args.read_data or subset is not None
+    if not args.repair:
+        settle(store)  # a mounted store's check covers what was written before it ran
     try:
         repo = open_repository(store, lock=args.repair, passphrase=passphrase_of(args))
     except StoreLocked as e:
