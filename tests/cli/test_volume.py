@@ -67,8 +67,15 @@ def test_commands_without_a_path_act_on_the_mount_holding_the_current_directory(
 
 @pytest.mark.fuse
 def test_fsck_takes_mount(mount: Mount, tmp_path: Path) -> None:
-    (mount.path / "f").write_bytes(b"data")
-    report = json.loads(ok_in(tmp_path, "fsck", "--mount", mount.path, "--json"))
+    """And checks what was written before it ran: here only in a file still open, which nothing else
+    would commit for minutes (the version interval)."""
+    fd = os.open(mount.path / "f", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"data")
+        os.fsync(fd)  # the daemon has it now
+        report = json.loads(ok_in(tmp_path, "fsck", "--mount", mount.path, "--json"))
+    finally:
+        os.close(fd)
     assert report["damaged"] == 0 and report["chunks"] >= 1
     one_line_error(vfs_in(tmp_path, "fsck", "--mount", tmp_path), 2, "is not a vfs mount point")
 

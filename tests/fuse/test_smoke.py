@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.fuse.conftest import Mount
+from tests.fuse.conftest import VFS, Mount, vfs
 
 pytestmark = pytest.mark.fuse
 
@@ -79,12 +82,6 @@ def test_many_files_with_unsaved_content_under_a_low_open_files_limit(tmp_path: 
     """Each file with uncommitted content holds a staging file open in the daemon. Started with a soft
     limit of 256 descriptors (a service's default is 1,024), the daemon raises it to the hard limit:
     600 files written and fsync'd while all stay open are all kept."""
-    import os
-    import resource
-    import subprocess
-
-    from tests.fuse.conftest import VFS, vfs
-
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     mnt.mkdir()
     vfs("init", str(store))
