@@ -62,7 +62,7 @@ async def run_follow(
             await trio.to_thread.run_sync(_invalidate_all, kernel, kernel_inos, abandon_on_cancel=True)
             await kernel.forget_names(names)
 
-        follower = Follower(repo, backend, interval=interval, changed=changed)
+        follower = Follower(repo, backend, interval=interval, changed=changed, installing=fs.refreshing)
         ops = Operations(fs, kernel)
         ops.enable_writeback_cache = False
         session = stack.enter_context(KernelSession(ops, mountpoint, fsname=str(repo.path), read_only=True))

@@ -21,8 +21,8 @@ import os
 import stat
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import trio
 
@@ -103,6 +103,9 @@ class FileSystem:
         self._pinned: OrderedDict[tuple[InodeNo, int], Version] = OrderedDict()
         # Read-only: the version whose pages the kernel may cache, by inode (see `page_cache_use`).
         self._cached_versions: dict[InodeNo, bytes] = {}
+        # Read-only: unset while a refresh is installed (see `refreshing`); opens wait for it.
+        self._installed = trio.Event()
+        self._installed.set()
         self.catalog = repo.catalog
         self._threads = trio.CapacityLimiter(2)
         # Reads of committed content wait on the disk more than on the CPU (hashing releases the
@@ -159,6 +162,17 @@ class FileSystem:
         open_now = {h.ino for h in self._files.handles.values()}
         self._forget_at_release |= inos & open_now
         return [ino for ino in inos if ino not in open_now]
+
+    @contextmanager
+    def refreshing(self) -> Iterator[None]:
+        """Within: a follower's refresh is installed and the kernel made to forget what it changed. Opens
+        wait until it is done: one in between would read the new version while the kernel still has the
+        old size, and the kernel reads no further than that size (a longer file read cut short)."""
+        self._installed = trio.Event()
+        try:
+            yield
+        finally:
+            self._installed.set()
 
     def page_cache_use(self, fh: int) -> tuple[bool, bool]:
         """(keep_cache, direct_io) for the kernel's open of handle `fh`.
@@ -441,6 +455,8 @@ class FileSystem:
             if writable or flags & os.O_TRUNC:
                 raise ReadOnly("history is read-only")
             return self._files.add(Handle(ino, False, self.views.content(ino), pinned=True))
+        if not self._installed.is_set():
+            await self._installed.wait()
         attr = self.catalog.attr(ino)
         if attr.is_dir:
             raise IsADirectory("is a directory")

@@ -9,6 +9,7 @@ at the next interval, and `status()` says so.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,14 +40,17 @@ class Follower:
     Args:
         interval: seconds between refreshes.
         changed: awaited after each install with the inodes and names that changed.
+        installing: entered before an install and left after its `changed`: what reads the store waits.
     """
 
     def __init__(self, repo: Repository, backend: Backend, *, interval: float, changed: Changed = _nothing_cached,
+                 installing: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
                  ) -> None:
         self.repo = repo
         self._backend = backend
         self.interval = interval
         self._changed = changed
+        self._installing = installing
         self._lock = trio.Lock()  # one refresh at a time
         self._threads = trio.CapacityLimiter(1)
         self._wake = trio.Event()
@@ -93,10 +97,11 @@ class Follower:
             self._last.update(checked=checked, seq=manifest.seq if manifest else None,
                               epoch=manifest.epoch if manifest else None)
             return {"changed": False, **self._last}
-        old_head = await trio.to_thread.run_sync(pull.apply, repo, prepared, limiter=self._threads)
-        catalog = repo.catalog
-        inos, names = await trio.to_thread.run_sync(catalog.changed_since, old_head, limiter=self._threads)
-        await self._changed(inos, names)
+        with self._installing():
+            old_head = await trio.to_thread.run_sync(pull.apply, repo, prepared, limiter=self._threads)
+            catalog = repo.catalog
+            inos, names = await trio.to_thread.run_sync(catalog.changed_since, old_head, limiter=self._threads)
+            await self._changed(inos, names)
         self._last = {"checked": checked, "seq": prepared.manifest.seq, "epoch": prepared.manifest.epoch,
                       "installed": time.time(), "writer": written_by(prepared.pointer)}
         log.info("refreshed to checkpoint %d (epoch %d): %d inodes, %d names changed, %d bytes fetched",
