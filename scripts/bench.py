@@ -452,9 +452,12 @@ class Workloads:
         def write() -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
+                start = time.perf_counter()
                 for block in self.blocks():
                     write_all(fd, block)
+                written = time.perf_counter()
                 os.fsync(fd)
+                progress(f"{target.name}: writes {written - start:.2f} s, fsync {time.perf_counter() - written:.2f} s")
             finally:
                 os.close(fd)
 

@@ -42,7 +42,7 @@ from vfs.errors import (
 from vfs.fs import recovery, snapshots
 from vfs.fs.committer import Committer
 from vfs.fs.handles import Handle, OpenFiles
-from vfs.fs.staging import StagingFiles, mark_dirty, os_call
+from vfs.fs.staging import WRITE_BACK_STEP, StagingFiles, mark_dirty, os_call
 from vfs.fs.types import Attr, Snapshot, StatFs
 from vfs.fs.views import SnapshotList, VersionList, View, Views, is_synthetic
 from vfs.fs.xattrs import Xattrs
@@ -124,7 +124,8 @@ class FileSystem:
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background work: the committer, the version-interval timer, WAL checkpoints, dropping the
-        kernel's pages of failed writes. Cancel to stop."""
+        kernel's pages of failed writes, emptying spares, beginning disk writes of staging files. Cancel
+        to stop."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._committer.run)
             nursery.start_soon(self._committer.interval_timer)
@@ -132,6 +133,7 @@ class FileSystem:
             nursery.start_soon(checkpoint_wal, self.catalog)
             nursery.start_soon(self._staging.invalidate_stale_pages)
             nursery.start_soon(self._staging.empty_spares)
+            nursery.start_soon(self._staging.begin_write_backs)
             task_status.started()
 
     async def flush_kernel(self) -> None:
@@ -523,6 +525,9 @@ class FileSystem:
             raise
         st.size = max(st.size, offset + n)
         mark_dirty(live, time.time_ns())
+        st.unsynced += n
+        if st.unsynced >= WRITE_BACK_STEP:
+            self._staging.write_back(st)
         return n
 
     async def fsync(self, fh: int) -> None:

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import trio
@@ -28,12 +29,14 @@ from vfs.catalog import Version, now_ns
 from vfs.errors import FsError, NoSpace
 from vfs.fs.handles import Live, Staging
 from vfs.fs.spares import Spares
-from vfs.fsutil import fsync_path
+from vfs.fsutil import fsync_path, start_write_back
 from vfs.repository import Repository
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
+# Bytes written to a staging file after which the disk is asked to begin writing them (`write_back`).
+WRITE_BACK_STEP = 8 << 20
 T = TypeVar("T")
 
 
@@ -58,6 +61,9 @@ class StagingFiles:
         self._stale_wakeup = trio.Event()
         self._spares_wakeup = trio.Event()
         self._emptying = trio.CapacityLimiter(1)  # one thread empties spares at a time
+        # Staging files to begin writing to disk (`write_back`): path -> a descriptor of their own.
+        self._write_backs: dict[Path, int] = {}
+        self._write_backs_wakeup = trio.Event()
 
     async def get(self, live: Live, *, empty: bool = False) -> Staging:
         """The inode's staging file, made on first need (a copy of its content unless `empty`)."""
@@ -112,8 +118,12 @@ class StagingFiles:
         await trio.to_thread.run_sync(self._spares.empty, limiter=self._emptying)
 
     def close(self) -> None:
-        """Release the spares' descriptors (at unmount, once nothing runs any more)."""
+        """Release the spares' descriptors and those of write-backs not begun (at unmount, once nothing
+        runs any more)."""
         self._spares.close()
+        for fd in self._write_backs.values():
+            os.close(fd)
+        self._write_backs = {}
 
     def write_failed(self, ino: InodeNo, live: Live, end: int, stored: int) -> None:
         """Make what the kernel shows of the file agree with its staging file after a write failed.
@@ -163,6 +173,27 @@ class StagingFiles:
         pages of a failed write may be among them (the open then drops them, before it returns)."""
         return ino not in self._stale_pages
 
+    def write_back(self, st: Staging) -> None:
+        """Have the disk begin writing what the staging file holds (by `begin_write_backs`); returns at once.
+
+        The kernel would keep it dirty in memory up to its dirty limits, and an fsync(2) then waits for
+        all of it (0.30-0.33 s per GiB on the benchmark machine). Begun as it is written, the disk's
+        writing overlaps the program's. The write that asks does not wait: a slow disk must not slow it
+        more than the kernel's dirty limits do.
+        """
+        st.unsynced = 0
+        if st.path not in self._write_backs:  # one at a time per file: the next takes what came meanwhile
+            self._write_backs[st.path] = os.dup(st.fd)  # the staging file may be discarded meanwhile
+            self._write_backs_wakeup.set()
+
+    async def begin_write_backs(self) -> None:
+        """Background task: begin the disk writes `write_back` asked for. Cancel to stop."""
+        while True:
+            await self._write_backs_wakeup.wait()
+            self._write_backs_wakeup = trio.Event()
+            fds, self._write_backs = list(self._write_backs.values()), {}
+            await trio.to_thread.run_sync(_begin_write_backs, fds)
+
     def fsync(self, st: Staging) -> None:
         """Make a staging file and the catalog's commits survive a power loss. Blocks: run in a thread."""
         os_call(os.fsync, st.fd)
@@ -171,6 +202,16 @@ class StagingFiles:
             st.fsynced_dir = True
         st.fsynced = True
         self.catalog.sync()
+
+
+def _begin_write_backs(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            start_write_back(fd)
+        except OSError as e:  # the fsync will wait for it instead
+            log.debug("write-back not begun: %s", e)
+        finally:
+            os.close(fd)
 
 
 def mark_dirty(live: Live, mtime_ns: int) -> None:
