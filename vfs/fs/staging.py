@@ -35,9 +35,9 @@ from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
+T = TypeVar("T")
 # Bytes written to a staging file after which the disk is asked to begin writing them (`write_back`).
 WRITE_BACK_STEP = 8 << 20
-T = TypeVar("T")
 
 
 class StagingFiles:
@@ -177,14 +177,20 @@ class StagingFiles:
         """Have the disk begin writing what the staging file holds (by `begin_write_backs`); returns at once.
 
         The kernel would keep it dirty in memory up to its dirty limits, and an fsync(2) then waits for
-        all of it (0.30-0.33 s per GiB on the benchmark machine). Begun as it is written, the disk's
+        all of it (about 0.3 s per GiB on the benchmark machine). Begun as it is written, the disk's
         writing overlaps the program's. The write that asks does not wait: a slow disk must not slow it
         more than the kernel's dirty limits do.
         """
         st.unsynced = 0
-        if st.path not in self._write_backs:  # one at a time per file: the next takes what came meanwhile
-            self._write_backs[st.path] = os.dup(st.fd)  # the staging file may be discarded meanwhile
-            self._write_backs_wakeup.set()
+        if st.path in self._write_backs:  # one at a time per file: the next takes what came meanwhile
+            return
+        try:
+            fd = os.dup(st.fd)  # of its own: the staging file may be discarded meanwhile
+        except OSError as e:  # (out of descriptors) the fsync will wait for it instead
+            log.debug("write-back of %s not asked: %s", st.path, e)
+            return
+        self._write_backs[st.path] = fd
+        self._write_backs_wakeup.set()
 
     async def begin_write_backs(self) -> None:
         """Background task: begin the disk writes `write_back` asked for. Cancel to stop."""
