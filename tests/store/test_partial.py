@@ -29,16 +29,24 @@ class Remote:
 
     objects: dict[int, bytes]
     delay: float = 0.0
+    # Until two ranged reads were in flight at once, each waits up to this many seconds for another to
+    # start: runs asked for together then overlap however slowly a loaded machine starts the threads
+    # (with `delay` alone they had to start within it). A read the reader must have before it asks for
+    # more waits it out; a read-ahead that never asks for two at once fails the test.
+    company: float = 0.0
     ranges: list[tuple[int, int, int]] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Condition = field(default_factory=threading.Condition)
 
     def __call__(self, pack: PackNo, offset: int, length: int) -> tuple[bytes, str]:
         with self.lock:
             self.ranges.append((pack, offset, length))
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.lock.notify_all()
+            if self.company and self.most_in_flight < 2:
+                self.lock.wait_for(lambda: self.most_in_flight >= 2, timeout=self.company)
         try:
             time.sleep(self.delay)
             if pack not in self.objects:
@@ -139,6 +147,7 @@ def test_neighbouring_entries_of_one_read_are_one_ranged_read(volume: Volume) ->
 def test_a_sequential_read_fetches_ahead_in_parallel(volume: Volume) -> None:
     volume.write({"big": 6 * MiB})
     volume.remote.delay = 0.05
+    volume.remote.company = 1.0
     with volume.lazy() as store:
         reader = volume.reader(store)
         data, content = volume.files["big"]
