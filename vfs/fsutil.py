@@ -33,7 +33,17 @@ def start_write_back(fd: int) -> None:
     """Have the disk begin writing the file's dirty pages; returns without waiting for them (Linux's
     sync_file_range(2) with SYNC_FILE_RANGE_WRITE, which Python's os lacks). May block while the disk's
     queue is full: call from a thread."""
-    if _libc.sync_file_range(fd, ctypes.c_int64(0), ctypes.c_int64(0), _SYNC_FILE_RANGE_WRITE) != 0:
+    _libc_call("sync_file_range", fd, ctypes.c_int64(0), ctypes.c_int64(0), _SYNC_FILE_RANGE_WRITE)
+
+
+def syncfs(fd: int) -> None:
+    """syncfs(2) of the filesystem holding `fd` (os lacks it; pyfuse3.syncfs holds the GIL throughout)."""
+    _libc_call("syncfs", fd)
+
+
+def _libc_call(name: str, *args: object) -> None:
+    """Call libc's `name` through ctypes (which releases the GIL); -1 becomes OSError with its errno."""
+    if getattr(_libc, name)(*args) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 

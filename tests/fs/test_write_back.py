@@ -69,3 +69,20 @@ def test_start_write_back_fails_clearly_on_what_is_no_file() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+async def test_a_write_back_without_a_free_descriptor_is_skipped_and_the_write_kept(
+        repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_descriptor(fd: int) -> int:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(staging.os, "dup", no_descriptor)
+    fs = FileSystem(repo)
+    fh, attr = await fs.create(ROOT_INO, b"big", 0o644, os.O_WRONLY, 0, 0)
+    data = os.urandom(staging.WRITE_BACK_STEP + 1)
+    assert await fs.write(fh, 0, data) == len(data)  # the step is reached: dup is asked, and fails
+    assert fs.getattr(attr.ino).size == len(data)
+    monkeypatch.undo()
+    await fs.release(fh)
+    await fs.close()
+    assert b"".join(repo.iter_content(repo.catalog.version_at(attr.ino))) == data

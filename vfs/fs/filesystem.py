@@ -42,7 +42,7 @@ from vfs.errors import (
 from vfs.fs import recovery, snapshots
 from vfs.fs.committer import Committer
 from vfs.fs.handles import Handle, OpenFiles
-from vfs.fs.staging import WRITE_BACK_STEP, StagingFiles, mark_dirty, os_call
+from vfs.fs.staging import StagingFiles, mark_dirty, os_call
 from vfs.fs.types import Attr, Snapshot, StatFs
 from vfs.fs.views import SnapshotList, VersionList, View, Views, is_synthetic
 from vfs.fs.xattrs import Xattrs
@@ -525,9 +525,7 @@ class FileSystem:
             raise
         st.size = max(st.size, offset + n)
         mark_dirty(live, time.time_ns())
-        st.unsynced += n
-        if st.unsynced >= WRITE_BACK_STEP:
-            self._staging.write_back(st)
+        self._staging.wrote(st, n)
         return n
 
     async def fsync(self, fh: int) -> None:

@@ -30,7 +30,7 @@ class Staging:
     fsynced_dir: bool = False
     fsynced: bool = False  # fsync(2) was asked: its version must commit durably (WAL fsync'd)
     changed_ns: int = 0  # when the content last changed (now_ns's clock): the time of its version
-    unsynced: int = 0  # bytes written since the disk was last asked to write the file (StagingFiles.write_back)
+    unsynced: int = 0  # bytes written since the disk was last asked to write the file (StagingFiles.wrote)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from vfs.types import InodeNo
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
-# Bytes written to a staging file after which the disk is asked to begin writing them (`write_back`).
+# Bytes written to a staging file after which the disk is asked to begin writing them (`wrote`).
 WRITE_BACK_STEP = 8 << 20
 
 
@@ -61,7 +61,7 @@ class StagingFiles:
         self._stale_wakeup = trio.Event()
         self._spares_wakeup = trio.Event()
         self._emptying = trio.CapacityLimiter(1)  # one thread empties spares at a time
-        # Staging files to begin writing to disk (`write_back`): path -> a descriptor of their own.
+        # Staging files to begin writing to disk (`wrote`): path -> a descriptor of their own.
         self._write_backs: dict[Path, int] = {}
         self._write_backs_wakeup = trio.Event()
 
@@ -173,14 +173,18 @@ class StagingFiles:
         pages of a failed write may be among them (the open then drops them, before it returns)."""
         return ino not in self._stale_pages
 
-    def write_back(self, st: Staging) -> None:
-        """Have the disk begin writing what the staging file holds (by `begin_write_backs`); returns at once.
+    def wrote(self, st: Staging, n: int) -> None:
+        """`n` bytes were written to `st`: every WRITE_BACK_STEP bytes, have the disk begin writing what
+        it holds (by `begin_write_backs`); returns at once.
 
         The kernel would keep it dirty in memory up to its dirty limits, and an fsync(2) then waits for
         all of it (about 0.3 s per GiB on the benchmark machine). Begun as it is written, the disk's
         writing overlaps the program's. The write that asks does not wait: a slow disk must not slow it
         more than the kernel's dirty limits do.
         """
+        st.unsynced += n
+        if st.unsynced < WRITE_BACK_STEP:
+            return
         st.unsynced = 0
         if st.path in self._write_backs:  # one at a time per file: the next takes what came meanwhile
             return
@@ -193,7 +197,7 @@ class StagingFiles:
         self._write_backs_wakeup.set()
 
     async def begin_write_backs(self) -> None:
-        """Background task: begin the disk writes `write_back` asked for. Cancel to stop."""
+        """Background task: begin the disk writes `wrote` asked for. Cancel to stop."""
         while True:
             await self._write_backs_wakeup.wait()
             self._write_backs_wakeup = trio.Event()

@@ -8,7 +8,6 @@ daemon's own write-back threads (`writing_back`).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 import pyfuse3
 import trio
 
+from vfs.fsutil import syncfs
 from vfs.types import InodeNo
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ def _write_back(mountpoint: str, paths: list[bytes], writing_back: set[int]) -> 
     """
     fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc.syncfs(fd) != 0:  # through ctypes, which releases the GIL (pyfuse3.syncfs holds it)
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), mountpoint)
+        syncfs(fd)
     finally:
         os.close(fd)
     root = os.fsencode(mountpoint)
@@ -103,5 +101,3 @@ def _fsync_each(root: bytes, paths: list[bytes]) -> None:
         finally:
             os.close(fd)
 
-
-_libc = ctypes.CDLL(None, use_errno=True)
