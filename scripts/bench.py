@@ -546,6 +546,7 @@ class Workloads:
         seq = fio(target.root, "seqwrite", "write", "1M", self.size)
         quiet()  # two jobs: the first's background work (vfs commits its file) is not the second's
         rand = fio(target.root, "randwrite", "randwrite", "4k", self.rand_size)
+        progress(f"{target.name}: fio seq {seq['bw_bytes'] / 1e6:.0f} MB/s, rand {rand['iops']:.0f} IOPS")
         return {f"fio seq write 1M x {self.size / MiB:g} MiB": ("MB/s", seq["bw_bytes"] / 1e6),
                 f"fio rand write 4k over {self.rand_size / MiB:g} MiB": ("IOPS", rand["iops"])}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import os
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -283,13 +282,3 @@ class Operations(pyfuse3.Operations):
     @_errno
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self.fs.removexattr(InodeNo(inode), name)
-
-
-def set_read_ahead(mountpoint: str, kib: int = 1024) -> None:
-    """Larger kernel read-ahead for the mount: 1 MiB read requests instead of 128 KiB."""
-    dev = os.stat(mountpoint).st_dev
-    try:
-        with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb", "w") as f:
-            f.write(str(kib))
-    except OSError as e:
-        log.info("could not raise read-ahead for %s: %s", mountpoint, e)

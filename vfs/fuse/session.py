@@ -16,7 +16,8 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from vfs.fuse.operations import Operations, set_read_ahead
+from vfs.fuse.kernel import tune_bdi
+from vfs.fuse.operations import Operations
 from vfs.fuse.stats import RequestStats
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class KernelSession:
         pyfuse3.terminate()
 
     async def wait_answering(self) -> None:
-        """Return once the mount answers (`serve` runs), with the kernel's read-ahead raised."""
+        """Return once the mount answers (`serve` runs), with the kernel's limits for it raised."""
         # Stat it from a thread: the loop that answers it is ours.
         await trio.to_thread.run_sync(os.stat, self.mountpoint)
-        await trio.to_thread.run_sync(set_read_ahead, str(self.mountpoint))
+        await trio.to_thread.run_sync(tune_bdi, str(self.mountpoint))
