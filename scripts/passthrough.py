@@ -33,7 +33,7 @@ from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, Setatt
 log = logging.getLogger("passthrough")
 
 TIMEOUT = 300.0  # entry/attr cache seconds: nothing changes SOURCE behind the kernel's back
-# The kernel settings the vfs daemon makes for its mount (vfs.fuse.kernel.BDI_SETTINGS), so that the
+# The kernel settings the vfs daemon makes for a writable mount (vfs.fuse.kernel), so that the
 # passthrough stays the ceiling: 1 MiB read requests, and a larger share of cached writes.
 BDI_SETTINGS = {"read_ahead_kb": "1024", "max_ratio": "20", "min_ratio": "5"}
 _libc = ctypes.CDLL(None, use_errno=True)

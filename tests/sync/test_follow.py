@@ -245,6 +245,11 @@ def test_follower_shows_new_state_and_history_and_open_files_keep_their_version(
             attempt()
         assert e.value.errno == errno.EROFS
     one_line(vfs("snapshot", "create", "nope", "--mount", mnt, check=False), 1, "read-only")
+    if os.geteuid() == 0:  # its backing device: read-ahead raised, no share of the dirty-page limit kept
+        dev = os.stat(mnt).st_dev
+        bdi = Path("/sys/class/bdi") / f"{os.major(dev)}:{os.minor(dev)}"
+        assert (bdi / "read_ahead_kb").read_text().strip() == "1024"
+        assert (bdi / "min_ratio").read_text().strip() == "0"
     # A removal reaches the follower too, and `vfs refresh` refreshes at once.
     write_files(a, {})
     with Repository.open(a) as repo:

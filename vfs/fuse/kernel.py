@@ -22,22 +22,23 @@ from vfs.types import InodeNo
 log = logging.getLogger(__name__)
 
 
-# What the kernel is told of the mount's backing device (/sys/class/bdi/MAJOR:MINOR), as root only, in
-# this order (min_ratio may not exceed max_ratio):
+# What the kernel is told of the mount's backing device (/sys/class/bdi/MAJOR:MINOR), as root only:
 # - read_ahead_kb: 1 MiB read requests instead of 128 KiB;
-# - max_ratio and min_ratio: the share, in percent of the system's dirty-page limit, of writes the kernel
-#   may hold for the mount before it sends them and slows the writer. FUSE's 0-1 guards against daemons it
-#   cannot trust; this one takes every page in the end, and a close or fsync still waits for all of them.
-#   The share a device gets within those bounds follows its recent write-back, so without a minimum a
-#   fresh mount gets next to none. With too little, a random writer's pages are sent one or two at a
-#   time as it goes (a request each); with enough, together, in runs, at the fsync or close.
-BDI_SETTINGS = {"read_ahead_kb": "1024", "max_ratio": "20", "min_ratio": "5"}
+# - for a writable mount, max_ratio then min_ratio (never above max_ratio): the share, in percent of the
+#   system's dirty-page limit, of writes the kernel may hold for the mount before it sends them and slows
+#   the writer. FUSE's 0-1 guards against daemons it cannot trust; this one takes every page in the end,
+#   and a close or fsync still waits for all of them. Within those bounds a device's share follows its
+#   recent write-back, so without a minimum a fresh mount gets next to none. With too little, a random
+#   writer's pages are sent one or two at a time as it goes (a request each); with enough, together, in
+#   runs, at the fsync or close. The minimums of all devices may not sum past 100: past that, FUSE's.
+READ_AHEAD = {"read_ahead_kb": "1024"}
+WRITE_SHARE = {"max_ratio": "20", "min_ratio": "5"}
 
 
-def tune_bdi(mountpoint: str) -> None:
-    """Write BDI_SETTINGS for the mount at `mountpoint` (its root is stat'ed: call from a thread)."""
+def tune_bdi(mountpoint: str, settings: dict[str, str]) -> None:
+    """Write `settings` for the mount at `mountpoint` (its root is stat'ed: call from a thread)."""
     dev = os.stat(mountpoint).st_dev
-    for name, value in BDI_SETTINGS.items():
+    for name, value in settings.items():
         try:
             with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/{name}", "w") as f:
                 f.write(value)

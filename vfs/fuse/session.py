@@ -16,7 +16,7 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from vfs.fuse.kernel import tune_bdi
+from vfs.fuse.kernel import READ_AHEAD, WRITE_SHARE, tune_bdi
 from vfs.fuse.operations import Operations
 from vfs.fuse.stats import RequestStats
 
@@ -32,6 +32,7 @@ class KernelSession:
         self.mountpoint = mountpoint
         self.options = {f"fsname={fsname}", "subtype=vfs", "default_permissions", "allow_other", "noatime",
                         *(["ro"] if read_only else [])}
+        self._bdi_settings = READ_AHEAD if read_only else READ_AHEAD | WRITE_SHARE
         self._terminated = False
         self._kernel_unmounted = False
         # Request counters for benchmarks (VFS_FUSE_STATS), written when the mount ends.
@@ -62,4 +63,4 @@ class KernelSession:
         """Return once the mount answers (`serve` runs), with the kernel's limits for it raised."""
         # Stat it from a thread: the loop that answers it is ours.
         await trio.to_thread.run_sync(os.stat, self.mountpoint)
-        await trio.to_thread.run_sync(tune_bdi, str(self.mountpoint))
+        await trio.to_thread.run_sync(tune_bdi, str(self.mountpoint), self._bdi_settings)
