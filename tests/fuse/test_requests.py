@@ -149,7 +149,7 @@ def test_random_writes_wait_in_the_kernel_and_reach_the_daemon_in_runs(
             os.close(fd)
         m.stop()
         counts = json.loads(stats.read_text())
-        assert counts["write"]["calls"] < len(order) // 20, counts["write"]  # 1%: more than half of them
+        assert counts["write"]["calls"] < len(order) // 20, counts["write"]  # no minimum share: 8,059 of 16,384
         m.start()
         with (m.path / "random").open("rb") as f:
             for n in range(size // page):
