@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fuse.conftest import new_mount, vfs
+from vfs.fuse.kernel import READ_AHEAD, WRITE_SHARE, bdi_dir, tune_bdi
 
 pytestmark = pytest.mark.fuse
 
@@ -132,12 +133,11 @@ def test_random_writes_wait_in_the_kernel_and_reach_the_daemon_in_runs(
     order = list(range(size // page))
     random.Random(7).shuffle(order)
     with new_mount(tmp_path) as m:
-        dev = os.stat(m.path).st_dev
-        bdi = Path("/sys/class/bdi") / f"{os.major(dev)}:{os.minor(dev)}"
-        assert (bdi / "max_ratio").read_text().strip() == "20"
-        assert (bdi / "min_ratio").read_text().strip() == "5"
-        assert (bdi / "read_ahead_kb").read_text().strip() == "1024"
-        held = int((bdi / "max_bytes").read_text()) // 4  # the 5% of the 20%
+        bdi = bdi_dir(m.path)
+        for name, value in (READ_AHEAD | WRITE_SHARE).items():
+            assert (bdi / name).read_text().strip() == value, name
+        # What the minimum share leaves the mount on this machine (max_bytes is the maximum's).
+        held = int((bdi / "max_bytes").read_text()) * int(WRITE_SHARE["min_ratio"]) // int(WRITE_SHARE["max_ratio"])
         if held < 2 * size:
             pytest.skip(f"this machine's dirty-page limit leaves the mount {held} bytes")
         fd = os.open(m.path / "random", os.O_WRONLY | os.O_CREAT, 0o644)
@@ -154,3 +154,21 @@ def test_random_writes_wait_in_the_kernel_and_reach_the_daemon_in_runs(
         with (m.path / "random").open("rb") as f:
             for n in range(size // page):
                 assert f.read(page) == blocks[n % len(blocks)], n
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the backing device's limits are root's to set")
+def test_a_limit_the_kernel_refuses_leaves_the_mount_as_it_was(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As when the minimums of all devices would pass 100%: the refusal is logged, nothing raised, and the
+    mount keeps the limits it had and works."""
+    with new_mount(tmp_path) as m:
+        bdi = bdi_dir(m.path)
+        before = (bdi / "min_ratio").read_text()
+        with caplog.at_level("INFO", logger="vfs.fuse.kernel"):
+            tune_bdi(str(m.path), {"min_ratio": "101"})
+        assert (bdi / "min_ratio").read_text() == before
+        assert "could not set min_ratio" in caplog.text
+        (m.path / "f").write_bytes(b"still works")
+        assert (m.path / "f").read_bytes() == b"still works"
+        m.stop()

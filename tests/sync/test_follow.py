@@ -26,6 +26,7 @@ from tests.sync.test_lease_cli import content, one_line
 from vfs.catalog.bulk import bulk_create_files
 from vfs.compose import open_follower_store, open_repository
 from vfs.config import RemoteConfig
+from vfs.fuse.kernel import bdi_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint, pull
 from vfs.sync.checkpoint import Manifest
@@ -246,8 +247,7 @@ def test_follower_shows_new_state_and_history_and_open_files_keep_their_version(
         assert e.value.errno == errno.EROFS
     one_line(vfs("snapshot", "create", "nope", "--mount", mnt, check=False), 1, "read-only")
     if os.geteuid() == 0:  # its backing device: read-ahead raised, no share of the dirty-page limit kept
-        dev = os.stat(mnt).st_dev
-        bdi = Path("/sys/class/bdi") / f"{os.major(dev)}:{os.minor(dev)}"
+        bdi = bdi_dir(mnt)
         assert (bdi / "read_ahead_kb").read_text().strip() == "1024"
         assert (bdi / "min_ratio").read_text().strip() == "0"
     # A removal reaches the follower too, and `vfs refresh` refreshes at once.

@@ -35,13 +35,19 @@ READ_AHEAD = {"read_ahead_kb": "1024"}
 WRITE_SHARE = {"max_ratio": "20", "min_ratio": "5"}
 
 
-def tune_bdi(mountpoint: str, settings: dict[str, str]) -> None:
-    """Write `settings` for the mount at `mountpoint` (its root is stat'ed: call from a thread)."""
+def bdi_dir(mountpoint: str | Path) -> Path:
+    """The sysfs folder of the mount's backing device (its root is stat'ed: call from a thread)."""
     dev = os.stat(mountpoint).st_dev
+    return Path("/sys/class/bdi") / f"{os.major(dev)}:{os.minor(dev)}"
+
+
+def tune_bdi(mountpoint: str, settings: dict[str, str]) -> None:
+    """Write `settings` for the mount at `mountpoint`, in order; one the kernel refuses stays as it was
+    (logged). Stats the mount: call from a thread."""
+    folder = bdi_dir(mountpoint)
     for name, value in settings.items():
         try:
-            with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/{name}", "w") as f:
-                f.write(value)
+            (folder / name).write_text(value)
         except OSError as e:
             log.info("could not set %s of %s: %s", name, mountpoint, e)
 
