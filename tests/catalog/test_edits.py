@@ -107,6 +107,26 @@ def test_unlink_touches_the_directory(cat: Catalog) -> None:
     assert after.mtime_ns >= before.mtime_ns and after.ctime_ns >= before.ctime_ns
 
 
+def test_unlink_adds_a_state_row_only_for_a_file_that_keeps_a_name(cat: Catalog) -> None:
+    """A hard link's unlink updates the ctime of the file it leaves; the unlink of a file's last name
+    keeps its last state (POSIX asks no new ctime of it), and `rm -rf` pays no row per file."""
+    f = mkfile(cat, ROOT_INO, b"f")
+    cat.link(f, ROOT_INO, b"g")
+
+    def states() -> list[tuple[int, int]]:
+        return cat._all("SELECT commit_from, ctime_ns FROM inode_states WHERE ino = ?", (f,))
+
+    before = states()
+    cat.unlink(ROOT_INO, b"g", batched=True)
+    assert len(states()) == len(before) + 1 and cat.attr(f).nlink == 1
+    linked = states()
+    cat.unlink(ROOT_INO, b"f", batched=True)
+    assert states() == linked
+    assert cat.attr(f).nlink == 0 and cat.attr(f).ctime_ns == linked[-1][1]
+    cat.commit_batch()
+    assert cat.attr(f).nlink == 0 and cat.readdir(ROOT_INO) == []
+
+
 def test_rename_within_and_across_directories(cat: Catalog) -> None:
     a = mkdir(cat, ROOT_INO, b"a")
     b = mkdir(cat, ROOT_INO, b"b")

@@ -6,6 +6,7 @@ or with `batched` in the open batch and journalled, which is how a journal repla
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import stat
 
@@ -131,11 +132,10 @@ class TreeEdits(Namespace, States):
         return ino
 
     def _unlink(self, c: Commit, parent: InodeNo, name: bytes, rmdir: bool) -> InodeNo:
-        found = self._live_dirent(parent, name)
+        found = self._live_dirent_state(parent, name)
         if found is None:
             raise NotFound(f"{name!r} not found in directory {parent}")
-        dirent_id, ino = found
-        state = self._current_state(ino)
+        dirent_id, ino, names, state = found
         is_dir = stat.S_ISDIR(state["mode"])
         if rmdir and not is_dir:
             raise NotADirectory(f"{name!r} is not a directory")
@@ -144,7 +144,13 @@ class TreeEdits(Namespace, States):
         if is_dir and self._has_children(ino):
             raise NotEmpty(f"directory {name!r} is not empty")
         self._end_dirent(c, dirent_id)
-        self._change_state(c, ino, state, nlink_change=-1, ctime_ns=c.time_ns)
+        if names > 1 or is_dir:
+            self._change_state(c, ino, state, nlink_change=-1, ctime_ns=c.time_ns)
+        elif self._touched is not None:
+            # Its last name: no state row. POSIX asks a new ctime only of a file that keeps a name, and
+            # the row would cost `rm -rf` a fifth of its catalog time.
+            before = self._known_attr(ino)
+            self._touched[ino] = dataclasses.replace(before, nlink=0) if before is not None else None
         self._touch_dir(c, parent, subdirs=-int(is_dir))
         return ino
 

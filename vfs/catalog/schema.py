@@ -74,8 +74,9 @@ CREATE TABLE inodes (
 CREATE INDEX inodes_lineage ON inodes(lineage); -- a rename over a file moves a whole lineage into another
 
 -- Successive attribute states of an inode: the state at commit S is the row with the greatest
--- commit_from <= S. A content version, chmod, chown, utimens, truncate or link change adds a row, and
--- so does every change of a directory's entries (for the directory).
+-- commit_from <= S. A content version, chmod, chown, utimens, truncate or link change adds a row (but
+-- not the unlink of a file's last name), and so does every change of a directory's entries (for the
+-- directory).
 CREATE TABLE inode_states (
     ino         INTEGER NOT NULL REFERENCES inodes(ino),
     commit_from INTEGER NOT NULL, -- commit that made this state

@@ -31,6 +31,19 @@ class States(Transactions):
         ).fetchone()
         return (int(row[0]), InodeNo(int(row[1]))) if row else None
 
+    def _live_dirent_state(self, parent: InodeNo, name: bytes) -> tuple[int, InodeNo, int, dict[str, int]] | None:
+        """`_live_dirent` with the inode's count of live names and its current state, in one query."""
+        row = self._db.execute(
+            f"SELECT d.id, d.ino, (SELECT count(*) FROM dirents WHERE ino = d.ino AND commit_to = ?), {STATE_COLS}"
+            " FROM dirents d INDEXED BY dirents_name JOIN inode_states s ON s.ino = d.ino"
+            " AND s.commit_from = (SELECT max(commit_from) FROM inode_states WHERE ino = d.ino)"
+            " WHERE d.parent = ? AND d.name = ? AND d.commit_to = ?",
+            (LIVE, parent, name, LIVE),
+        ).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), InodeNo(int(row[1])), int(row[2]), dict(zip(STATE_KEYS, row[3:], strict=True))
+
     def _current_state(self, ino: InodeNo) -> dict[str, int]:
         known = self._known_attr(ino)
         if known is not None and known.is_dir:
