@@ -6,7 +6,6 @@ or with `batched` in the open batch and journalled, which is how a journal repla
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import stat
 
@@ -150,7 +149,7 @@ class TreeEdits(Namespace, States):
             # Its last name: no state row. POSIX asks a new ctime only of a file that keeps a name, and
             # the row would cost `rm -rf` a fifth of its catalog time.
             before = self._known_attr(ino)
-            self._touched[ino] = dataclasses.replace(before, nlink=0) if before is not None else None
+            self._touched[ino] = self._state_attr(ino, state, 0, before.vno) if before is not None else None
         self._touch_dir(c, parent, subdirs=-int(is_dir))
         return ino
 
