@@ -19,7 +19,8 @@ phases of one workload follow each other at once, as a user's commands would):
          then `git init`, `git add -A`, `git commit`, and `git status` twice (the second one timed).
   fio    fio sequential 1 MiB writes of --size, and random 4 KiB writes over --rand-size (IOPS), each with
          an fsync at the end, each on a quiet machine (Debian's fio is installed when missing).
-  seq    write --size bytes in 1 MiB writes of incompressible, never-repeating data, fsync, close ("write");
+  seq    write --size bytes in 1 MiB writes of incompressible, never-repeating data, fsync, close ("write";
+         each run prints how much of the page cache the fsync left dirty: rclone's fsync writes nothing);
          the same plus the target's commit ("write+commit": `vfs umount`, which returns once everything is
          committed, then a remount; for rclone, its upload to its source, then a remount; nothing for the
          others); read it back in 1 MiB
@@ -457,11 +458,16 @@ class Workloads:
                     write_all(fd, block)
                 written = time.perf_counter()
                 os.fsync(fd)
-                progress(f"{target.name}: writes {written - start:.2f} s, fsync {time.perf_counter() - written:.2f} s")
+                synced = time.perf_counter()
+                # What the fsync left unwritten shows whether it reached the disk (rclone's does not).
+                progress(f"{target.name}: writes {written - start:.2f} s, fsync {synced - written:.2f} s, "
+                         f"then {dirty_mib() - dirty_before:,} MiB more dirty in the page cache than before")
             finally:
                 os.close(fd)
 
         self.blocks()
+        os.sync()
+        dirty_before = dirty_mib()
         write_s = timed(write)
         commit_s = timed(target.commit)
         target.cold()
@@ -560,6 +566,15 @@ def fio(directory: Path, name: str, rw: str, bs: str, size: int) -> dict[str, fl
     for leftover in directory.glob(f"{name}.*"):
         leftover.unlink()
     return stats
+
+
+def dirty_mib() -> int:
+    """The machine's dirty page cache (/proc/meminfo Dirty), MiB."""
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("Dirty:"):
+                return int(line.split()[1]) // 1024
+    raise RuntimeError("no Dirty line in /proc/meminfo")
 
 
 def tarball_files(tarball: Path) -> int:
