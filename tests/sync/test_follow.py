@@ -26,7 +26,7 @@ from tests.sync.test_lease_cli import content, one_line
 from vfs.catalog.bulk import bulk_create_files
 from vfs.compose import open_follower_store, open_repository
 from vfs.config import RemoteConfig
-from vfs.fuse.kernel import bdi_dir
+from vfs.fuse.kernel import READ_AHEAD, bdi_dir
 from vfs.repository import Repository
 from vfs.sync import checkpoint, pull
 from vfs.sync.checkpoint import Manifest
@@ -248,7 +248,7 @@ def test_follower_shows_new_state_and_history_and_open_files_keep_their_version(
     one_line(vfs("snapshot", "create", "nope", "--mount", mnt, check=False), 1, "read-only")
     if os.geteuid() == 0:  # its backing device: read-ahead raised, no share of the dirty-page limit kept
         bdi = bdi_dir(mnt)
-        assert (bdi / "read_ahead_kb").read_text().strip() == "1024"
+        assert (bdi / "read_ahead_kb").read_text().strip() == READ_AHEAD["read_ahead_kb"]
         assert (bdi / "min_ratio").read_text().strip() == "0"
     # A removal reaches the follower too, and `vfs refresh` refreshes at once.
     write_files(a, {})

@@ -148,8 +148,7 @@ class TreeEdits(Namespace, States):
         elif self._touched is not None:
             # Its last name: no state row. POSIX asks a new ctime only of a file that keeps a name, and
             # the row was one of the six statements each file of `rm -rf` cost.
-            before = self._known_attr(ino)
-            self._touched[ino] = self._state_attr(ino, state, 0, before.vno) if before is not None else None
+            self._follow_names(ino, self._known_attr(ino), state, -1)
         self._touch_dir(c, parent, subdirs=-int(is_dir))
         return ino
 

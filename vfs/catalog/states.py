@@ -96,10 +96,16 @@ class States(Transactions):
         state = dict(state if state is not None else self._current_state(ino), **changes)
         self._insert_state(c, ino, state)
         if before is not None and not before.is_dir and "version" not in changes:
-            # Its link count and version number (not in its state row) follow from what it had.
-            assert self._touched is not None
-            self._touched[ino] = self._state_attr(ino, state, before.nlink + nlink_change, before.vno)
+            self._follow_names(ino, before, state, nlink_change)
         return state
+
+    def _follow_names(self, ino: InodeNo, before: Attr | None, state: dict[str, int], nlink_change: int) -> None:
+        """Cache the attributes of file `ino` in `state` after its names changed by `nlink_change` in the
+        open `exact` transaction: its link count and version number (not in its state row) follow from
+        `before`, what was known of it (None: nothing, so nothing is cached)."""
+        assert self._touched is not None
+        self._touched[ino] = (None if before is None
+                              else self._state_attr(ino, state, before.nlink + nlink_change, before.vno))
 
     def _add_dirent(self, c: Commit, parent: InodeNo, name: bytes, ino: InodeNo) -> None:
         self._db.execute(
