@@ -1,0 +1,60 @@
+"""The committer gathers closed files into batches: one transaction and one pack fsync for many."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import pytest
+import trio
+
+from vfs.fs import committer
+from vfs.fs.filesystem import FileSystem
+from vfs.repository import Repository
+from vfs.types import ROOT_INO, InodeNo
+
+
+async def test_files_closed_while_a_batch_commits_wait_for_the_next_gather(
+        repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each batch as it begins: (when, its inodes).
+    begun, batches = trio.open_memory_channel[tuple[float, list[InodeNo]]](10)
+    first_may_end = threading.Event()
+    commit_files = repo.commit_files
+    calls = 0
+
+    def record(items: list[tuple[InodeNo, Any, Any, Any]], **kwargs: Any) -> Any:  # in the committer's thread
+        nonlocal calls
+        calls += 1
+        inodes = [item[0] for item in items]
+        trio.from_thread.run_sync(lambda: begun.send_nowait((trio.current_time(), inodes)))
+        if calls == 1:
+            first_may_end.wait(10)
+        return commit_files(items, **kwargs)
+
+    monkeypatch.setattr(repo, "commit_files", record)
+    fs = FileSystem(repo)
+
+    async def save(name: bytes) -> InodeNo:
+        fh, attr = await fs.create(ROOT_INO, name, 0o644, os.O_WRONLY, 0, 0)
+        await fs.write(fh, 0, name)
+        await fs.release(fh)
+        return attr.ino
+
+    async def next_batch() -> tuple[float, list[InodeNo]]:
+        with trio.fail_after(10):
+            return await batches.receive()
+
+    async with trio.open_nursery() as background:
+        await background.start(fs.run)
+        a = await save(b"a")
+        assert (await next_batch())[1] == [a]
+        b = await save(b"b")  # closed while a's batch commits
+        ended = trio.current_time()
+        first_may_end.set()
+        when, inodes = await next_batch()
+        assert inodes == [b]
+        # b waited for a gather of its own after a's batch, as a file closed after it would have
+        assert when - ended >= committer._COMMIT_GATHER
+        background.cancel_scope.cancel()
+    await fs.close()
