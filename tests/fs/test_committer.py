@@ -58,3 +58,46 @@ async def test_files_closed_while_a_batch_commits_wait_for_the_next_gather(
         assert when - ended >= committer._COMMIT_GATHER
         background.cancel_scope.cancel()
     await fs.close()
+
+
+async def test_a_file_deleted_before_its_batch_leaves_none_of_the_queue_behind(
+        repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Batches of one file: a, c and b are queued in that order, and b, the last, is deleted while a's
+    # batch commits. c must still be committed, without a further close to wake the committer.
+    monkeypatch.setattr(committer, "_COMMIT_BATCH", 1)
+    begun, batches = trio.open_memory_channel[list[InodeNo]](10)
+    first_may_end = threading.Event()
+    commit_files = repo.commit_files
+    calls = 0
+
+    def record(items: list[tuple[InodeNo, Any, Any, Any]], **kwargs: Any) -> Any:  # in the committer's thread
+        nonlocal calls
+        calls += 1
+        inodes = [item[0] for item in items]
+        trio.from_thread.run_sync(begun.send_nowait, inodes)
+        if calls == 1:
+            first_may_end.wait(10)
+        return commit_files(items, **kwargs)
+
+    monkeypatch.setattr(repo, "commit_files", record)
+    fs = FileSystem(repo)
+
+    async def save(name: bytes) -> InodeNo:
+        fh, attr = await fs.create(ROOT_INO, name, 0o644, os.O_WRONLY, 0, 0)
+        await fs.write(fh, 0, name)
+        await fs.release(fh)
+        return attr.ino
+
+    a, c = await save(b"a"), await save(b"c")
+    await save(b"b")
+    async with trio.open_nursery() as background:
+        await background.start(fs.run)  # its first gather finds all three queued
+        with trio.fail_after(10):
+            assert await batches.receive() == [a]
+        fs.unlink(ROOT_INO, b"b")
+        first_may_end.set()
+        with trio.fail_after(10):
+            assert await batches.receive() == [c]
+        background.cancel_scope.cancel()
+    await fs.close()
+    assert repo.catalog.version_at(c) is not None

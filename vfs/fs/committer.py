@@ -97,6 +97,9 @@ class Committer:
             last = next(reversed(self.pending), None)
             if last is not None and not await self.commit_pending(until=[last]):
                 await trio.sleep(1)  # back off; what failed is still pending
+            if self.pending:
+                # Queued meanwhile, or left behind: a file deleted before its batch leaves the queue,
+                # and if it was `last`, the commit stops there.
                 self._wakeup.set()
 
     def batched_edit(self) -> None:
