@@ -69,6 +69,19 @@ def test_cached_attributes_follow_links_renames_versions_and_lineage_joins(repo:
     assert cat.attr(d).nlink == 3  # its name, '.', and sub's '..'
 
 
+def test_a_save_keeps_the_attributes_of_its_file_cached(repo: Repository) -> None:
+    """A version commit caches the file's new attributes, so the stat after a save asks no query."""
+    cat = repo.catalog
+    a = cat.create(ROOT_INO, b"a", FILE, 0, 0).ino
+    cat.link(a, ROOT_INO, b"a2")
+    for content in (b"one", b"two!"):
+        cat.attr(a)  # in the cache before the save (as after a create or a stat)
+        repo.commit_bytes(a, content)
+        assert a in cat._live_attrs
+        assert _cached(repo, [a]) == _fresh(repo, [a])
+    assert cat.attr(a).vno == 2 and cat.attr(a).size == 4 and cat.attr(a).nlink == 2
+
+
 @pytest.mark.parametrize("name", [b"security.capability", b"user.never.set"])
 async def test_attributes_never_set_answer_nodata_until_set(repo: Repository, name: bytes) -> None:
     fs = FileSystem(repo)

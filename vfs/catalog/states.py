@@ -88,24 +88,28 @@ class States(Transactions):
 
     def _change_state(
         self, c: Commit, ino: InodeNo, state: dict[str, int] | None = None, /, *, nlink_change: int = 0,
-        **changes: int,
+        vno: int | None = None, **changes: int,
     ) -> dict[str, int]:
         """Add a state row of `ino`: its current one (or `state`, if the caller read it) with `changes`,
-        after a change of its names by `nlink_change` in the same transaction."""
+        after a change of its names by `nlink_change` in the same transaction. A change that makes a
+        version current (`version`, its row id, in `changes`) also gives its number, `vno`."""
         before = self._known_attr(ino)
         state = dict(state if state is not None else self._current_state(ino), **changes)
         self._insert_state(c, ino, state)
-        if before is not None and not before.is_dir and "version" not in changes:
-            self._follow_names(ino, before, state, nlink_change)
+        if before is not None and not before.is_dir and ("version" not in changes or vno is not None):
+            self._follow_names(ino, before, state, nlink_change, vno)
         return state
 
-    def _follow_names(self, ino: InodeNo, before: Attr | None, state: dict[str, int], nlink_change: int) -> None:
+    def _follow_names(
+        self, ino: InodeNo, before: Attr | None, state: dict[str, int], nlink_change: int, vno: int | None = None,
+    ) -> None:
         """Cache the attributes of file `ino` in `state` after its names changed by `nlink_change` in the
         open `exact` transaction: its link count and version number (not in its state row) follow from
-        `before`, what was known of it (None: nothing, so nothing is cached)."""
+        `before`, what was known of it (None: nothing, so nothing is cached), and from `vno`, the number
+        of a version the change made current."""
         assert self._touched is not None
-        self._touched[ino] = (None if before is None
-                              else self._state_attr(ino, state, before.nlink + nlink_change, before.vno))
+        self._touched[ino] = (None if before is None else self._state_attr(
+            ino, state, before.nlink + nlink_change, before.vno if vno is None else vno))
 
     def _add_dirent(self, c: Commit, parent: InodeNo, name: bytes, ino: InodeNo) -> None:
         self._db.execute(
