@@ -22,7 +22,6 @@ for the life of the daemon (a view is immutable, so the kernel may cache what it
 
 from __future__ import annotations
 
-import dataclasses
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -183,7 +182,7 @@ class Views:
     def attr(self, ino: InodeNo) -> Attr:
         node = self.node(ino)
         if isinstance(node, View):
-            return dataclasses.replace(self._catalog.attr(node.ino, node.at), ino=ino)
+            return self._catalog.attr(node.ino, node.at).renumbered(ino)
         if isinstance(node, VersionFile):
             return self._version_attr(ino, self._version(node))
         root = self._catalog.attr(ROOT_INO if isinstance(node, SnapshotList) else node.ino)
@@ -234,7 +233,7 @@ class Views:
                     for v in self._catalog.versions_after(node.ino, after, limit)]
         if isinstance(node, View):
             # Attributes from the listing's own query, as for versions.
-            return [(e.cookie, e.name, dataclasses.replace(attr, ino=self.ino(View(e.ino, node.at))))
+            return [(e.cookie, e.name, attr.renumbered(self.ino(View(e.ino, node.at))))
                     for e, attr in self._catalog.readdir_attrs(node.ino, after, limit, at=node.at)]
         children: list[tuple[int, bytes, Node]] = []
         if isinstance(node, SnapshotList):
