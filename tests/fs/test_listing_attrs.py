@@ -3,12 +3,13 @@ each entry gives, at every commit (links, subdirectories, versions, metadata cha
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 
 from vfs.catalog.schema import LIVE
 from vfs.fs.filesystem import FileSystem
 from vfs.repository import Repository
-from vfs.types import ROOT_INO
+from vfs.types import ROOT_INO, Attr, InodeNo
 
 FILE = stat.S_IFREG | 0o644
 
@@ -61,3 +62,8 @@ async def test_snapshot_listing_shows_the_files_as_they_were(repo: Repository) -
         looked_up = await fs.lookup(then.ino, name)
         assert attr == looked_up
         assert attr.size == (i if i < 10 else 0)
+
+
+def test_renumbered_attributes_differ_only_in_the_inode_number() -> None:
+    attr = Attr(*range(1, 12))  # a different value in every field: a field copied into another shows
+    assert attr.renumbered(InodeNo(99)) == dataclasses.replace(attr, ino=InodeNo(99))

@@ -92,11 +92,12 @@ class States(Transactions):
     ) -> dict[str, int]:
         """Add a state row of `ino`: its current one (or `state`, if the caller read it) with `changes`,
         after a change of its names by `nlink_change` in the same transaction. A change that makes a
-        version current (`version`, its row id, in `changes`) also gives its number, `vno`."""
+        version current (`version`, its row id, in `changes`) must also give its number, `vno`."""
+        assert vno is not None or "version" not in changes  # else the cache would keep the old number
         before = self._known_attr(ino)
         state = dict(state if state is not None else self._current_state(ino), **changes)
         self._insert_state(c, ino, state)
-        if before is not None and not before.is_dir and ("version" not in changes or vno is not None):
+        if before is not None and not before.is_dir:
             self._follow_names(ino, before, state, nlink_change, vno)
         return state
 
