@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3
 import botocore.config
 
-from tests.backend.conftest import start_moto, stop_moto
 from tests.backend.faultproxy import FaultProxy
+from tests.s3_server import start_moto, stop_moto
 from vfs.catalog.bulk import bulk_create_files
 from vfs.repository import Repository
 from vfs.sync.checkpoint import Manifest

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3
 import botocore.config
 
-from tests.backend.conftest import start_moto, stop_moto
+from tests.s3_server import start_moto, stop_moto
 from vfs.backend import open_backend
 
 MiB = 1024 * 1024

@@ -44,8 +44,8 @@ import boto3
 import botocore.config
 import trio
 
-from tests.backend.conftest import start_moto, stop_moto
 from tests.backend.faultproxy import FaultProxy
+from tests.s3_server import start_moto, stop_moto
 from vfs.catalog import Version
 from vfs.config import RemoteConfig, StoreConfig
 from vfs.repository import Repository

@@ -24,8 +24,8 @@ os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DE
 import boto3
 import trio
 
-from tests.backend.conftest import start_moto, stop_moto
 from tests.backend.faultproxy import FaultProxy
+from tests.s3_server import start_moto, stop_moto
 from tests.sync.conftest import backend_of, make_store, write
 from vfs.config import RemoteConfig
 from vfs.sync.uploader import Uploader

@@ -1,15 +1,29 @@
-"""Fixtures shared by every test: a fresh repository, and failing on unexpected WARNING logs."""
+"""Fixtures shared by every test: a fresh repository, failing on unexpected WARNING logs, shared
+directories that are removed after use, and one S3 endpoint (tests/s3_server.py) for the session.
+
+The S3 fixtures are registered here, once: a session fixture imported into several modules would
+start a server for each."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.s3_server import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 from vfs.repository import Repository
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """The free space where the tests write: a run on a nearly full disk fails in a cascade of ENOSPC."""
+    where = config.option.basetemp or tempfile.gettempdir()
+    return f"free in {where}: {shutil.disk_usage(where).free / 2**30:.1f} GiB"
 
 
 class LogWatch(logging.Handler):
@@ -49,6 +63,17 @@ def log_watch() -> Iterator[LogWatch]:
     unexpected = watch.unexpected()
     if unexpected:
         pytest.fail("unexpected log records:\n" + "\n".join(unexpected), pytrace=False)
+
+
+@contextlib.contextmanager
+def shared_dir(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory for a fixture that several tests share, removed after them, as a passed test's
+    tmp_path is after it (tmp_path_retention_policy in pyproject.toml)."""
+    path = factory.mktemp(name)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import run_as_nobody
-from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "python.md"
 JOBS = [
@@ -73,7 +72,7 @@ def test_each_job_of_the_docs_runs_as_a_user_without_a_mount(job: str, nobody_di
 @pytest.mark.slow
 @pytest.mark.parametrize("job", REMOTE_JOBS)
 def test_each_remote_job_of_the_docs_runs_as_a_user_without_a_mount(
-    job: str, nobody_dir: Path, s3_bucket: str, moto_endpoint: str,  # noqa: F811
+    job: str, nobody_dir: Path, s3_bucket: str, moto_endpoint: str,
 ) -> None:
     code = blocks(job)
     assert code, f"docs/python.md has no code for {job!r}"

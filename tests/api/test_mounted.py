@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 import vfs
+from tests.conftest import shared_dir
 from tests.fuse.conftest import Mount, new_mount
 from vfs.api.volume import Volume
 
@@ -32,7 +33,7 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
-    with new_mount(tmp_path_factory.mktemp("api-mount")) as m:
+    with shared_dir(tmp_path_factory, "api-mount") as path, new_mount(path) as m:
         yield m
 
 

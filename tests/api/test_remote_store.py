@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import vfs
-from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 from tests.sync.conftest import encrypted, proxy, remote  # noqa: F401
 from tests.sync.test_cli import init
 from tests.sync.test_cli import vfs as run_vfs

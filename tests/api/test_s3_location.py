@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import vfs
-from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 from tests.backend.faultproxy import FaultProxy
 from tests.sync.conftest import backend_of, encrypted, make_store, proxy, remote  # noqa: F401
 from vfs.api.remote import RemoteVolume

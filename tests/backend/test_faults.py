@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.backend.conftest import SECRET_KEY, free_port
 from tests.backend.faultproxy import DEFAULT_KINDS, FaultProxy
+from tests.s3_server import SECRET_KEY, free_port
 from vfs.backend import Backend, RetryPolicy, open_backend
 from vfs.backend.s3 import S3Backend
 from vfs.errors import BackendDenied, BackendUnavailable

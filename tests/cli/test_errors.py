@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.backend.conftest import free_port, moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 from tests.backend.faultproxy import FaultProxy
 from tests.cli.conftest import Volume
 from tests.fuse.conftest import Mount, new_mount
+from tests.s3_server import free_port
 from tests.sync.conftest import proxy  # noqa: F401
 from vfs.repository import Repository
 
@@ -169,8 +169,8 @@ def test_clone_without_endpoint_says_it_tried_aws_and_fails_fast(tmp_path: Path)
 
 
 @pytest.mark.s3
-def test_a_missing_bucket_is_refused_at_init_remote_set_and_clone(tmp_path: Path, moto_endpoint: str,  # noqa: F811
-                                                                  s3_bucket: str) -> None:  # noqa: F811
+def test_a_missing_bucket_is_refused_at_init_remote_set_and_clone(tmp_path: Path, moto_endpoint: str,
+                                                                  s3_bucket: str) -> None:
     missing = ["s3://no-such-bucket-here/p", "--endpoint-url", moto_endpoint]
     fails(BACKEND, "init", tmp_path / "a", "--remote", *missing, match="bucket no-such-bucket-here does not exist")
     assert not (tmp_path / "a").exists()
@@ -200,7 +200,7 @@ def _store_on_a_missing_bucket(tmp_path: Path, endpoint: str) -> tuple[str, ...]
 
 @pytest.mark.s3
 def test_sync_to_a_missing_bucket_fails_at_once_and_status_shows_it(tmp_path: Path,
-                                                                     moto_endpoint: str) -> None:  # noqa: F811
+                                                                     moto_endpoint: str) -> None:
     store = tmp_path / "s"
     assert vfs("init", store, *_store_on_a_missing_bucket(tmp_path, moto_endpoint)).returncode == 0
     Volume(store).write("f", b"data")
@@ -215,7 +215,7 @@ def test_sync_to_a_missing_bucket_fails_at_once_and_status_shows_it(tmp_path: Pa
 
 @pytest.mark.s3
 @pytest.mark.fuse
-def test_mounted_sync_to_a_missing_bucket_fails_at_once(tmp_path: Path, moto_endpoint: str) -> None:  # noqa: F811
+def test_mounted_sync_to_a_missing_bucket_fails_at_once(tmp_path: Path, moto_endpoint: str) -> None:
     with new_mount(tmp_path, *_store_on_a_missing_bucket(tmp_path, moto_endpoint)) as m:
         (m.path / "f").write_bytes(b"data")
         t0 = time.monotonic()

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.backend.conftest import SECRET_KEY, moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 from tests.backend.faultproxy import FaultProxy
 from tests.fuse.conftest import Mount
+from tests.s3_server import SECRET_KEY
 from tests.sync.conftest import SMALL_PACKS, encrypted, make_store, proxy, remote  # noqa: F401
 from vfs.config import RemoteConfig
 from vfs.repository import Repository

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import shared_dir
 from tests.fuse.conftest import Mount, _is_zombie, is_mounted, new_mount, vfs
 
 pytestmark = pytest.mark.fuse
@@ -33,7 +34,7 @@ GiB = 1 << 30
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
-    with new_mount(tmp_path_factory.mktemp("posix")) as m:
+    with shared_dir(tmp_path_factory, "posix") as path, new_mount(path) as m:
         yield m
 
 

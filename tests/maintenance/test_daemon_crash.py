@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import shared_dir
 from tests.fuse.conftest import Mount, vfs
 from tests.maintenance.helpers import blob, small_packs, write
 from vfs import crashpoints
@@ -33,27 +34,28 @@ NOW = {**KEEP, "doc": blob(7, 20_000)}
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A store whose pruning leaves garbage chunk rows, packs with nothing used (two or more) and a pack
     mostly garbage (mixed@1 next to small): every step of gc has work."""
-    store = tmp_path_factory.mktemp("base") / "store"
-    with small_packs(store) as repo:
-        for name, data in OLD.items():
-            write(repo, name, data)
-        snapshots.take(repo.catalog, "old")
-        for name in ("big", "mixed", "doc"):
-            write(repo, name, KEEP[name])
-        snapshots.take(repo.catalog, "keep")
-        write(repo, "doc", NOW["doc"])
-    trial = store.with_name("trial")
-    shutil.copytree(store, trial)
-    with Repository.open(trial) as repo:
-        plan = prune.plan(repo.catalog, retention.Policy(last=1, versions_within_ns=0))
-        prune.apply(repo.catalog, plan)
-        dry = gc.collect(repo, dry_run=True)
-    assert plan.forget == ["old"] and len(plan.versions) == 2
-    assert dry.chunks_deleted and len(dry.packs_deleted) >= 2 and dry.packs_repacked, dry
-    return store
+    with shared_dir(tmp_path_factory, "base") as path:
+        store = path / "store"
+        with small_packs(store) as repo:
+            for name, data in OLD.items():
+                write(repo, name, data)
+            snapshots.take(repo.catalog, "old")
+            for name in ("big", "mixed", "doc"):
+                write(repo, name, KEEP[name])
+            snapshots.take(repo.catalog, "keep")
+            write(repo, "doc", NOW["doc"])
+        trial = store.with_name("trial")
+        shutil.copytree(store, trial)
+        with Repository.open(trial) as repo:
+            plan = prune.plan(repo.catalog, retention.Policy(last=1, versions_within_ns=0))
+            prune.apply(repo.catalog, plan)
+            dry = gc.collect(repo, dry_run=True)
+        assert plan.forget == ["old"] and len(plan.versions) == 2
+        assert dry.chunks_deleted and len(dry.packs_deleted) >= 2 and dry.packs_repacked, dry
+        yield store
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.backend.conftest import moto_endpoint, s3_admin, s3_bucket, s3_credentials  # noqa: F401
 from tests.backend.faultproxy import FaultProxy
 from tests.catalog.helpers import inode_exists
 from vfs.backend import Backend, RetryPolicy, open_backend
@@ -29,7 +28,7 @@ SMALL_PACKS = StoreConfig(pack_target=1 << 20)
 
 
 @pytest.fixture
-def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:  # noqa: F811
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
     """A fault proxy in front of the moto server, faultless until a test sets rate/kinds/status."""
     with FaultProxy(moto_endpoint, seed=1) as p:
         yield p
@@ -65,7 +64,7 @@ def init_flags() -> list[str]:
 
 
 @pytest.fixture
-def remote(s3_bucket: str, proxy: FaultProxy, encrypted: bool) -> RemoteConfig:  # noqa: F811
+def remote(s3_bucket: str, proxy: FaultProxy, encrypted: bool) -> RemoteConfig:
     return RemoteConfig(f"s3://{s3_bucket}/vol", proxy.url)
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.backend.conftest import SECRET_KEY
 from tests.backend.faultproxy import FaultProxy
 from tests.fuse.conftest import Mount, new_mount
+from tests.s3_server import SECRET_KEY
 from tests.sync.conftest import assert_same_volume, backend_of, init_flags, pack_puts
 from vfs.config import RemoteConfig
 from vfs.repository import Repository

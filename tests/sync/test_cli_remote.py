@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.backend.conftest import SECRET_KEY
 from tests.fuse.conftest import new_mount
+from tests.s3_server import SECRET_KEY
 from tests.sync.conftest import assert_same_volume, init_flags
 from tests.sync.test_cli import remote_args, vfs, write_files
 from vfs.config import RemoteConfig

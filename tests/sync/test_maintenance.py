@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.backend.conftest import SECRET_KEY
 from tests.kill import kill_after_ready
 from tests.maintenance.helpers import flip_byte
+from tests.s3_server import SECRET_KEY
 from tests.sync.conftest import assert_same_volume, backend_of, fill, init_flags, make_store, write
 from vfs.backend import Backend
 from vfs.compose import open_repository

@@ -1,4 +1,5 @@
-"""An S3 endpoint on 127.0.0.1 for the backend tests: a moto server started once per session.
+"""An S3 endpoint on 127.0.0.1 for the tests: a moto server started once per session (tests/conftest.py
+registers these fixtures).
 
 Credentials are dummies set in the environment for the session (and restored after it); boto3's
 shared config files are pointed at /dev/null so a developer's own profile can never be used.
