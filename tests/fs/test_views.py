@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -20,12 +21,14 @@ ALICE = 1000
 
 
 @pytest.fixture
-def fs(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> FileSystem:
+async def fs(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FileSystem]:
     # One second between commits: a time between two commits then names exactly the first one.
     clock = itertools.count(1_800_000_000 * 10**9, 10**9)
     monkeypatch.setattr("vfs.catalog.transactions.now_ns", lambda: next(clock))
     monkeypatch.setattr("vfs.fs.staging.now_ns", lambda: next(clock))  # dates a save by its last write
-    return FileSystem(repo)
+    fs = FileSystem(repo)
+    yield fs
+    await fs.close()  # its spare staging files' descriptors too
 
 
 async def save(fs: FileSystem, name: bytes, data: bytes, *, mode: int = 0o644, parent: InodeNo = ROOT_INO,

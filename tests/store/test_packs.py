@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,79 @@ def test_sync_waits_for_a_sync_already_in_progress(tmp_path: Path, monkeypatch: 
     mine.join()
     assert done.is_set()
     monkeypatch.undo()
+    w.close()
+
+
+def _open_files(root: Path) -> list[str]:
+    """The files under `root` that this process holds open."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the listing's own descriptor, closed since
+            continue
+        if target.startswith(f"{root}/"):
+            out.append(target)
+    return sorted(out)
+
+
+def test_a_sealed_pack_keeps_no_descriptor(tmp_path: Path) -> None:
+    """However a pack was sealed, once it is durable only the open pack's file stays open: a daemon
+    seals at every upload round, and one descriptor kept per round ran it out of descriptors."""
+    w = PackWriter(tmp_path, 10_000)
+    _append(w, b"synced, then sealed")
+    w.sync()
+    w.seal()
+    _append(w, b"sealed unsynced")
+    w.seal()
+    for p in _pieces(15):  # sealed at the target, more than once
+        _append(w, p)
+    w.sync()
+    assert len(list_packs(tmp_path)) >= 4
+    assert _open_files(tmp_path) == [str(pack_path(tmp_path, w.open_pack))]
+    w.close()
+    assert _open_files(tmp_path) == []
+
+
+def test_a_seal_during_a_sync_leaves_the_fsync_its_descriptor(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pack sealed while another thread fsyncs it is closed by that sync, after its fsync."""
+    w = PackWriter(tmp_path, 1 << 20)
+    in_fsync = threading.Event()
+    release = threading.Event()
+    real_fsync = os.fsync
+    errors: list[BaseException] = []
+
+    def slow_fsync(fd: int) -> None:
+        if not in_fsync.is_set():  # the first sync's fsync only (os.fsync is patched for everyone)
+            in_fsync.set()
+            assert release.wait(10)
+        real_fsync(fd)  # EBADF if the seal had closed it
+
+    def sync() -> None:
+        try:
+            w.sync()
+        except BaseException as e:
+            errors.append(e)
+
+    first = pack_path(tmp_path, w.open_pack)
+    _append(w, b"being synced")
+    monkeypatch.setattr(packs.os, "fsync", slow_fsync)
+    other = threading.Thread(target=sync)
+    other.start()
+    assert in_fsync.wait(10)
+    sealer = threading.Thread(target=w.seal)  # seals now; its own sync waits for the other one
+    sealer.start()
+    deadline = time.monotonic() + 10
+    while w.open_pack == 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert w.open_pack == 2 and str(first) in _open_files(tmp_path)  # sealed, and still open
+    release.set()
+    other.join()
+    sealer.join()
+    monkeypatch.undo()
+    assert errors == []
+    assert _open_files(tmp_path) == [str(pack_path(tmp_path, w.open_pack))]
     w.close()
 
 
