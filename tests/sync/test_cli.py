@@ -448,3 +448,31 @@ def test_a_damaged_manifest_stops_sync_in_one_line_and_publishes_nothing(tmp_pat
         assert "Traceback" not in done.stderr
     assert backend.get(layout.LATEST_KEY) == pointer
     backend.close()
+
+
+def _open_files_under(pid: int, root: Path) -> list[str]:
+    """The files under `root` that process `pid` holds open (deleted ones too)."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith(f"{root}/"):
+            out.append(target)
+    return sorted(out)
+
+
+@pytest.mark.fuse
+@pytest.mark.slow
+def test_upload_rounds_leave_no_sealed_pack_open_in_the_daemon(tmp_path: Path, remote: RemoteConfig) -> None:
+    """Each round seals the open pack for upload: the daemon must not keep the sealed packs' files open
+    (one more descriptor each round, and a pack gc deletes would keep its blocks allocated)."""
+    with new_mount(tmp_path, *remote_args(remote)) as m:
+        packs = m.store / "packs"
+        for i in range(8):
+            (m.path / f"f{i}").write_bytes(os.urandom(50_000))
+            vfs("sync", "--wait", "--mount", m.path)
+        files = sorted(str(p) for p in packs.glob("*/*.pack"))
+        assert len(files) >= 9  # 8 sealed, and the open one
+        assert _open_files_under(m.pid, packs) == files[-1:]
