@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +76,27 @@ def shared_dir(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def open_files_under(root: Path, pid: int | str = "self", *, settle_to: list[str] | None = None,
+                     timeout: float = 10.0) -> list[str]:
+    """The files under `root` that process `pid` holds open, sorted. With `settle_to`, asked again until
+    they are those or `timeout` passes: a thread may hold one open for a moment (a pack's early flush),
+    a leaked one stays."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except FileNotFoundError:  # closed meanwhile (the listing's own descriptor, for one)
+                continue
+            if target.startswith(f"{root}/"):
+                out.append(target)
+        out.sort()
+        if settle_to is None or out == settle_to or time.monotonic() > deadline:
+            return out
+        time.sleep(0.02)
 
 
 @pytest.fixture

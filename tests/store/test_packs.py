@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import open_files_under
 from vfs.errors import CorruptChunk, MissingChunk
 from vfs.store import codec, packs
 from vfs.store.packs import ENTRY, PACK_HEADER, ChunkLocation, PackReader, PackWriter, list_packs, pack_path, scan_pack
@@ -198,19 +199,6 @@ def test_sync_waits_for_a_sync_already_in_progress(tmp_path: Path, monkeypatch: 
     w.close()
 
 
-def _open_files(root: Path) -> list[str]:
-    """The files under `root` that this process holds open."""
-    out = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except FileNotFoundError:  # the listing's own descriptor, closed since
-            continue
-        if target.startswith(f"{root}/"):
-            out.append(target)
-    return sorted(out)
-
-
 def test_a_sealed_pack_keeps_no_descriptor(tmp_path: Path) -> None:
     """However a pack was sealed, once it is durable only the open pack's file stays open: a daemon
     seals at every upload round, and one descriptor kept per round ran it out of descriptors."""
@@ -224,9 +212,10 @@ def test_a_sealed_pack_keeps_no_descriptor(tmp_path: Path) -> None:
         _append(w, p)
     w.sync()
     assert len(list_packs(tmp_path)) >= 4
-    assert _open_files(tmp_path) == [str(pack_path(tmp_path, w.open_pack))]
+    still_open = [str(pack_path(tmp_path, w.open_pack))]
+    assert open_files_under(tmp_path, settle_to=still_open) == still_open
     w.close()
-    assert _open_files(tmp_path) == []
+    assert open_files_under(tmp_path, settle_to=[]) == []
 
 
 def test_a_seal_during_a_sync_leaves_the_fsync_its_descriptor(tmp_path: Path,
@@ -261,13 +250,14 @@ def test_a_seal_during_a_sync_leaves_the_fsync_its_descriptor(tmp_path: Path,
     deadline = time.monotonic() + 10
     while w.open_pack == 1 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert w.open_pack == 2 and str(first) in _open_files(tmp_path)  # sealed, and still open
+    assert w.open_pack == 2 and str(first) in open_files_under(tmp_path)  # sealed, and still open
     release.set()
     other.join()
     sealer.join()
     monkeypatch.undo()
     assert errors == []
-    assert _open_files(tmp_path) == [str(pack_path(tmp_path, w.open_pack))]
+    still_open = [str(pack_path(tmp_path, w.open_pack))]
+    assert open_files_under(tmp_path, settle_to=still_open) == still_open
     w.close()
 
 

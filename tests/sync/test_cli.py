@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.backend.faultproxy import FaultProxy
+from tests.conftest import open_files_under
 from tests.fuse.conftest import Mount, new_mount
 from tests.s3_server import SECRET_KEY
 from tests.sync.conftest import assert_same_volume, backend_of, init_flags, pack_puts
@@ -450,19 +451,6 @@ def test_a_damaged_manifest_stops_sync_in_one_line_and_publishes_nothing(tmp_pat
     backend.close()
 
 
-def _open_files_under(pid: int, root: Path) -> list[str]:
-    """The files under `root` that process `pid` holds open (deleted ones too)."""
-    out = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:  # closed meanwhile
-            continue
-        if target.startswith(f"{root}/"):
-            out.append(target)
-    return sorted(out)
-
-
 @pytest.mark.fuse
 @pytest.mark.slow
 def test_upload_rounds_leave_no_sealed_pack_open_in_the_daemon(tmp_path: Path, remote: RemoteConfig) -> None:
@@ -475,4 +463,4 @@ def test_upload_rounds_leave_no_sealed_pack_open_in_the_daemon(tmp_path: Path, r
             vfs("sync", "--wait", "--mount", m.path)
         files = sorted(str(p) for p in packs.glob("*/*.pack"))
         assert len(files) >= 9  # 8 sealed, and the open one
-        assert _open_files_under(m.pid, packs) == files[-1:]
+        assert open_files_under(packs, m.pid, settle_to=files[-1:]) == files[-1:]
