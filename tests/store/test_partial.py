@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import open_files_under
 from vfs.config import KiB, MiB, StoreConfig
 from vfs.errors import CorruptChunk, MissingChunk
-from vfs.store import ChunkLocation, ChunkStore, ContentReader
+from vfs.store import ChunkLocation, ChunkStore, ContentReader, partial
 from vfs.store.keys import VolumeKeys
 from vfs.store.packs import list_packs, pack_path, partial_path
 from vfs.types import ChunkId, PackNo
@@ -203,6 +204,26 @@ def test_two_readers_of_one_entry_share_one_fetch(volume: Volume) -> None:
             t.join()
         assert len(got) == 4 and len(set(got)) == 1
     assert len(volume.remote.ranges) == 1
+
+
+def test_idle_partial_files_stay_open_up_to_a_bound(volume: Volume, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follower reads a new pack at each refresh: the partial files it keeps open are bounded, and one
+    closed is opened again when read, with nothing fetched again."""
+    monkeypatch.setattr(partial, "_OPEN_IDLE_MAX", 2)
+    volume.write({f"f{i}": 700 * KiB for i in range(8)})
+    lazy = volume.root / "lazy"
+    with volume.lazy() as store:
+        reader = volume.reader(store)
+        for data, content in volume.files.values():
+            assert read_file(reader, content) == data
+        assert len(partial_files(volume.root)) >= 3
+        assert len(open_files_under(lazy)) == 2
+        fetched = volume.remote.fetched
+        for name, (data, _) in volume.files.items():  # from the partial files, closed ones reopened
+            assert b"".join(store.read_chunks(volume.entries(name))) == data
+        assert volume.remote.fetched == fetched
+        assert len(open_files_under(lazy)) == 2
+    assert open_files_under(lazy) == []
 
 
 def test_the_cache_size_bounds_partial_packs_least_recently_read_first(volume: Volume) -> None:

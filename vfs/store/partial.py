@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ RemoteRange = Callable[[PackNo, int, int], tuple[bytes, str]]
 
 _MAX_GAP = 64 * 1024  # bytes between two wanted entries fetched and dropped rather than a second request
 _MAX_RUN = 4 * 1024 * 1024  # bytes of one ranged read at most (a run longer than that is split)
+# Partial files kept open while idle, the most recently used: a follower reads a new pack at each
+# refresh, and keeping each open cost a descriptor per pack for the life of the process.
+_OPEN_IDLE_MAX = 64
 
 
 @dataclass
@@ -76,6 +80,7 @@ class PartialPacks:
         self._budget = budget
         self._lock = threading.Lock()
         self._files: dict[PackNo, _File] = {}
+        self._idle: OrderedDict[PackNo, None] = OrderedDict()  # open and not busy, least recently used first
         self._inflight: dict[tuple[PackNo, int], Future[bytes]] = {}  # entries being fetched, by (pack, offset)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chunk-fetch")
         for path in root.glob(f"*/*{PARTIAL_SUFFIX}") if root.exists() else ():
@@ -100,7 +105,7 @@ class PartialPacks:
             f = self._acquire(loc.pack, create=False)
             plain = None if f is None else self._local(f, loc)
             if f is not None:
-                self._release(f)
+                self._release(loc.pack, f)
             if plain is None:
                 raise MissingChunk(f"chunk {loc.chunk_id.hex()}: pack {loc.pack} is on the remote only")
             return plain
@@ -189,7 +194,7 @@ class PartialPacks:
             raise
         finally:
             if f is not None:
-                self._release(f, wrote)
+                self._release(pack, f, wrote)
         if wrote:
             self.trim()
         for loc, plain, error in fetched:
@@ -246,13 +251,15 @@ class PartialPacks:
                 if f is None:
                     f = self._files[pack] = _File(fd, 0, 0.0, 0.0)
                 f.fd = fd
+            self._idle.pop(pack, None)
             f.busy += 1
             f.last_use = time.monotonic()
             return f
 
-    def _release(self, f: _File, wrote: bool = False) -> None:
-        """Done with `f`; after writes, count the blocks it takes now (under the lock: the last count
-        taken is the newest)."""
+    def _release(self, pack: PackNo, f: _File, wrote: bool = False) -> None:
+        """Done with `f`, the file of `pack`; after writes, count the blocks it takes now (under the
+        lock: the last count taken is the newest). Idle files beyond _OPEN_IDLE_MAX are closed, the
+        least recently used first (`_acquire` opens one again)."""
         with self._lock:
             if wrote:
                 try:
@@ -261,6 +268,14 @@ class PartialPacks:
                 except OSError:
                     pass
             f.busy -= 1
+            if f.busy or f.fd < 0:
+                return
+            self._idle[pack] = None
+            self._idle.move_to_end(pack)
+            while len(self._idle) > _OPEN_IDLE_MAX:
+                oldest = self._files[self._idle.popitem(last=False)[0]]
+                os.close(oldest.fd)
+                oldest.fd = -1
 
     def usage(self) -> dict[PackNo, tuple[int, float]]:
         """pack -> (bytes its partial file takes on disk, time.monotonic() of its last read or 0)."""
@@ -274,6 +289,7 @@ class PartialPacks:
             if f is None or f.busy:
                 return 0
             del self._files[pack]
+            self._idle.pop(pack, None)
             if f.fd >= 0:
                 os.close(f.fd)
             partial_path(self._root, pack).unlink(missing_ok=True)
@@ -304,6 +320,7 @@ class PartialPacks:
             if not future.done():
                 future.set_exception(MissingChunk("the store was closed before the chunk was fetched"))
         with self._lock:
+            self._idle.clear()
             for f in self._files.values():
                 if f.fd >= 0:
                     os.close(f.fd)
