@@ -261,6 +261,46 @@ def test_a_seal_during_a_sync_leaves_the_fsync_its_descriptor(tmp_path: Path,
     w.close()
 
 
+def test_a_reader_keeps_a_bounded_number_of_packs_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a whole volume must not hold a descriptor per pack: idle ones beyond the bound are closed,
+    least recently read first, and opened again when read."""
+    monkeypatch.setattr(packs, "_OPEN_IDLE_MAX", 2)
+    w = PackWriter(tmp_path, 10_000)
+    pieces = _pieces(40)
+    locs = [_append(w, p) for p in pieces]
+    w.close()
+    assert len({loc.pack for loc in locs}) >= 4
+    r = PackReader(tmp_path)
+    for _ in range(2):
+        assert [r.read_entry(loc) for loc in locs] == pieces
+        assert len(open_files_under(tmp_path)) == 2
+    r.forget(locs[-1].pack)
+    assert len(open_files_under(tmp_path)) == 1
+    r.close()
+    assert open_files_under(tmp_path) == []
+
+
+def test_a_pack_forgotten_during_a_read_is_closed_after_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eviction forgets a pack while a read may still use its descriptor: the read completes, then the
+    descriptor is closed."""
+    w = PackWriter(tmp_path, 1 << 20)
+    loc = _append(w, b"read while forgotten")
+    w.close()
+    r = PackReader(tmp_path)
+    real_pread = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        if n == loc.header_size:  # between the header's read and the body's
+            r.forget(loc.pack)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(packs.os, "pread", pread)
+    assert r.read_entry(loc) == b"read while forgotten"
+    monkeypatch.undo()
+    assert open_files_under(tmp_path) == []
+    r.close()
+
+
 def test_concurrent_appends_and_syncs_across_rotations(tmp_path: Path) -> None:
     w = PackWriter(tmp_path, 4000)
     out: list[list[ChunkLocation]] = [[] for _ in range(4)]

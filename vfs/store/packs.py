@@ -24,8 +24,10 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,12 +280,24 @@ class PackWriter:
         return self._pack
 
 
+# Pack files a reader keeps open while idle, the most recently read: reading a whole volume would
+# otherwise hold one descriptor per pack it has.
+_OPEN_IDLE_MAX = 256
+
+
+@dataclass
+class _OpenPack:
+    fd: int
+    busy: int = 0  # reads using `fd` now: it is closed only after them
+    forgotten: bool = False  # `forget` came while it was busy: the last read closes it
+
+
 class PackReader:
     """Reads entries back by location, with a cache of read-only descriptors. Thread-safe.
 
     Only whole local pack files: a pack missing locally is MissingChunk here (the chunk store then reads
     it through its partial pack, `vfs.store.partial`). `opened(pack)` is called when a pack file is
-    opened for the first time (a whole pack that arrived makes its partial copy moot).
+    opened (a whole pack that arrived makes its partial copy moot).
     """
 
     def __init__(self, root: Path, *, keys: VolumeKeys | None = None,
@@ -291,43 +305,77 @@ class PackReader:
         self._root = root
         self._keys = keys
         self._lock = threading.Lock()
-        self._fds: dict[int, int] = {}
+        self._open: dict[int, _OpenPack] = {}
+        self._idle: OrderedDict[int, None] = OrderedDict()  # open and not busy, least recently used first
         self._opened = opened
         self.last_use: dict[int, float] = {}  # pack -> time.monotonic() of its last read (for LRU eviction)
 
     def is_local(self, pack: PackNo) -> bool:
         """Whether the whole pack file is here (it may be evicted right after: a read still falls back)."""
         with self._lock:
-            if pack in self._fds:
+            if pack in self._open:
                 return True
         return pack_path(self._root, pack).exists()
 
-    def _fd(self, loc: ChunkLocation) -> int:
+    @contextmanager
+    def _fd(self, loc: ChunkLocation) -> Iterator[int]:
+        """A descriptor of `loc`'s pack file, not closed before the block ends."""
         with self._lock:
             self.last_use[loc.pack] = time.monotonic()
-            fd = self._fds.get(loc.pack)
-            if fd is not None:
-                return fd
+            o = self._open.get(loc.pack)
+            if o is not None:
+                o.busy += 1
+                self._idle.pop(loc.pack, None)
+        if o is None:
+            o = self._open_pack(loc)
+        try:
+            yield o.fd
+        finally:
+            self._release(loc.pack, o)
+
+    def _open_pack(self, loc: ChunkLocation) -> _OpenPack:
         path = pack_path(self._root, loc.pack)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise MissingChunk(f"chunk {loc.chunk_id.hex()}: its pack {loc.pack} is missing ({path})") from None
         with self._lock:
-            old = self._fds.setdefault(loc.pack, fd)
-        if old != fd:
+            o = self._open.setdefault(loc.pack, _OpenPack(fd))
+            o.busy += 1
+            self._idle.pop(loc.pack, None)
+        if o.fd != fd:  # another thread opened it meanwhile
             os.close(fd)
         elif self._opened is not None:
             self._opened(loc.pack)
-        return old
+        return o
+
+    def _release(self, pack: int, o: _OpenPack) -> None:
+        """Done with `o`; idle descriptors beyond _OPEN_IDLE_MAX are closed, least recently used first."""
+        with self._lock:
+            o.busy -= 1
+            if o.busy:
+                return
+            if o.forgotten:
+                os.close(o.fd)
+                return
+            self._idle[pack] = None
+            self._idle.move_to_end(pack)
+            while len(self._idle) > _OPEN_IDLE_MAX:
+                os.close(self._open.pop(self._idle.popitem(last=False)[0]).fd)
 
     def forget(self, pack: int) -> None:
-        """Close the cached descriptor of `pack` (before its file is removed by eviction)."""
+        """Close the cached descriptor of `pack` (before its file is removed by eviction), once no read
+        uses it."""
         with self._lock:
-            fd = self._fds.pop(pack, None)
+            o = self._open.pop(pack, None)
+            self._idle.pop(pack, None)
             self.last_use.pop(pack, None)
-        if fd is not None:
-            os.close(fd)
+            if o is None:
+                return
+            if o.busy:
+                o.forgotten = True
+            else:
+                os.close(o.fd)
 
     def read_entry(self, loc: ChunkLocation) -> bytes:
         """The stored bytes of `loc`, after checking the entry header agrees with the location (and, for
@@ -336,10 +384,10 @@ class PackReader:
         where = f"pack {loc.pack} at offset {loc.offset}"
         if loc.sealed:
             keys_for(self._keys, loc)
-        fd = self._fd(loc)
-        # Header and body in two reads: slicing the body out of one buffer would copy it again.
-        header = os.pread(fd, loc.header_size, loc.offset)
-        data = os.pread(fd, loc.stored_len, loc.offset + loc.header_size)
+        with self._fd(loc) as fd:
+            # Header and body in two reads: slicing the body out of one buffer would copy it again.
+            header = os.pread(fd, loc.header_size, loc.offset)
+            data = os.pread(fd, loc.stored_len, loc.offset + loc.header_size)
         if len(header) < loc.header_size or len(data) < loc.stored_len:
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: pack is truncated")
         if not header_matches(header, loc, self._keys):
@@ -352,16 +400,17 @@ class PackReader:
         Only a hint: a missing pack is reported by `read_entry`, not here.
         """
         try:
-            fd = self._fd(loc)
-            os.posix_fadvise(fd, loc.offset, loc.entry_size, os.POSIX_FADV_WILLNEED)
+            with self._fd(loc) as fd:
+                os.posix_fadvise(fd, loc.offset, loc.entry_size, os.POSIX_FADV_WILLNEED)
         except (MissingChunk, OSError):
             pass
 
     def close(self) -> None:
         with self._lock:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
+            for o in self._open.values():
+                os.close(o.fd)
+            self._open.clear()
+            self._idle.clear()
 
 
 def list_packs(root: Path) -> list[int]:
