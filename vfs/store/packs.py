@@ -25,9 +25,8 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,21 +316,16 @@ class PackReader:
                 return True
         return pack_path(self._root, pack).exists()
 
-    @contextmanager
-    def _fd(self, loc: ChunkLocation) -> Iterator[int]:
-        """A descriptor of `loc`'s pack file, not closed before the block ends."""
+    def _acquire(self, loc: ChunkLocation) -> _OpenPack:
+        """`loc`'s pack file, open: its descriptor is not closed before `_release`."""
         with self._lock:
             self.last_use[loc.pack] = time.monotonic()
             o = self._open.get(loc.pack)
             if o is not None:
                 o.busy += 1
                 self._idle.pop(loc.pack, None)
-        if o is None:
-            o = self._open_pack(loc)
-        try:
-            yield o.fd
-        finally:
-            self._release(loc.pack, o)
+                return o
+        return self._open_pack(loc)
 
     def _open_pack(self, loc: ChunkLocation) -> _OpenPack:
         path = pack_path(self._root, loc.pack)
@@ -384,10 +378,13 @@ class PackReader:
         where = f"pack {loc.pack} at offset {loc.offset}"
         if loc.sealed:
             keys_for(self._keys, loc)
-        with self._fd(loc) as fd:
+        o = self._acquire(loc)
+        try:
             # Header and body in two reads: slicing the body out of one buffer would copy it again.
-            header = os.pread(fd, loc.header_size, loc.offset)
-            data = os.pread(fd, loc.stored_len, loc.offset + loc.header_size)
+            header = os.pread(o.fd, loc.header_size, loc.offset)
+            data = os.pread(o.fd, loc.stored_len, loc.offset + loc.header_size)
+        finally:
+            self._release(loc.pack, o)
         if len(header) < loc.header_size or len(data) < loc.stored_len:
             raise CorruptChunk(f"chunk {loc.chunk_id.hex()} in {where}: pack is truncated")
         if not header_matches(header, loc, self._keys):
@@ -400,10 +397,15 @@ class PackReader:
         Only a hint: a missing pack is reported by `read_entry`, not here.
         """
         try:
-            with self._fd(loc) as fd:
-                os.posix_fadvise(fd, loc.offset, loc.entry_size, os.POSIX_FADV_WILLNEED)
+            o = self._acquire(loc)
         except (MissingChunk, OSError):
+            return
+        try:
+            os.posix_fadvise(o.fd, loc.offset, loc.entry_size, os.POSIX_FADV_WILLNEED)
+        except OSError:
             pass
+        finally:
+            self._release(loc.pack, o)
 
     def close(self) -> None:
         with self._lock:
