@@ -15,9 +15,11 @@ With `status` set, every request is answered with that status and no forwarding 
 refuses us for good). With `fault_paths` set, only requests whose path contains it meet faults
 ("/packs/": pack uploads stall while lease and catalog requests go through). With `strip_conditional`
 set, `If-None-Match` and `If-Match` are removed from every request before it is forwarded: an
-endpoint that accepts conditional writes and ignores them (Garage). The proxy serves at most
-`max_connections` connections at once, closes idle ones after `idle_timeout` seconds and stops itself
-after `lifetime` seconds whatever happens.
+endpoint that accepts conditional writes and ignores them (Garage). Otherwise conditional writes are
+forwarded one at a time: moto checks the condition and then writes, without a lock, so two at once
+could both succeed where S3 lets one (the lease's race test met that on a loaded machine). The proxy
+serves at most `max_connections` connections at once, closes idle ones after `idle_timeout` seconds
+and stops itself after `lifetime` seconds whatever happens.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class FaultProxy:
         self.answered: list[tuple[str, str, str | None, int]] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._conditional_writes = threading.Lock()  # see the module's docstring
         self._slots = threading.BoundedSemaphore(max_connections)
         self._open: set[socket.socket] = set()
         self._lifetime = lifetime
@@ -266,7 +269,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "stall":
             time.sleep(proxy.stall)
 
+        conditional = self.command in ("PUT", "POST") and not proxy.strip_conditional and any(
+            name.lower() in _CONDITIONAL for name in self.headers)
         upstream = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+        if conditional:
+            proxy._conditional_writes.acquire()
         try:
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
@@ -284,6 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, reason = response.status, response.reason
         finally:
             upstream.close()
+            if conditional:
+                proxy._conditional_writes.release()
         with proxy._lock:
             proxy.forwarded.append((self.command, self.path, status))
             proxy.answered.append((self.command, self.path, self.headers.get("Range"),
