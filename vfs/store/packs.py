@@ -304,8 +304,7 @@ class PackReader:
         self._root = root
         self._keys = keys
         self._lock = threading.Lock()
-        self._open: dict[int, _OpenPack] = {}
-        self._idle: OrderedDict[int, None] = OrderedDict()  # open and not busy, least recently used first
+        self._open: OrderedDict[int, _OpenPack] = OrderedDict()  # least recently released first
         self._opened = opened
         self.last_use: dict[int, float] = {}  # pack -> time.monotonic() of its last read (for LRU eviction)
 
@@ -323,7 +322,6 @@ class PackReader:
             o = self._open.get(loc.pack)
             if o is not None:
                 o.busy += 1
-                self._idle.pop(loc.pack, None)
                 return o
         return self._open_pack(loc)
 
@@ -336,7 +334,6 @@ class PackReader:
         with self._lock:
             o = self._open.setdefault(loc.pack, _OpenPack(fd))
             o.busy += 1
-            self._idle.pop(loc.pack, None)
         if o.fd != fd:  # another thread opened it meanwhile
             os.close(fd)
         elif self._opened is not None:
@@ -352,17 +349,18 @@ class PackReader:
             if o.forgotten:
                 os.close(o.fd)
                 return
-            self._idle[pack] = None
-            self._idle.move_to_end(pack)
-            while len(self._idle) > _OPEN_IDLE_MAX:
-                os.close(self._open.pop(self._idle.popitem(last=False)[0]).fd)
+            self._open.move_to_end(pack)
+            while len(self._open) > _OPEN_IDLE_MAX:
+                idle = next((p for p, c in self._open.items() if not c.busy), None)
+                if idle is None:
+                    return
+                os.close(self._open.pop(idle).fd)
 
     def forget(self, pack: int) -> None:
         """Close the cached descriptor of `pack` (before its file is removed by eviction), once no read
         uses it."""
         with self._lock:
             o = self._open.pop(pack, None)
-            self._idle.pop(pack, None)
             self.last_use.pop(pack, None)
             if o is None:
                 return
@@ -412,7 +410,6 @@ class PackReader:
             for o in self._open.values():
                 os.close(o.fd)
             self._open.clear()
-            self._idle.clear()
 
 
 def list_packs(root: Path) -> list[int]:
