@@ -349,6 +349,8 @@ class PackReader:
             if o.forgotten:
                 os.close(o.fd)
                 return
+            if self._open.get(pack) is not o:  # the reader was closed meanwhile (and closed the fd)
+                return
             self._open.move_to_end(pack)
             while len(self._open) > _OPEN_IDLE_MAX:
                 idle = next((p for p, c in self._open.items() if not c.busy), None)
