@@ -201,7 +201,7 @@ def test_sync_waits_for_a_sync_already_in_progress(tmp_path: Path, monkeypatch: 
 
 def test_a_sealed_pack_keeps_no_descriptor(tmp_path: Path) -> None:
     """However a pack was sealed, once it is durable only the open pack's file stays open: a daemon
-    seals at every upload round, and one descriptor kept per round ran it out of descriptors."""
+    seals at every upload round, and kept a descriptor (and a later deleted pack's blocks) per round."""
     w = PackWriter(tmp_path, 10_000)
     _append(w, b"synced, then sealed")
     w.sync()

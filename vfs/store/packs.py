@@ -169,7 +169,6 @@ class PackWriter:
         self._lock = threading.Lock()  # guards the open pack, its size and _unsynced
         self._sync_lock = threading.Lock()  # one sync at a time, so a sync never returns early
         self._unsynced: set[int] = set()  # fds written since their last fsync (kept open until synced)
-        self._syncing: set[int] = set()  # fds a sync() is fsyncing now (it closes those sealed meanwhile)
         self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-flush")
         private_dir(root, parents=True)
         existing = list_packs(root)
@@ -215,19 +214,17 @@ class PackWriter:
             loc = ChunkLocation(chunk_id, self._pack, offset, codec, len(stored), plain_len)
             self._unsynced.add(self._fd)
             if self._size >= self._target:
-                # Sealed: the fd stays in _unsynced until sync() makes it durable and closes it.
                 # Its writeback starts now, in the background, so that sync() has little left to wait for.
                 self._flusher.submit(_flush, pack_path(self._root, self._pack))
                 self._seal_open_pack()
             return loc
 
     def _seal_open_pack(self) -> None:
-        """Start the next pack (with _lock held). The sealed pack's fd is closed here if nothing of it
-        awaits an fsync, else by the sync() that makes it durable: either way, exactly once."""
-        sealed = self._fd
+        """Start the next pack (with _lock held). The sealed pack's fd goes to _unsynced even if its
+        entries were fsync'd already: the next sync() fsyncs it (then a cheap no-op) and closes it, and a
+        sync fsyncing it right now leaves it open for that one."""
+        self._unsynced.add(self._fd)
         self._open(PackNo(self._pack + 1), new=True)
-        if sealed not in self._unsynced and sealed not in self._syncing:
-            os.close(sealed)
 
     def sync(self) -> None:
         """Make every entry appended before this call durable (before the catalog may point to it).
@@ -238,18 +235,14 @@ class PackWriter:
         with self._sync_lock:
             with self._lock:
                 fds, self._unsynced = self._unsynced, set()
-                self._syncing = fds
-            try:
+            for fd in fds:
+                os.fsync(fd)
+            with self._lock:
+                # A sealed pack's fd is closed once synced, unless it went back to _unsynced after the
+                # swap above (an append before its seal, or the seal itself), for the next sync to close.
                 for fd in fds:
-                    os.fsync(fd)
-            finally:
-                with self._lock:
-                    self._syncing = set()
-                    # A sealed pack's fd is closed once synced, unless an append landed in it after the
-                    # swap above (it is then in _unsynced again, and the next sync closes it).
-                    for fd in fds:
-                        if fd != self._fd and fd not in self._unsynced:
-                            os.close(fd)
+                    if fd != self._fd and fd not in self._unsynced:
+                        os.close(fd)
 
     def seal(self) -> PackNo:
         """Seal the open pack now if it holds any entry, and make every sealed pack durable.
